@@ -1,0 +1,112 @@
+//! The per-connection outbound queue that list owners push pre-encoded frames into.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// One item on a connection's outbound queue.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A complete JSON text frame (encoded once, shared by every subscriber).
+    Frame(Bytes),
+    /// The owner ended this connection's subscription to `list` (for example, access revoked);
+    /// `frame` tells the client why.
+    SubscriptionEnded {
+        /// The list whose subscription ended.
+        list: Uuid,
+        /// The frame to send (an `error` frame).
+        frame: Bytes,
+    },
+}
+
+/// Why a push was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue was full: the connection is too slow and is being closed (1013).
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+/// A cheap, cloneable handle to one connection's bounded outbound queue.
+///
+/// Owners push with [`FrameSink::push`], which never waits. When the queue is full the
+/// connection is marked slow and cancelled; the gateway closes it with code 1013 and the client
+/// resumes with `since`.
+#[derive(Clone, Debug)]
+pub struct FrameSink {
+    connection_id: u64,
+    user_id: Uuid,
+    tx: flume::Sender<Outbound>,
+    slow: Arc<AtomicBool>,
+    cancel: CancellationToken,
+}
+
+impl FrameSink {
+    /// Creates a sink and the receiving end the connection's writer drains.
+    pub fn new(
+        connection_id: u64,
+        user_id: Uuid,
+        capacity: usize,
+        cancel: CancellationToken,
+    ) -> (Self, flume::Receiver<Outbound>) {
+        let (tx, rx) = flume::bounded(capacity.max(1));
+        let sink = Self {
+            connection_id,
+            user_id,
+            tx,
+            slow: Arc::new(AtomicBool::new(false)),
+            cancel,
+        };
+        (sink, rx)
+    }
+
+    /// The connection this sink belongs to (unique per gateway process).
+    pub fn connection_id(&self) -> u64 {
+        self.connection_id
+    }
+
+    /// The authenticated user of the connection.
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+
+    /// Queues a frame without waiting.
+    pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
+        self.push_outbound(Outbound::Frame(frame))
+    }
+
+    /// Queues the end of a subscription without waiting.
+    pub fn end_subscription(&self, list: Uuid, frame: Bytes) -> Result<(), PushError> {
+        self.push_outbound(Outbound::SubscriptionEnded { list, frame })
+    }
+
+    /// Whether the connection is closed or closing; owners drop such subscribers.
+    pub fn is_closed(&self) -> bool {
+        self.cancel.is_cancelled() || self.tx.is_disconnected()
+    }
+
+    /// Whether the connection was closed for being too slow.
+    pub fn is_slow(&self) -> bool {
+        self.slow.load(Ordering::Relaxed)
+    }
+
+    fn push_outbound(&self, outbound: Outbound) -> Result<(), PushError> {
+        if self.cancel.is_cancelled() {
+            return Err(PushError::Closed);
+        }
+        match self.tx.try_send(outbound) {
+            Ok(()) => Ok(()),
+            Err(flume::TrySendError::Full(_)) => {
+                self.slow.store(true, Ordering::Relaxed);
+                self.cancel.cancel();
+                metrics::counter!("listwire_gateway_slow_consumer_closes_total").increment(1);
+                Err(PushError::Full)
+            }
+            Err(flume::TrySendError::Disconnected(_)) => Err(PushError::Closed),
+        }
+    }
+}

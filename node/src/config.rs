@@ -1,0 +1,215 @@
+//! The typed configuration of a node: every setting has a flag, an environment variable and a
+//! documented default. Parsed by clap, validated in [`ServeArgs::validate`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::domain::Limits;
+
+/// Which storage backend the node persists to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// The embedded LSM store under `--data-dir` (fsync per group commit). The default.
+    Embedded,
+    /// Process memory only: nothing survives a restart. For demos and tests.
+    Memory,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `listwire serve` settings.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address for HTTP and WebSocket clients (port 0 picks a free port).
+    #[arg(long, env = "LISTWIRE_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Directory for the embedded store and the generated JWT secret.
+    #[arg(long, env = "LISTWIRE_DATA_DIR", default_value = "./listwire-data")]
+    pub data_dir: PathBuf,
+    /// Storage backend.
+    #[arg(long, env = "LISTWIRE_STORE", value_enum, default_value = "embedded")]
+    pub store: StoreKind,
+    /// HS256 secret for session tokens (at least 32 bytes). Without it, a secret is generated on
+    /// first start and kept in `<data-dir>/jwt-secret`.
+    #[arg(long, env = "LISTWIRE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Skip fsync on group commit. Unsafe: acknowledged ops may be lost on power failure.
+    #[arg(long, env = "LISTWIRE_NO_FSYNC")]
+    pub no_fsync: bool,
+    /// Log format.
+    #[arg(long, env = "LISTWIRE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `listwire=debug`.
+    #[arg(long, env = "LISTWIRE_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Maximum list title length in characters.
+    #[arg(long, env = "LISTWIRE_TITLE_CHARS_MAX", default_value_t = 200)]
+    pub title_chars_max: usize,
+    /// Maximum item text length in bytes.
+    #[arg(long, env = "LISTWIRE_ITEM_TEXT_BYTES_MAX", default_value_t = 4096)]
+    pub item_text_bytes_max: usize,
+    /// Maximum items per list.
+    #[arg(long, env = "LISTWIRE_ITEMS_MAX", default_value_t = 10_000)]
+    pub items_max: usize,
+    /// Maximum members per list (owner included).
+    #[arg(long, env = "LISTWIRE_MEMBERS_MAX", default_value_t = 10_000)]
+    pub members_max: usize,
+
+    /// Write a snapshot every this many events of a list.
+    #[arg(long, env = "LISTWIRE_SNAPSHOT_EVERY", default_value_t = 1000)]
+    pub snapshot_every: u64,
+    /// Passivate a list actor after this many seconds without activity or subscribers.
+    #[arg(long, env = "LISTWIRE_PASSIVATE_AFTER_SECS", default_value_t = 300)]
+    pub passivate_after_secs: u64,
+    /// Minimum interval between vote frames of a hot poll (tally coalescing), in milliseconds.
+    #[arg(long, env = "LISTWIRE_TALLY_INTERVAL_MS", default_value_t = 100)]
+    pub tally_interval_ms: u64,
+    /// Ops admitted to one list but not yet answered; past it the list answers `busy`.
+    #[arg(long, env = "LISTWIRE_LIST_INFLIGHT_MAX", default_value_t = 8192)]
+    pub list_inflight_max: usize,
+    /// Maximum active list actors on this node; past it new activations answer `busy`.
+    #[arg(long, env = "LISTWIRE_LISTS_ACTIVE_MAX", default_value_t = 100_000)]
+    pub lists_active_max: usize,
+    /// Maximum concurrent list activations (storage reads) on this node.
+    #[arg(long, env = "LISTWIRE_ACTIVATIONS_CONCURRENT_MAX", default_value_t = 64)]
+    pub activations_concurrent_max: usize,
+    /// Recent events each list keeps in memory to answer `subscribe` with `since`.
+    #[arg(long, env = "LISTWIRE_RESUME_EVENTS_MAX", default_value_t = 4096)]
+    pub resume_events_max: usize,
+
+    /// Maximum WebSocket message size in bytes (bigger messages get `too_large`).
+    #[arg(long, env = "LISTWIRE_WS_MESSAGE_BYTES_MAX", default_value_t = 64 * 1024)]
+    pub ws_message_bytes_max: usize,
+    /// Maximum HTTP request body in bytes.
+    #[arg(long, env = "LISTWIRE_HTTP_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
+    pub http_body_bytes_max: usize,
+    /// Maximum subscriptions per WebSocket connection.
+    #[arg(long, env = "LISTWIRE_SUBSCRIPTIONS_PER_CONNECTION_MAX", default_value_t = 100)]
+    pub subscriptions_per_connection_max: usize,
+    /// Outbound frames queued per connection before it is closed as a slow consumer.
+    #[arg(long, env = "LISTWIRE_OUTBOUND_QUEUE_FRAMES", default_value_t = 4096)]
+    pub outbound_queue_frames: usize,
+    /// Sustained ops per second per user.
+    #[arg(long, env = "LISTWIRE_OPS_PER_SECOND_PER_USER", default_value_t = 1000)]
+    pub ops_per_second_per_user: u32,
+    /// Op burst per user.
+    #[arg(long, env = "LISTWIRE_OPS_BURST_PER_USER", default_value_t = 2000)]
+    pub ops_burst_per_user: u32,
+    /// Register/login attempts per second per client IP.
+    #[arg(long, env = "LISTWIRE_AUTH_PER_SECOND_PER_IP", default_value_t = 10)]
+    pub auth_per_second_per_ip: u32,
+    /// Register/login burst per client IP.
+    #[arg(long, env = "LISTWIRE_AUTH_BURST_PER_IP", default_value_t = 20)]
+    pub auth_burst_per_ip: u32,
+    /// Session token lifetime in seconds.
+    #[arg(long, env = "LISTWIRE_TOKEN_TTL_SECS", default_value_t = 24 * 3600)]
+    pub token_ttl_secs: u64,
+    /// Argon2 memory cost in KiB.
+    #[arg(long, env = "LISTWIRE_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// Argon2 iterations.
+    #[arg(long, env = "LISTWIRE_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// Maximum concurrent WebSocket connections.
+    #[arg(long, env = "LISTWIRE_CONNECTIONS_MAX", default_value_t = 100_000)]
+    pub connections_max: usize,
+}
+
+impl ServeArgs {
+    /// Checks relationships between settings that clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("title-chars-max", self.title_chars_max),
+            ("item-text-bytes-max", self.item_text_bytes_max),
+            ("items-max", self.items_max),
+            ("members-max", self.members_max),
+            ("list-inflight-max", self.list_inflight_max),
+            ("lists-active-max", self.lists_active_max),
+            ("activations-concurrent-max", self.activations_concurrent_max),
+            ("ws-message-bytes-max", self.ws_message_bytes_max),
+            ("http-body-bytes-max", self.http_body_bytes_max),
+            ("subscriptions-per-connection-max", self.subscriptions_per_connection_max),
+            ("outbound-queue-frames", self.outbound_queue_frames),
+            ("connections-max", self.connections_max),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("--{name} must be positive"));
+            }
+        }
+        if self.snapshot_every == 0 {
+            return Err("--snapshot-every must be positive".into());
+        }
+        if self.ops_per_second_per_user == 0 || self.auth_per_second_per_ip == 0 {
+            return Err("rate limits must be positive".into());
+        }
+        if self.ops_burst_per_user < 1 || self.auth_burst_per_ip < 1 {
+            return Err("bursts must be positive".into());
+        }
+        if self.item_text_bytes_max >= self.ws_message_bytes_max {
+            return Err("--item-text-bytes-max must be below --ws-message-bytes-max".into());
+        }
+        if let Some(secret) = &self.jwt_secret {
+            if secret.len() < 32 {
+                return Err("--jwt-secret must be at least 32 bytes".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The domain limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            title_chars_max: self.title_chars_max,
+            item_text_bytes_max: self.item_text_bytes_max,
+            items_max: self.items_max,
+            members_max: self.members_max,
+            ..Limits::default()
+        }
+    }
+
+    /// The list actor and host settings.
+    pub fn host_config(&self) -> crate::host::HostConfig {
+        crate::host::HostConfig {
+            limits: self.limits(),
+            snapshot_every: self.snapshot_every,
+            passivate_after: Duration::from_secs(self.passivate_after_secs),
+            tally_interval: Duration::from_millis(self.tally_interval_ms),
+            list_inflight_max: self.list_inflight_max,
+            lists_active_max: self.lists_active_max,
+            activations_concurrent_max: self.activations_concurrent_max,
+            resume_events_max: self.resume_events_max,
+        }
+    }
+}
+
+#[derive(Debug, clap::Parser)]
+struct ServeFlags {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+impl ServeArgs {
+    /// Parses `serve` flags from a list (tests and embedding), defaults for everything else.
+    pub fn from_flags<I, T>(flags: I) -> Result<ServeArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser;
+        let mut all: Vec<std::ffi::OsString> = vec!["serve".into()];
+        all.extend(flags.into_iter().map(Into::into));
+        ServeFlags::try_parse_from(all).map(|parsed| parsed.args)
+    }
+}

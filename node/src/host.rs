@@ -1,0 +1,302 @@
+//! The host: which list actors are active on this node, activation on first use, admission
+//! control, and the passivation handshake.
+//!
+//! Each active list has a [`Slot`]: an in-flight counter (admission control, since ractor
+//! mailboxes are unbounded) and the actor, spawned once. The counter is incremented under the
+//! host lock before a message is sent, and an actor may only leave the map (passivate) when the
+//! counter is zero, checked under the same lock; so no message is ever sent to an actor that
+//! has decided to stop.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use listwire_gateway::{EdgeError, ErrorCode};
+use listwire_storage::{AccountStore, EventStore};
+use ractor::{Actor, ActorRef, MessagingErr};
+use tokio::sync::{OnceCell, Semaphore};
+use uuid::Uuid;
+
+use crate::domain::Limits;
+use crate::list::{ListActor, ListArgs, ListMsg};
+use crate::metrics as m;
+
+/// Settings of the host and its list actors.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Domain limits.
+    pub limits: Limits,
+    /// Snapshot every this many events.
+    pub snapshot_every: u64,
+    /// Idle time after which a list without subscribers passivates.
+    pub passivate_after: Duration,
+    /// Minimum interval between vote frames of a hot poll.
+    pub tally_interval: Duration,
+    /// Admitted-but-unanswered messages per list before `busy`.
+    pub list_inflight_max: usize,
+    /// Active actors per node before `busy`.
+    pub lists_active_max: usize,
+    /// Concurrent activations per node.
+    pub activations_concurrent_max: usize,
+    /// Recent events kept per list for `since` resume.
+    pub resume_events_max: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            snapshot_every: 1000,
+            passivate_after: Duration::from_secs(300),
+            tally_interval: Duration::from_millis(100),
+            list_inflight_max: 8192,
+            lists_active_max: 100_000,
+            activations_concurrent_max: 64,
+            resume_events_max: 4096,
+        }
+    }
+}
+
+/// What a list actor needs from its surroundings.
+pub struct ListContext {
+    /// Event batches and snapshots.
+    pub events: Arc<dyn EventStore>,
+    /// Accounts and the user → lists index.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Settings.
+    pub config: HostConfig,
+    host: Weak<HostInner>,
+}
+
+impl ListContext {
+    /// Releases `slot` for `list` if nothing is in flight; true if the actor may now stop.
+    pub fn try_release(&self, list: Uuid, slot: &Arc<Slot>) -> bool {
+        match self.host.upgrade() {
+            Some(host) => host.try_release(list, slot),
+            None => true,
+        }
+    }
+
+    /// Forgets `slot` unconditionally (the actor is stopping after an error).
+    pub fn forget(&self, list: Uuid, slot: &Arc<Slot>) {
+        if let Some(host) = self.host.upgrade() {
+            host.forget(list, slot);
+        }
+    }
+}
+
+/// One active (or activating) list on this node.
+pub struct Slot {
+    inflight: Arc<AtomicUsize>,
+    actor: OnceCell<ActorRef<ListMsg>>,
+}
+
+/// Proof that a message was admitted; dropping it (when the message is answered) frees the place.
+#[derive(Debug)]
+pub struct Admitted {
+    inflight: Arc<AtomicUsize>,
+}
+
+impl Admitted {
+    /// An admission that counts against nothing (for internal messages).
+    pub fn detached() -> Self {
+        Self { inflight: Arc::new(AtomicUsize::new(1)) }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct HostInner {
+    slots: Mutex<HashMap<Uuid, Arc<Slot>>>,
+    context: Arc<ListContext>,
+    activations: Semaphore,
+    shutting_down: AtomicBool,
+}
+
+/// Cheap-to-clone handle to the host.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+/// Whether a message may activate an inactive list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Activate the list if it is not active.
+    Activate,
+    /// Deliver only to an active list; otherwise drop the message.
+    IfActive,
+}
+
+impl Host {
+    /// A host over the given stores.
+    pub fn new(events: Arc<dyn EventStore>, accounts: Arc<dyn AccountStore>, config: HostConfig) -> Self {
+        let activations = Semaphore::new(config.activations_concurrent_max);
+        let inner = Arc::new_cyclic(|weak| HostInner {
+            slots: Mutex::new(HashMap::new()),
+            context: Arc::new(ListContext { events, accounts, config, host: weak.clone() }),
+            activations,
+            shutting_down: AtomicBool::new(false),
+        });
+        Self { inner }
+    }
+
+    /// The shared context (stores and settings).
+    pub fn context(&self) -> &Arc<ListContext> {
+        &self.inner.context
+    }
+
+    /// Number of active lists.
+    pub fn active_lists(&self) -> usize {
+        self.inner.slots_lock().len()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Sends `message` to the actor of `list`, activating it if needed and allowed. On refusal the
+    /// message is handed back with the error, so the caller can answer its reply.
+    pub async fn dispatch(&self, list: Uuid, mut message: ListMsg, activation: Activation) -> Result<(), (EdgeError, ListMsg)> {
+        for _attempt in 0..3 {
+            if self.is_shutting_down() {
+                return Err((EdgeError::unavailable("node is shutting down"), message));
+            }
+            let (slot, admitted) = match self.inner.admit(list, activation) {
+                Ok(Some(admission)) => admission,
+                Ok(None) => return Ok(()),
+                Err(error) => return Err((error, message)),
+            };
+            message.set_admitted(admitted);
+            let actor = match self.actor_of(list, &slot).await {
+                Ok(actor) => actor,
+                Err(error) => {
+                    self.inner.forget_if_unstarted(list, &slot);
+                    return Err((error, message));
+                }
+            };
+            match actor.send_message(message) {
+                Ok(()) => return Ok(()),
+                Err(MessagingErr::SendErr(returned)) => {
+                    // The actor died (a broken invariant or a storage failure stopped it).
+                    self.inner.forget(list, &slot);
+                    message = returned;
+                }
+                Err(_) => return Err((EdgeError::internal(), ListMsg::Noop)),
+            }
+        }
+        Err((EdgeError::unavailable("list is restarting; retry"), message))
+    }
+
+    async fn actor_of(&self, list: Uuid, slot: &Arc<Slot>) -> Result<ActorRef<ListMsg>, EdgeError> {
+        let actor = slot
+            .actor
+            .get_or_try_init(|| async {
+                let _permit = self.inner.activations.acquire().await.map_err(|_| EdgeError::unavailable("node is shutting down"))?;
+                let args = ListArgs { list_id: list, context: self.inner.context.clone(), slot: slot.clone() };
+                let started = std::time::Instant::now();
+                match Actor::spawn(None, ListActor, args).await {
+                    Ok((actor, _join)) => {
+                        m::activations().increment(1);
+                        m::activation_seconds().record(started.elapsed().as_secs_f64());
+                        Ok(actor)
+                    }
+                    Err(error) => {
+                        tracing::warn!(list = %list, %error, "list activation failed");
+                        Err(EdgeError::unavailable("list could not be loaded; retry"))
+                    }
+                }
+            })
+            .await?;
+        Ok(actor.clone())
+    }
+
+    /// Flushes and stops every list actor (each writes a snapshot), waiting at most `timeout`.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let actors: Vec<ActorRef<ListMsg>> = {
+            let slots = self.inner.slots_lock();
+            slots.values().filter_map(|slot| slot.actor.get().cloned()).collect()
+        };
+        let mut waits = Vec::with_capacity(actors.len());
+        for actor in actors {
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            if actor.send_message(ListMsg::Shutdown { done: done_tx }).is_ok() {
+                waits.push(done_rx);
+            }
+        }
+        let all = futures_util::future::join_all(waits);
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!("some lists did not finish flushing before the shutdown timeout");
+        }
+    }
+}
+
+impl HostInner {
+    fn slots_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Slot>>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single inserts and
+        // removes), so a poisoned lock is still usable.
+        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn admit(&self, list: Uuid, activation: Activation) -> Result<Option<(Arc<Slot>, Admitted)>, EdgeError> {
+        let config = &self.context.config;
+        let mut slots = self.slots_lock();
+        let slot = match slots.get(&list) {
+            Some(slot) => slot.clone(),
+            None if activation == Activation::IfActive => return Ok(None),
+            None => {
+                if slots.len() >= config.lists_active_max {
+                    m::admission_rejections().increment(1);
+                    return Err(EdgeError::new(ErrorCode::Busy, "too many active lists on this node; retry"));
+                }
+                let slot = Arc::new(Slot { inflight: Arc::new(AtomicUsize::new(0)), actor: OnceCell::new() });
+                slots.insert(list, slot.clone());
+                m::active_lists().set(slots.len() as f64);
+                slot
+            }
+        };
+        if slot.inflight.load(Ordering::Acquire) >= config.list_inflight_max {
+            m::admission_rejections().increment(1);
+            return Err(EdgeError::new(ErrorCode::Busy, "list is overloaded; retry"));
+        }
+        slot.inflight.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted { inflight: slot.inflight.clone() };
+        Ok(Some((slot, admitted)))
+    }
+
+    fn try_release(&self, list: Uuid, slot: &Arc<Slot>) -> bool {
+        let mut slots = self.slots_lock();
+        let is_current = slots.get(&list).is_some_and(|current| Arc::ptr_eq(current, slot));
+        if !is_current {
+            return true;
+        }
+        if slot.inflight.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        slots.remove(&list);
+        m::active_lists().set(slots.len() as f64);
+        m::passivations().increment(1);
+        true
+    }
+
+    fn forget(&self, list: Uuid, slot: &Arc<Slot>) {
+        let mut slots = self.slots_lock();
+        if slots.get(&list).is_some_and(|current| Arc::ptr_eq(current, slot)) {
+            slots.remove(&list);
+            m::active_lists().set(slots.len() as f64);
+        }
+    }
+
+    fn forget_if_unstarted(&self, list: Uuid, slot: &Arc<Slot>) {
+        if slot.actor.get().is_none() {
+            self.forget(list, slot);
+        }
+    }
+}

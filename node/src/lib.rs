@@ -1,0 +1,27 @@
+//! listwire: real-time collaborative lists.
+//!
+//! This is the product crate and the composition root. It owns everything that knows what a
+//! list is, and wires the edge (`listwire-gateway`) to storage (`listwire-storage`).
+//!
+//! Layout:
+//! - [`domain`]: the pure list state machine (ops, events, state, permissions, votes, limits,
+//!   stored encodings). No IO, no clock, no randomness.
+//! - [`list`]: the list actor (ractor) — apply, group commit, ack, publish.
+//! - [`host`]: the active lists of this node, activation, admission control, passivation.
+//! - [`router`]: the node's implementation of the gateway's `Router` and `Accounts` seams.
+//! - [`server`]: wiring and graceful shutdown; [`config`]: every setting.
+//! - [`client`]: the Rust client SDK; [`cli`]: the `listwire` command line.
+//!
+//! It is not: a cluster (placement and internode transport come with the `cluster` crate), or
+//! a storage engine (it only encodes events and snapshots).
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod domain;
+pub mod host;
+pub mod list;
+pub mod metrics;
+pub mod router;
+pub mod secret;
+pub mod server;

@@ -1,0 +1,462 @@
+//! The data and pipeline of one list actor (see the module doc of `list`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use listwire_gateway::{EdgeError, ErrorCode, Reply};
+use listwire_storage::{Batch, Snapshot};
+use ractor::ActorRef;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::fanout::{Fanout, VotePlan};
+use super::index::IndexSync;
+use super::load::Loaded;
+use super::{frames, rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest, SubscribeRequest};
+use crate::domain::{apply, create, encode_snapshot, evolve, Change, Event, ListState};
+use crate::host::{Admitted, ListContext, Slot};
+use crate::metrics as m;
+
+/// An op waiting for its seq to become durable.
+struct Waiter {
+    seq: u64,
+    reply: Reply,
+    _admitted: Option<Admitted>,
+    received: Instant,
+}
+
+/// Events applied to `head` and not yet handed to storage, or handed and not yet durable.
+#[derive(Default)]
+struct Batching {
+    events: Vec<Event>,
+    encoded: Vec<Bytes>,
+    waiters: Vec<Waiter>,
+}
+
+/// The state of one list actor.
+pub struct ListActorState {
+    list: Uuid,
+    context: Arc<ListContext>,
+    slot: Arc<Slot>,
+    myself: ActorRef<ListMsg>,
+    /// What is durable: the only state reads and subscribers see.
+    durable: ListState,
+    /// `durable` plus everything applied since (in flight and pending).
+    head: ListState,
+    pending: Batching,
+    in_flight: Option<(Batching, Instant)>,
+    /// Retries of ops that are applied but not yet durable.
+    parked: Vec<Waiter>,
+    fanout: Fanout,
+    index: IndexSync,
+    snapshot_seq: u64,
+    snapshot_writing: bool,
+    snapshot_cache: Option<(u64, Bytes)>,
+    last_activity: Instant,
+    shutdown: Option<oneshot::Sender<()>>,
+    timers: Vec<JoinHandle<()>>,
+}
+
+impl ListActorState {
+    /// The state of a freshly loaded list.
+    pub fn new(myself: ActorRef<ListMsg>, args: ListArgs, loaded: Loaded) -> Self {
+        let config = &args.context.config;
+        let fanout = Fanout::new(args.list_id, loaded.tail, config.resume_events_max, config.tally_interval);
+        let tick_every = (config.passivate_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let tick = myself.send_interval(tick_every, || ListMsg::Tick);
+        Self {
+            list: args.list_id,
+            slot: args.slot,
+            myself,
+            head: loaded.state.clone(),
+            durable: loaded.state,
+            pending: Batching::default(),
+            in_flight: None,
+            parked: Vec::new(),
+            fanout,
+            index: IndexSync::default(),
+            snapshot_seq: loaded.snapshot_seq,
+            snapshot_writing: false,
+            snapshot_cache: None,
+            last_activity: Instant::now(),
+            shutdown: None,
+            timers: vec![tick],
+            context: args.context,
+        }
+    }
+
+    /// Handles one message.
+    pub async fn handle(&mut self, myself: &ActorRef<ListMsg>, message: ListMsg) {
+        match message {
+            ListMsg::Op(request) => {
+                self.last_activity = Instant::now();
+                self.on_op(*request);
+                self.flush();
+            }
+            ListMsg::Subscribe(request) => {
+                self.last_activity = Instant::now();
+                self.on_subscribe(*request);
+            }
+            ListMsg::Unsubscribe { connection_id, .. } => self.fanout.unsubscribe(connection_id),
+            ListMsg::Snapshot { user, reply, .. } => {
+                self.last_activity = Instant::now();
+                let _ = reply.send(self.read_snapshot(user));
+            }
+            ListMsg::Durable(result) => self.on_durable(result).await,
+            ListMsg::SnapshotWritten { seq, ok } => {
+                self.snapshot_writing = false;
+                if ok {
+                    self.snapshot_seq = self.snapshot_seq.max(seq);
+                }
+            }
+            ListMsg::IndexSynced(outcome) => self.index.finished(outcome),
+            ListMsg::Tick => self.on_tick().await,
+            ListMsg::TallyDue => {
+                if self.fanout.tally_pending() {
+                    self.fanout.publish_tally(&self.durable, Instant::now());
+                }
+            }
+            ListMsg::Shutdown { done } => {
+                self.shutdown = Some(done);
+                self.finish_shutdown_if_flushed().await;
+            }
+            ListMsg::Noop => {}
+        }
+        if !self.durable.exists() && !self.head.exists() && self.is_quiet() {
+            // A request for a list that does not exist: do not keep an actor for it.
+            self.passivate(myself).await;
+        }
+    }
+
+    fn on_op(&mut self, request: OpRequest) {
+        let OpRequest { kind, reply, admitted, received } = request;
+        if self.shutdown.is_some() {
+            reply.send(Err(EdgeError::unavailable("list is shutting down; retry")));
+            return;
+        }
+        let op_id = match &kind {
+            OpKind::Apply(command) => command.op_id,
+            OpKind::Create { op_id, .. } => *op_id,
+        };
+        if let Some(seq) = self.head.op_seq(op_id) {
+            m::duplicate_ops().increment(1);
+            let waiter = Waiter { seq, reply, _admitted: admitted, received };
+            if seq <= self.durable.seq() {
+                waiter.reply.send(Ok(seq));
+            } else {
+                self.parked.push(waiter);
+            }
+            return;
+        }
+        let limits = &self.context.config.limits;
+        let outcome = match &kind {
+            OpKind::Apply(command) => apply(&mut self.head, command, limits),
+            OpKind::Create { op_id, by, at_ms, create: body } => create(&mut self.head, *op_id, by, *at_ms, body, limits),
+        };
+        match outcome {
+            Ok(event) => self.push_pending(event, Waiter { seq: 0, reply, _admitted: admitted, received }),
+            Err(rejection) => {
+                m::ops_rejected(rejection.code.as_str()).increment(1);
+                reply.send(Err(rejection_to_edge(rejection)));
+            }
+        }
+    }
+
+    fn push_pending(&mut self, event: Event, mut waiter: Waiter) {
+        let encoded = match serde_json::to_vec(&event) {
+            Ok(encoded) => Bytes::from(encoded),
+            Err(error) => {
+                // Events are plain data; failing to encode one is a bug. Stop the list, keep the node.
+                tracing::error!(list = %self.list, %error, "event failed to encode");
+                self.head = self.durable.clone();
+                waiter.reply.send(Err(EdgeError::internal()));
+                return;
+            }
+        };
+        waiter.seq = event.seq;
+        self.pending.events.push(event);
+        self.pending.encoded.push(encoded);
+        self.pending.waiters.push(waiter);
+    }
+
+    /// Hands the pending batch to storage if no append is in flight.
+    fn flush(&mut self) {
+        if self.in_flight.is_some() || self.pending.events.is_empty() {
+            return;
+        }
+        let batching = std::mem::take(&mut self.pending);
+        let (Some(first), Some(last)) = (batching.events.first(), batching.events.last()) else {
+            return;
+        };
+        let batch = Batch { first_seq: first.seq, last_seq: last.seq, body: encode_batch_body(&batching.encoded) };
+        m::commit_events().record(batching.events.len() as f64);
+        let store = self.context.events.clone();
+        let list = self.list;
+        let myself = self.myself.clone();
+        tokio::spawn(async move {
+            let result = store.append(list, batch).await;
+            let _ = myself.send_message(ListMsg::Durable(result));
+        });
+        self.in_flight = Some((batching, Instant::now()));
+    }
+
+    async fn on_durable(&mut self, result: Result<(), listwire_storage::Error>) {
+        let Some((batching, started)) = self.in_flight.take() else {
+            tracing::error!(list = %self.list, "durable notice without a batch in flight");
+            return;
+        };
+        m::commit_latency().record(started.elapsed().as_secs_f64());
+        if let Err(error) = result {
+            self.fail_and_stop(batching, error);
+            return;
+        }
+        self.fold_and_publish(&batching);
+        for waiter in batching.waiters {
+            m::ack_latency().record(waiter.received.elapsed().as_secs_f64());
+            waiter.reply.send(Ok(waiter.seq));
+        }
+        let durable_seq = self.durable.seq();
+        let (ready, parked): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.parked).into_iter().partition(|waiter| waiter.seq <= durable_seq);
+        self.parked = parked;
+        for waiter in ready {
+            waiter.reply.send(Ok(waiter.seq));
+        }
+        self.index.start(&self.context, &self.durable, &self.myself);
+        self.maybe_snapshot();
+        self.flush();
+        self.finish_shutdown_if_flushed().await;
+    }
+
+    /// Folds a durable batch into `durable` and publishes it (delta, or coalesced into a tally).
+    fn fold_and_publish(&mut self, batching: &Batching) {
+        let now = Instant::now();
+        let all_votes = batching.events.iter().all(|event| event.change.is_vote());
+        let plan = self.fanout.plan(all_votes, now);
+        if plan == VotePlan::Delta && self.fanout.tally_pending() {
+            // The tally stands for every coalesced vote before this batch; it goes out first.
+            self.fanout.publish_tally(&self.durable, now);
+        }
+        let mut access_changed = false;
+        for (event, encoded) in batching.events.iter().zip(&batching.encoded) {
+            evolve(&mut self.durable, event, &self.context.config.limits);
+            self.fanout.remember(event.seq, encoded.clone());
+            self.index.note(&event.change);
+            access_changed |= matches!(event.change, Change::Share { .. } | Change::Unshare { .. } | Change::SetVisibility { .. });
+            if event.change.is_vote() {
+                m::votes_applied().increment(1);
+            }
+        }
+        m::ops_applied().increment(batching.events.len() as u64);
+        match plan {
+            VotePlan::Coalesce => {
+                if let Some(delay) = self.fanout.coalesced(now) {
+                    self.timers.retain(|timer| !timer.is_finished());
+                    let myself = self.myself.clone();
+                    self.timers.push(tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = myself.send_message(ListMsg::TallyDue);
+                    }));
+                }
+            }
+            VotePlan::Delta => {
+                let (Some(first), Some(last)) = (batching.events.first(), batching.events.last()) else {
+                    return;
+                };
+                self.fanout.publish_delta(first.seq, last.seq, &batching.encoded, all_votes, now);
+            }
+        }
+        if access_changed {
+            self.fanout.revoke_unauthorized(&self.durable);
+        }
+    }
+
+    /// A failed append leaves the durable outcome of later ops unknown to this actor: answer
+    /// everything with a retryable error and stop; the next request reloads from storage.
+    fn fail_and_stop(&mut self, batching: Batching, error: listwire_storage::Error) {
+        let edge = match error {
+            listwire_storage::Error::AppendConflict { .. } => {
+                m::stale_owner().increment(1);
+                tracing::warn!(list = %self.list, %error, "lost the conditional append; another writer owns this list");
+                EdgeError::new(ErrorCode::Moved, "list changed owner; retry")
+            }
+            error => {
+                tracing::error!(list = %self.list, %error, "append failed; stopping the list");
+                EdgeError::unavailable("storage unavailable; retry")
+            }
+        };
+        let pending = std::mem::take(&mut self.pending);
+        let waiters = batching.waiters.into_iter().chain(pending.waiters).chain(std::mem::take(&mut self.parked));
+        for waiter in waiters {
+            waiter.reply.send(Err(edge.clone()));
+        }
+        self.context.forget(self.list, &self.slot);
+        self.myself.stop(Some("append failed".into()));
+    }
+
+    fn on_subscribe(&mut self, request: SubscribeRequest) {
+        let SubscribeRequest { user, since, sink, reply, .. } = request;
+        let answer = self.authorize_read(user).and_then(|()| {
+            let list = self.list;
+            let durable = &self.durable;
+            let cache = &mut self.snapshot_cache;
+            let queued = self.fanout.subscribe(sink, user, since, durable, || frames::snapshot(list, durable.seq(), &cached_state(cache, durable)));
+            if queued {
+                Ok(())
+            } else {
+                Err(EdgeError::unavailable("connection closed"))
+            }
+        });
+        let _ = reply.send(answer);
+    }
+
+    fn read_snapshot(&mut self, user: Uuid) -> Result<Bytes, EdgeError> {
+        self.authorize_read(user)?;
+        Ok(cached_state(&mut self.snapshot_cache, &self.durable))
+    }
+
+    fn authorize_read(&self, user: Uuid) -> Result<(), EdgeError> {
+        if !self.durable.exists() {
+            return Err(EdgeError::new(ErrorCode::NotFound, "no such list"));
+        }
+        if !self.durable.can_view(user) {
+            return Err(EdgeError::new(ErrorCode::Forbidden, "not a member of this list"));
+        }
+        Ok(())
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let due = self.durable.seq() >= self.snapshot_seq + self.context.config.snapshot_every;
+        if !due || self.snapshot_writing || !self.durable.exists() {
+            return;
+        }
+        self.snapshot_writing = true;
+        let snapshot = Snapshot { seq: self.durable.seq(), body: Bytes::from(encode_snapshot(&self.durable)) };
+        let store = self.context.events.clone();
+        let list = self.list;
+        let myself = self.myself.clone();
+        tokio::spawn(async move {
+            let seq = snapshot.seq;
+            let ok = write_snapshot_and_prune(store.as_ref(), list, snapshot).await;
+            let _ = myself.send_message(ListMsg::SnapshotWritten { seq, ok });
+        });
+    }
+
+    async fn on_tick(&mut self) {
+        self.fanout.drop_closed();
+        self.index.start(&self.context, &self.durable, &self.myself);
+        let idle = self.last_activity.elapsed() >= self.context.config.passivate_after;
+        if idle && self.is_quiet() && self.fanout.is_empty() {
+            let myself = self.myself.clone();
+            self.passivate(&myself).await;
+        }
+    }
+
+    fn is_quiet(&self) -> bool {
+        self.in_flight.is_none() && self.pending.events.is_empty() && self.parked.is_empty() && !self.index.is_busy() && !self.snapshot_writing
+    }
+
+    /// Snapshots if needed, then leaves the host if nothing is in flight.
+    async fn passivate(&mut self, myself: &ActorRef<ListMsg>) {
+        if !self.write_final_snapshot().await {
+            return;
+        }
+        if self.context.try_release(self.list, &self.slot) {
+            myself.stop(Some("passivated".into()));
+        }
+    }
+
+    async fn finish_shutdown_if_flushed(&mut self) {
+        if self.shutdown.is_none() || self.in_flight.is_some() || !self.pending.events.is_empty() {
+            return;
+        }
+        self.write_final_snapshot().await;
+        if let Some(done) = self.shutdown.take() {
+            let _ = done.send(());
+        }
+        self.myself.stop(Some("shutdown".into()));
+    }
+
+    async fn write_final_snapshot(&mut self) -> bool {
+        if !self.durable.exists() || self.durable.seq() <= self.snapshot_seq {
+            return true;
+        }
+        let snapshot = Snapshot { seq: self.durable.seq(), body: Bytes::from(encode_snapshot(&self.durable)) };
+        let seq = snapshot.seq;
+        let ok = write_snapshot_and_prune(self.context.events.as_ref(), self.list, snapshot).await;
+        if ok {
+            self.snapshot_seq = seq;
+        }
+        ok
+    }
+
+    /// Called when the actor stops: cancel timers. Unanswered replies answer `unavailable` on drop.
+    pub fn stopped(&mut self) {
+        for timer in self.timers.drain(..) {
+            timer.abort();
+        }
+    }
+}
+
+impl Drop for ListActorState {
+    fn drop(&mut self) {
+        // Also covers a panic in a handler, where `post_stop` does not run.
+        self.stopped();
+    }
+}
+
+fn cached_state(cache: &mut Option<(u64, Bytes)>, durable: &ListState) -> Bytes {
+    match cache {
+        Some((seq, json)) if *seq == durable.seq() => json.clone(),
+        _ => {
+            let json = Bytes::from(durable.snapshot_json());
+            *cache = Some((durable.seq(), json.clone()));
+            json
+        }
+    }
+}
+
+/// The stored batch body: format version 1, then the JSON array of the events (the same bytes
+/// that go into delta frames), matching `domain::encode_batch`.
+fn encode_batch_body(encoded: &[Bytes]) -> Bytes {
+    let payload: usize = encoded.iter().map(|event| event.len() + 1).sum();
+    let mut body = BytesMut::with_capacity(payload + 3);
+    body.put_u8(1);
+    body.put_u8(b'[');
+    for (index, event) in encoded.iter().enumerate() {
+        if index > 0 {
+            body.put_u8(b',');
+        }
+        body.put_slice(event);
+    }
+    body.put_u8(b']');
+    body.freeze()
+}
+
+async fn write_snapshot_and_prune(store: &dyn listwire_storage::EventStore, list: Uuid, snapshot: Snapshot) -> bool {
+    let seq = snapshot.seq;
+    if let Err(error) = store.write_snapshot(list, snapshot).await {
+        tracing::warn!(list = %list, %error, "snapshot write failed");
+        return false;
+    }
+    m::snapshots().increment(1);
+    if let Err(error) = store.prune(list, seq).await {
+        tracing::warn!(list = %list, %error, "pruning history before the snapshot failed");
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batch body built from per-event JSON must decode with the domain codec.
+    #[test]
+    fn batch_body_matches_domain_codec() {
+        let events: Vec<Event> = Vec::new();
+        let body = encode_batch_body(&[]);
+        assert_eq!(crate::domain::decode_batch(&body).unwrap(), events);
+        assert_eq!(&body[..], &crate::domain::encode_batch(&events)[..]);
+    }
+}

@@ -1,0 +1,174 @@
+//! Subscribers of one list, the recent-event ring for `since` resume, and tally coalescing.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use listwire_gateway::FrameSink;
+use uuid::Uuid;
+
+use super::frames;
+use crate::domain::ListState;
+use crate::metrics as m;
+
+/// Events per catch-up delta frame, so one resume does not build one enormous frame.
+const CATCH_UP_EVENTS_PER_FRAME: usize = 256;
+
+struct Subscriber {
+    sink: FrameSink,
+    user: Uuid,
+}
+
+/// How a durable batch should reach subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VotePlan {
+    /// Publish the batch as a delta now.
+    Delta,
+    /// Fold it into the next tally frame (votes arriving faster than the tally interval).
+    Coalesce,
+}
+
+/// The fan-out state of one list.
+pub struct Fanout {
+    list: Uuid,
+    subscribers: HashMap<u64, Subscriber>,
+    ring: VecDeque<(u64, Bytes)>,
+    ring_max: usize,
+    tally_interval: Duration,
+    last_vote_frame: Option<Instant>,
+    tally_pending: bool,
+}
+
+impl Fanout {
+    /// Fan-out for `list`, with the replayed tail as the initial resume ring.
+    pub fn new(list: Uuid, tail: Vec<(u64, Bytes)>, ring_max: usize, tally_interval: Duration) -> Self {
+        let mut ring: VecDeque<(u64, Bytes)> = tail.into();
+        while ring.len() > ring_max {
+            ring.pop_front();
+        }
+        Self { list, subscribers: HashMap::new(), ring, ring_max, tally_interval, last_vote_frame: None, tally_pending: false }
+    }
+
+    /// Whether nobody is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.subscribers.is_empty()
+    }
+
+    /// Queues the catch-up for a new subscriber and registers it. `durable` is what it catches up to.
+    pub fn subscribe(&mut self, sink: FrameSink, user: Uuid, since: Option<u64>, durable: &ListState, snapshot_frame: impl FnOnce() -> Bytes) -> bool {
+        let head = durable.seq();
+        let catch_up = match since {
+            Some(since) if since == head => Vec::new(),
+            Some(since) if since < head && self.covers(since + 1) => self.catch_up_frames(since),
+            _ => vec![snapshot_frame()],
+        };
+        for frame in catch_up {
+            if sink.push(frame).is_err() {
+                return false;
+            }
+        }
+        self.subscribers.insert(sink.connection_id(), Subscriber { sink, user });
+        true
+    }
+
+    /// Removes a connection's subscription.
+    pub fn unsubscribe(&mut self, connection_id: u64) {
+        self.subscribers.remove(&connection_id);
+    }
+
+    /// Drops subscribers whose connection has closed.
+    pub fn drop_closed(&mut self) {
+        self.subscribers.retain(|_, subscriber| !subscriber.sink.is_closed());
+    }
+
+    /// Ends the subscriptions of users who may no longer view the list.
+    pub fn revoke_unauthorized(&mut self, durable: &ListState) {
+        let list = self.list;
+        self.subscribers.retain(|_, subscriber| {
+            if durable.can_view(subscriber.user) {
+                return true;
+            }
+            let frame = frames::list_error(list, "forbidden", "access to this list was revoked");
+            let _ = subscriber.sink.end_subscription(list, frame);
+            false
+        });
+    }
+
+    /// Remembers durable events for resume.
+    pub fn remember(&mut self, seq: u64, event_json: Bytes) {
+        self.ring.push_back((seq, event_json));
+        if self.ring.len() > self.ring_max {
+            self.ring.pop_front();
+        }
+    }
+
+    /// Decides how a durable batch goes out; call before folding it into the durable state.
+    pub fn plan(&self, all_votes: bool, now: Instant) -> VotePlan {
+        let recent_vote_frame = self.last_vote_frame.is_some_and(|at| now.duration_since(at) < self.tally_interval);
+        if all_votes && recent_vote_frame {
+            VotePlan::Coalesce
+        } else {
+            VotePlan::Delta
+        }
+    }
+
+    /// Whether a tally is owed to subscribers.
+    pub fn tally_pending(&self) -> bool {
+        self.tally_pending
+    }
+
+    /// Marks a coalesced batch; returns the delay after which the tally is due if a timer must be armed.
+    pub fn coalesced(&mut self, now: Instant) -> Option<Duration> {
+        let arm = !self.tally_pending;
+        self.tally_pending = true;
+        let since_last = self.last_vote_frame.map(|at| now.duration_since(at)).unwrap_or_default();
+        arm.then(|| self.tally_interval.saturating_sub(since_last))
+    }
+
+    /// Publishes the owed tally for `durable` (which must not yet include later non-vote events).
+    pub fn publish_tally(&mut self, durable: &ListState, now: Instant) {
+        self.tally_pending = false;
+        self.last_vote_frame = Some(now);
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let frame = frames::tally(self.list, durable.seq(), &durable.tally_json());
+        self.publish(frame, "tally");
+    }
+
+    /// Publishes a durable batch as one delta frame.
+    pub fn publish_delta(&mut self, from: u64, to: u64, events: &[Bytes], all_votes: bool, now: Instant) {
+        if all_votes {
+            self.last_vote_frame = Some(now);
+        }
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let frame = frames::delta(self.list, from, to, events);
+        self.publish(frame, "delta");
+    }
+
+    fn publish(&mut self, frame: Bytes, kind: &'static str) {
+        m::frames_published(kind).increment(1);
+        m::fanout_subscribers().record(self.subscribers.len() as f64);
+        // A full queue closes that connection (the sink cancels it); either way it leaves.
+        self.subscribers.retain(|_, subscriber| subscriber.sink.push(frame.clone()).is_ok());
+    }
+
+    fn covers(&self, seq: u64) -> bool {
+        self.ring.front().is_some_and(|(first, _)| *first <= seq)
+    }
+
+    fn catch_up_frames(&self, since: u64) -> Vec<Bytes> {
+        let events: Vec<&(u64, Bytes)> = self.ring.iter().filter(|(seq, _)| *seq > since).collect();
+        events
+            .chunks(CATCH_UP_EVENTS_PER_FRAME)
+            .filter_map(|chunk| {
+                let from = chunk.first()?.0;
+                let to = chunk.last()?.0;
+                let payload: Vec<Bytes> = chunk.iter().map(|(_, json)| json.clone()).collect();
+                Some(frames::delta(self.list, from, to, &payload))
+            })
+            .collect()
+    }
+}

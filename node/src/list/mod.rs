@@ -1,0 +1,198 @@
+//! The list actor: one per active list, the single writer of that list on this node.
+//!
+//! It applies commands in arrival order to a speculative `head` state, hands batches to storage
+//! (one append in flight at a time; commands that arrive meanwhile form the next batch — group
+//! commit per list, on top of the store's group commit across lists), and only when a batch is
+//! durable does it fold the events into the `durable` state, acknowledge the writers and publish
+//! one frame per batch to subscribers. Reads (snapshots, subscriptions) see only `durable`.
+
+mod actor_state;
+mod fanout;
+pub mod frames;
+mod index;
+mod load;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use listwire_gateway::{EdgeError, ErrorCode, FrameSink, Reply};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::domain::{Command, CreateList, RejectCode, Rejection, UserRef};
+use crate::host::{Admitted, ListContext, Slot};
+use actor_state::ListActorState;
+
+pub use load::LoadError;
+
+/// What an op request asks for.
+#[derive(Debug)]
+pub enum OpKind {
+    /// A client op on an existing list.
+    Apply(Command),
+    /// The creation of the list (its first event).
+    Create {
+        /// The client's op id (the HTTP create is retried with the same id internally).
+        op_id: Uuid,
+        /// The creator, who becomes the owner.
+        by: UserRef,
+        /// Time of the request.
+        at_ms: u64,
+        /// The validated create body.
+        create: CreateList,
+    },
+}
+
+/// One op on its way to the actor.
+#[derive(Debug)]
+pub struct OpRequest {
+    /// What to do.
+    pub kind: OpKind,
+    /// Where the outcome goes.
+    pub reply: Reply,
+    /// Admission (freed when answered).
+    pub admitted: Option<Admitted>,
+    /// When the node received it (for ack latency).
+    pub received: Instant,
+}
+
+/// A subscription request.
+#[derive(Debug)]
+pub struct SubscribeRequest {
+    /// The subscribing user.
+    pub user: Uuid,
+    /// The last seq the client has, if any.
+    pub since: Option<u64>,
+    /// The connection's queue.
+    pub sink: FrameSink,
+    /// Answered once the catch-up frames are queued.
+    pub reply: oneshot::Sender<Result<(), EdgeError>>,
+    /// Admission.
+    pub admitted: Option<Admitted>,
+}
+
+/// Messages of the list actor. Everything that must be ordered goes through this one mailbox.
+#[derive(Debug)]
+pub enum ListMsg {
+    /// Apply an op.
+    Op(Box<OpRequest>),
+    /// Subscribe a connection.
+    Subscribe(Box<SubscribeRequest>),
+    /// Unsubscribe a connection.
+    Unsubscribe {
+        /// The connection.
+        connection_id: u64,
+        /// Admission.
+        admitted: Option<Admitted>,
+    },
+    /// Read the durable snapshot JSON.
+    Snapshot {
+        /// The reading user.
+        user: Uuid,
+        /// The answer.
+        reply: oneshot::Sender<Result<Bytes, EdgeError>>,
+        /// Admission.
+        admitted: Option<Admitted>,
+    },
+    /// The in-flight batch append finished.
+    Durable(Result<(), listwire_storage::Error>),
+    /// A snapshot write finished.
+    SnapshotWritten {
+        /// The seq the snapshot covers.
+        seq: u64,
+        /// Whether it was written.
+        ok: bool,
+    },
+    /// A membership index sync finished; entries that failed are retried.
+    IndexSynced(index::IndexOutcome),
+    /// Periodic housekeeping: drop closed subscribers, passivate when idle.
+    Tick,
+    /// The coalesced tally is due.
+    TallyDue,
+    /// Flush, snapshot and stop.
+    Shutdown {
+        /// Signalled when the list is flushed.
+        done: oneshot::Sender<()>,
+    },
+    /// Nothing (a placeholder for a message that could not be handed back).
+    Noop,
+}
+
+impl ListMsg {
+    /// Attaches the admission proof the host issued for this message.
+    pub fn set_admitted(&mut self, admission: Admitted) {
+        match self {
+            ListMsg::Op(request) => request.admitted = Some(admission),
+            ListMsg::Subscribe(request) => request.admitted = Some(admission),
+            ListMsg::Unsubscribe { admitted, .. } | ListMsg::Snapshot { admitted, .. } => *admitted = Some(admission),
+            _ => drop(admission),
+        }
+    }
+
+    /// Answers the message's requester with `error` (used when the host refuses it).
+    pub fn refuse(self, error: EdgeError) {
+        match self {
+            ListMsg::Op(request) => request.reply.send(Err(error)),
+            ListMsg::Subscribe(request) => {
+                let _ = request.reply.send(Err(error));
+            }
+            ListMsg::Snapshot { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Arguments of a list actor.
+pub struct ListArgs {
+    /// The list.
+    pub list_id: Uuid,
+    /// Stores and settings.
+    pub context: Arc<ListContext>,
+    /// This actor's slot in the host.
+    pub slot: Arc<Slot>,
+}
+
+/// The list actor's behaviour; its data lives in [`ListActorState`].
+pub struct ListActor;
+
+impl Actor for ListActor {
+    type Msg = ListMsg;
+    type State = ListActorState;
+    type Arguments = ListArgs;
+
+    async fn pre_start(&self, myself: ActorRef<ListMsg>, args: ListArgs) -> Result<ListActorState, ActorProcessingErr> {
+        let loaded = load::load(&args.context, args.list_id).await?;
+        Ok(ListActorState::new(myself, args, loaded))
+    }
+
+    async fn handle(&self, myself: ActorRef<ListMsg>, message: ListMsg, state: &mut ListActorState) -> Result<(), ActorProcessingErr> {
+        state.handle(&myself, message).await;
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<ListMsg>, state: &mut ListActorState) -> Result<(), ActorProcessingErr> {
+        state.stopped();
+        Ok(())
+    }
+}
+
+/// Maps a domain rejection to the edge error the client sees.
+pub fn rejection_to_edge(rejection: Rejection) -> EdgeError {
+    let code = match rejection.code {
+        RejectCode::Forbidden => ErrorCode::Forbidden,
+        RejectCode::NotFound => ErrorCode::NotFound,
+        RejectCode::Invalid => ErrorCode::Invalid,
+        RejectCode::TooLarge => ErrorCode::TooLarge,
+        RejectCode::Conflict => ErrorCode::Conflict,
+    };
+    EdgeError::new(code, rejection.message)
+}
+
+/// Wall-clock milliseconds since the Unix epoch (the shell reads the clock; the domain never does).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0)
+}

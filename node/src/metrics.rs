@@ -1,0 +1,106 @@
+//! Metric names and handles of the node crate. Labels stay low-cardinality: never a list or
+//! user id.
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit};
+
+const OPS_APPLIED: &str = "listwire_ops_applied_total";
+const OPS_REJECTED: &str = "listwire_ops_rejected_total";
+const VOTES_APPLIED: &str = "listwire_votes_applied_total";
+const ACK_LATENCY: &str = "listwire_ack_latency_seconds";
+const COMMIT_LATENCY: &str = "listwire_list_commit_seconds";
+const COMMIT_EVENTS: &str = "listwire_list_commit_events";
+const FANOUT_SUBSCRIBERS: &str = "listwire_fanout_subscribers";
+const FRAMES_PUBLISHED: &str = "listwire_frames_published_total";
+const ACTIVE_LISTS: &str = "listwire_active_lists";
+const ACTIVATIONS: &str = "listwire_activations_total";
+const ACTIVATION_SECONDS: &str = "listwire_activation_seconds";
+const PASSIVATIONS: &str = "listwire_passivations_total";
+const ADMISSION_REJECTIONS: &str = "listwire_admission_rejections_total";
+const STALE_OWNER: &str = "listwire_stale_owner_rejections_total";
+const SNAPSHOTS: &str = "listwire_snapshots_written_total";
+const DUPLICATE_OPS: &str = "listwire_duplicate_ops_total";
+
+/// Registers descriptions once at startup.
+pub fn describe() {
+    describe_counter!(OPS_APPLIED, "ops applied and made durable");
+    describe_counter!(OPS_REJECTED, "ops rejected by the list state machine, by code");
+    describe_counter!(VOTES_APPLIED, "votes and unvotes made durable");
+    describe_histogram!(ACK_LATENCY, Unit::Seconds, "time from op admission to durable ack");
+    describe_histogram!(COMMIT_LATENCY, Unit::Seconds, "time of one list batch append");
+    describe_histogram!(COMMIT_EVENTS, "events per list batch append");
+    describe_histogram!(FANOUT_SUBSCRIBERS, "subscribers a frame was queued to");
+    describe_counter!(FRAMES_PUBLISHED, "frames published by list owners, by type");
+    describe_gauge!(ACTIVE_LISTS, "active list actors on this node");
+    describe_counter!(ACTIVATIONS, "list activations");
+    describe_histogram!(ACTIVATION_SECONDS, Unit::Seconds, "time to load a list (snapshot + tail)");
+    describe_counter!(PASSIVATIONS, "list passivations");
+    describe_counter!(ADMISSION_REJECTIONS, "messages refused with busy by admission control");
+    describe_counter!(STALE_OWNER, "appends that lost the conditional write (stale owner fenced off)");
+    describe_counter!(SNAPSHOTS, "list snapshots written");
+    describe_counter!(DUPLICATE_OPS, "retried ops answered from the op-id dedupe window");
+}
+
+/// Ops made durable.
+pub fn ops_applied() -> Counter {
+    counter!(OPS_APPLIED)
+}
+/// Ops rejected, by protocol code.
+pub fn ops_rejected(code: &'static str) -> Counter {
+    counter!(OPS_REJECTED, "code" => code)
+}
+/// Votes made durable.
+pub fn votes_applied() -> Counter {
+    counter!(VOTES_APPLIED)
+}
+/// Admission to durable ack.
+pub fn ack_latency() -> Histogram {
+    histogram!(ACK_LATENCY)
+}
+/// One list batch append.
+pub fn commit_latency() -> Histogram {
+    histogram!(COMMIT_LATENCY)
+}
+/// Events per list batch.
+pub fn commit_events() -> Histogram {
+    histogram!(COMMIT_EVENTS)
+}
+/// Subscribers per published frame.
+pub fn fanout_subscribers() -> Histogram {
+    histogram!(FANOUT_SUBSCRIBERS)
+}
+/// Frames published, by type.
+pub fn frames_published(kind: &'static str) -> Counter {
+    counter!(FRAMES_PUBLISHED, "type" => kind)
+}
+/// Active list actors.
+pub fn active_lists() -> Gauge {
+    gauge!(ACTIVE_LISTS)
+}
+/// Activations.
+pub fn activations() -> Counter {
+    counter!(ACTIVATIONS)
+}
+/// Activation time.
+pub fn activation_seconds() -> Histogram {
+    histogram!(ACTIVATION_SECONDS)
+}
+/// Passivations.
+pub fn passivations() -> Counter {
+    counter!(PASSIVATIONS)
+}
+/// Busy answers from admission control.
+pub fn admission_rejections() -> Counter {
+    counter!(ADMISSION_REJECTIONS)
+}
+/// Stale-owner fencing.
+pub fn stale_owner() -> Counter {
+    counter!(STALE_OWNER)
+}
+/// Snapshots written.
+pub fn snapshots() -> Counter {
+    counter!(SNAPSHOTS)
+}
+/// Retries answered from the dedupe window.
+pub fn duplicate_ops() -> Counter {
+    counter!(DUPLICATE_OPS)
+}

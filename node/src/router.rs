@@ -1,0 +1,175 @@
+//! The node's side of the gateway seam: routes ops, subscriptions and reads to list actors.
+//!
+//! Today every list is owned locally ([`LocalRouter`]). A cluster router will look the owner
+//! up by rendezvous hashing and either call the local host or forward over the internode
+//! transport; the gateway does not change.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use listwire_gateway::{Account, Accounts, EdgeError, ErrorCode, FrameSink, Principal, Reply, Router};
+use listwire_storage::{AccountStore, UserRecord};
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::domain::{parse_create, parse_op, Command, Op, UserRef};
+use crate::host::{Activation, Host};
+use crate::list::{now_ms, rejection_to_edge, ListMsg, OpKind, OpRequest, SubscribeRequest};
+
+/// How long a read or subscription may wait for the list actor.
+const ACTOR_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most entries returned by `GET /v1/lists`.
+const MY_LISTS_MAX: usize = 10_000;
+
+/// Routes everything to the lists of this node.
+#[derive(Clone)]
+pub struct LocalRouter {
+    host: Host,
+    accounts: Arc<dyn AccountStore>,
+}
+
+impl LocalRouter {
+    /// A router over `host`.
+    pub fn new(host: Host) -> Self {
+        let accounts = host.context().accounts.clone();
+        Self { host, accounts }
+    }
+
+    async fn dispatch(&self, list: Uuid, message: ListMsg, activation: Activation) {
+        if let Err((error, message)) = self.host.dispatch(list, message, activation).await {
+            message.refuse(error);
+        }
+    }
+
+    async fn resolve_target(&self, op: &Op) -> Result<Option<UserRef>, EdgeError> {
+        let Op::Share { user, .. } = op else {
+            return Ok(None);
+        };
+        let found = self.accounts.user_by_name(user).await.map_err(storage_to_edge)?;
+        Ok(found.map(|record| UserRef { user_id: record.user_id, username: record.username }))
+    }
+}
+
+fn principal_ref(principal: &Principal) -> UserRef {
+    UserRef { user_id: principal.user_id, username: principal.username.clone() }
+}
+
+/// Storage failures as clients see them; the cause is logged here, never sent.
+pub fn storage_to_edge(error: listwire_storage::Error) -> EdgeError {
+    match error {
+        listwire_storage::Error::AlreadyExists(what) => EdgeError::new(ErrorCode::Conflict, format!("{what} already exists")),
+        error if error.is_retryable() => EdgeError::unavailable("storage unavailable; retry"),
+        error => {
+            tracing::error!(%error, "storage error");
+            EdgeError::internal()
+        }
+    }
+}
+
+async fn await_answer<T>(answer: oneshot::Receiver<Result<T, EdgeError>>) -> Result<T, EdgeError> {
+    match tokio::time::timeout(ACTOR_ANSWER_TIMEOUT, answer).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_dropped)) => Err(EdgeError::unavailable("list stopped before answering; retry")),
+        Err(_elapsed) => Err(EdgeError::new(ErrorCode::Busy, "list did not answer in time; retry")),
+    }
+}
+
+#[async_trait]
+impl Router for LocalRouter {
+    async fn submit(&self, principal: &Principal, list: Uuid, op_id: Uuid, op: Box<RawValue>, reply: Reply) {
+        let received = Instant::now();
+        let op = match parse_op(op.get()) {
+            Ok(op) => op,
+            Err(rejection) => return reply.send(Err(rejection_to_edge(rejection))),
+        };
+        let target = match self.resolve_target(&op).await {
+            Ok(target) => target,
+            Err(error) => return reply.send(Err(error)),
+        };
+        let command = Command { op_id, by: principal_ref(principal), at_ms: now_ms(), op, target };
+        let request = OpRequest { kind: OpKind::Apply(command), reply, admitted: None, received };
+        self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate).await;
+    }
+
+    async fn subscribe(&self, principal: &Principal, list: Uuid, since: Option<u64>, sink: FrameSink) -> Result<(), EdgeError> {
+        let (reply, answer) = oneshot::channel();
+        let request = SubscribeRequest { user: principal.user_id, since, sink, reply, admitted: None };
+        self.dispatch(list, ListMsg::Subscribe(Box::new(request)), Activation::Activate).await;
+        await_answer(answer).await
+    }
+
+    async fn unsubscribe(&self, list: Uuid, connection_id: u64) {
+        let message = ListMsg::Unsubscribe { connection_id, admitted: None };
+        self.dispatch(list, message, Activation::IfActive).await;
+    }
+
+    async fn snapshot(&self, principal: &Principal, list: Uuid) -> Result<Bytes, EdgeError> {
+        let (reply, answer) = oneshot::channel();
+        let message = ListMsg::Snapshot { user: principal.user_id, reply, admitted: None };
+        self.dispatch(list, message, Activation::Activate).await;
+        await_answer(answer).await
+    }
+
+    async fn create_list(&self, principal: &Principal, body: Box<RawValue>) -> Result<Uuid, EdgeError> {
+        let create = parse_create(body.get()).map_err(rejection_to_edge)?;
+        let list = Uuid::now_v7();
+        let (answer_tx, answer) = oneshot::channel();
+        let reply = Reply::new(move |outcome| {
+            let _ = answer_tx.send(outcome);
+        });
+        let kind = OpKind::Create { op_id: Uuid::new_v4(), by: principal_ref(principal), at_ms: now_ms(), create };
+        let request = OpRequest { kind, reply, admitted: None, received: Instant::now() };
+        self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate).await;
+        await_answer(answer).await.map(|_seq| list)
+    }
+
+    async fn lists_of(&self, principal: &Principal) -> Result<Bytes, EdgeError> {
+        let memberships = self.accounts.memberships(principal.user_id, MY_LISTS_MAX).await.map_err(storage_to_edge)?;
+        let entries: Vec<serde_json::Value> = memberships
+            .into_iter()
+            .map(|entry| serde_json::json!({"list_id": entry.list_id, "title": entry.title, "role": entry.role}))
+            .collect();
+        let body = serde_json::to_vec(&entries).map_err(|_| EdgeError::internal())?;
+        Ok(Bytes::from(body))
+    }
+
+    async fn ready(&self) -> bool {
+        !self.host.is_shutting_down() && self.host.context().events.head(Uuid::nil()).await.is_ok()
+    }
+}
+
+/// The gateway's account view over the account store.
+pub struct NodeAccounts {
+    store: Arc<dyn AccountStore>,
+}
+
+impl NodeAccounts {
+    /// Accounts over `store`.
+    pub fn new(store: Arc<dyn AccountStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl Accounts for NodeAccounts {
+    async fn create(&self, account: Account) -> Result<(), EdgeError> {
+        let record = UserRecord {
+            user_id: account.user_id,
+            username: account.username,
+            password_hash: account.password_hash,
+            created_at_ms: now_ms(),
+        };
+        self.store.create_user(record).await.map_err(|error| match error {
+            listwire_storage::Error::AlreadyExists(_) => EdgeError::new(ErrorCode::Conflict, "username is taken"),
+            error => storage_to_edge(error),
+        })
+    }
+
+    async fn find(&self, username: &str) -> Result<Option<Account>, EdgeError> {
+        let found = self.store.user_by_name(username).await.map_err(storage_to_edge)?;
+        Ok(found.map(|record| Account { user_id: record.user_id, username: record.username, password_hash: record.password_hash }))
+    }
+}

@@ -1,0 +1,190 @@
+//! Wiring: opens storage, builds the host, router and gateway, serves until shutdown, then
+//! flushes every list and closes storage.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use listwire_gateway::{Gateway, GatewayConfig};
+use listwire_storage::embedded::{EmbeddedOptions, EmbeddedStore};
+use listwire_storage::memory::MemoryStore;
+use listwire_storage::{AccountStore, EventStore};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{ServeArgs, StoreKind};
+use crate::host::Host;
+use crate::router::{LocalRouter, NodeAccounts};
+use crate::secret;
+
+/// How long shutdown waits for lists to flush and snapshot.
+const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A node started in the background (tests, embedding).
+pub struct RunningNode {
+    /// The address clients connect to.
+    pub addr: SocketAddr,
+    /// The JWT secret in use (tests mint tokens with it).
+    pub jwt_secret: Vec<u8>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningNode {
+    /// Base HTTP URL.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops gracefully (flush, snapshot, close) and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.context("node task panicked")?
+    }
+}
+
+/// Starts a node in the background and returns once it listens.
+pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let prepared = prepare(&args).await?;
+    let addr = prepared.listener.local_addr()?;
+    let jwt_secret = prepared.jwt_secret.clone();
+    let task = tokio::spawn(async move {
+        prepared
+            .run(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    Ok(RunningNode { addr, jwt_secret, stop: Some(stop_tx), task })
+}
+
+/// Runs a node in the foreground until `shutdown` resolves.
+pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let prepared = prepare(&args).await?;
+    let addr = prepared.listener.local_addr()?;
+    println!("listwire listening on http://{addr} (WebSocket: ws://{addr}/v1/ws, data: {})", describe_store(&args));
+    prepared.run(shutdown).await
+}
+
+fn describe_store(args: &ServeArgs) -> String {
+    match args.store {
+        StoreKind::Embedded => format!("{}", args.data_dir.join("store").display()),
+        StoreKind::Memory => "memory (not durable)".into(),
+    }
+}
+
+struct Prepared {
+    listener: TcpListener,
+    gateway: Gateway,
+    host: Host,
+    events: Arc<dyn EventStore>,
+    jwt_secret: Vec<u8>,
+}
+
+impl Prepared {
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Prepared { listener, gateway, host, events, .. } = self;
+        listwire_gateway::serve(listener, gateway, shutdown).await.context("serving clients")?;
+        tracing::info!("shutting down: flushing lists");
+        host.shutdown(SHUTDOWN_FLUSH_TIMEOUT).await;
+        events.close().await.context("closing storage")?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    let (events, accounts) = open_store(args).await?;
+    let jwt_secret = match (&args.jwt_secret, args.store) {
+        (Some(secret), _) => secret.as_bytes().to_vec(),
+        (None, StoreKind::Memory) => secret::generate(),
+        (None, StoreKind::Embedded) => secret::load_or_create(&args.data_dir.join("jwt-secret"))?,
+    };
+    let host = Host::new(events.clone(), accounts.clone(), args.host_config());
+    let router = Arc::new(LocalRouter::new(host.clone()));
+    let node_accounts = Arc::new(NodeAccounts::new(accounts));
+    let gateway = Gateway::new(gateway_config(args, jwt_secret.clone()), router, node_accounts, Some(metrics_handle()))?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    Ok(Prepared { listener, gateway, host, events, jwt_secret })
+}
+
+type Stores = (Arc<dyn EventStore>, Arc<dyn AccountStore>);
+
+async fn open_store(args: &ServeArgs) -> anyhow::Result<Stores> {
+    match args.store {
+        StoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            Ok((store.clone(), store))
+        }
+        StoreKind::Embedded => {
+            let dir = args.data_dir.join("store");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let options = EmbeddedOptions { fsync: !args.no_fsync, ..EmbeddedOptions::default() };
+            let store = tokio::task::spawn_blocking(move || open_embedded(&dir, options)).await??;
+            let store = Arc::new(store);
+            Ok((store.clone(), store))
+        }
+    }
+}
+
+fn open_embedded(dir: &Path, options: EmbeddedOptions) -> anyhow::Result<EmbeddedStore> {
+    EmbeddedStore::open(dir, options).with_context(|| format!("opening the embedded store in {}", dir.display()))
+}
+
+fn gateway_config(args: &ServeArgs, jwt_secret: Vec<u8>) -> GatewayConfig {
+    GatewayConfig {
+        ws_message_bytes_max: args.ws_message_bytes_max,
+        http_body_bytes_max: args.http_body_bytes_max,
+        subscriptions_per_connection_max: args.subscriptions_per_connection_max,
+        outbound_queue_frames: args.outbound_queue_frames,
+        ops_per_second_per_user: args.ops_per_second_per_user,
+        ops_burst_per_user: args.ops_burst_per_user,
+        auth_per_second_per_ip: args.auth_per_second_per_ip,
+        auth_burst_per_ip: args.auth_burst_per_ip,
+        token_ttl: Duration::from_secs(args.token_ttl_secs),
+        jwt_secret,
+        argon2_memory_kib: args.argon2_memory_kib,
+        argon2_iterations: args.argon2_iterations,
+        connections_max: args.connections_max,
+        ..GatewayConfig::default()
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once; later nodes in the same process share it).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            let builder = PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets);
+            let recorder = match builder {
+                Ok(builder) => builder.build_recorder(),
+                Err(_) => PrometheusBuilder::new().build_recorder(),
+            };
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics shows only this node's recorder");
+            }
+            crate::metrics::describe();
+            listwire_storage::embedded::describe_metrics();
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    interval.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,12 @@
+//! Integration tests of a real node: loopback sockets, real WebSocket clients, real files.
+
+mod support;
+
+mod crash;
+mod http;
+mod idempotency;
+mod limits;
+mod live;
+mod permissions;
+mod resume;
+mod votes;

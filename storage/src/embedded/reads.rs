@@ -1,0 +1,117 @@
+//! Blocking reads against the fjall keyspaces. Callers run them on tokio's blocking pool.
+//!
+//! Every value is decoded (and so copied) out of fjall's `Slice` before returning, because a
+//! `Slice` pins its whole block in memory.
+
+use uuid::Uuid;
+
+use super::{backend, Tables};
+use crate::record;
+use crate::{Batch, Error, Membership, Snapshot, UserRecord};
+
+/// The stored head of `list`, 0 if it has none.
+pub(super) fn head(t: &Tables, list: Uuid) -> Result<u64, Error> {
+    match t.heads.get(list.as_bytes()).map_err(backend)? {
+        Some(bytes) => record::decode_head(&bytes),
+        None => Ok(0),
+    }
+}
+
+/// Batches of `list` with `last_seq > after_seq`, in seq order, at most `max_batches`.
+///
+/// Where the scan starts: batches are contiguous (each starts one past the previous one's end),
+/// so exactly one stored batch can straddle `after_seq`, and it is the last one whose
+/// `first_seq <= after_seq + 1`. One reverse seek over `list‖0 ..= list‖(after_seq + 1)` finds
+/// it; the forward scan starts at its key and skips it if it ends at or before `after_seq`.
+/// This costs two seeks however long the list's history is, unlike scanning from `list‖0`,
+/// which would read every unpruned batch on each page.
+pub(super) fn batches(
+    t: &Tables,
+    list: Uuid,
+    after_seq: u64,
+    max_batches: usize,
+) -> Result<Vec<Batch>, Error> {
+    let mut out = Vec::new();
+    if max_batches == 0 {
+        return Ok(out);
+    }
+    let probe = record::batch_key(list, after_seq.saturating_add(1));
+    let start = match t
+        .batches
+        .range(record::batch_key(list, 0)..=probe)
+        .next_back()
+    {
+        Some(guard) => guard.key().map_err(backend)?.to_vec(),
+        None => probe.to_vec(),
+    };
+    let end = record::batch_key(list, u64::MAX);
+    for guard in t.batches.range(start.as_slice()..=end.as_slice()) {
+        let (key, value) = guard.into_inner().map_err(backend)?;
+        let (_, first_seq) = record::decode_batch_key(&key)?;
+        let batch = record::decode_batch(first_seq, &value)?;
+        if batch.last_seq <= after_seq {
+            continue;
+        }
+        out.push(batch);
+        if out.len() >= max_batches {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The latest snapshot of `list`.
+pub(super) fn latest_snapshot(t: &Tables, list: Uuid) -> Result<Option<Snapshot>, Error> {
+    t.snapshots
+        .get(list.as_bytes())
+        .map_err(backend)?
+        .map(|bytes| record::decode_snapshot(&bytes))
+        .transpose()
+}
+
+/// Looks a user up by username.
+pub(super) fn user_by_name(t: &Tables, username: &str) -> Result<Option<UserRecord>, Error> {
+    // fjall rejects empty keys, and no user can have an empty name (create_user refuses it).
+    if username.is_empty() {
+        return Ok(None);
+    }
+    let Some(id) = t.usernames.get(username.as_bytes()).map_err(backend)? else {
+        return Ok(None);
+    };
+    let user_id = record::decode_id(&id)?;
+    let user = user_by_id(t, user_id)?;
+    match user {
+        Some(user) if user.username == username => Ok(Some(user)),
+        Some(user) => Err(Error::Corrupt(format!(
+            "username index maps {username:?} to user {user_id}, whose name is {:?}",
+            user.username
+        ))),
+        None => Err(Error::Corrupt(format!(
+            "username index maps {username:?} to missing user {user_id}"
+        ))),
+    }
+}
+
+/// Looks a user up by id.
+pub(super) fn user_by_id(t: &Tables, user_id: Uuid) -> Result<Option<UserRecord>, Error> {
+    t.users
+        .get(user_id.as_bytes())
+        .map_err(backend)?
+        .map(|bytes| record::decode_user(user_id, &bytes))
+        .transpose()
+}
+
+/// The user's index entries, ordered by list id (the key order), at most `limit`.
+pub(super) fn memberships(
+    t: &Tables,
+    user_id: Uuid,
+    limit: usize,
+) -> Result<Vec<Membership>, Error> {
+    let mut out = Vec::new();
+    for guard in t.memberships.prefix(user_id.as_bytes()).take(limit) {
+        let (key, value) = guard.into_inner().map_err(backend)?;
+        let (_, list_id) = record::decode_membership_key(&key)?;
+        out.push(record::decode_membership(list_id, &value)?);
+    }
+    Ok(out)
+}
