@@ -18,7 +18,12 @@ mod watch;
 #[command(name = "listwire", version, about)]
 pub struct Cli {
     /// Server URL for client commands.
-    #[arg(long, global = true, env = "LISTWIRE_SERVER", default_value = "http://127.0.0.1:7070")]
+    #[arg(
+        long,
+        global = true,
+        env = "LISTWIRE_SERVER",
+        default_value = "http://127.0.0.1:7070"
+    )]
     pub server: String,
     /// Where client commands keep the signed-in session.
     #[arg(long, global = true, env = "LISTWIRE_SESSION")]
@@ -134,7 +139,11 @@ pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
         Command::Register { username, password } => {
             let session = anonymous.register(&username, &password).await?;
             save_session(&session_path, &cli.server, &username, &session)?;
-            println!("registered {username} ({}); session saved to {}", session.user_id, session_path.display());
+            println!(
+                "registered {username} ({}); session saved to {}",
+                session.user_id,
+                session_path.display()
+            );
         }
         Command::Login { username, password } => {
             let session = anonymous.login(&username, &password).await?;
@@ -153,8 +162,14 @@ async fn run_signed_in(command: Command, client: Client) -> anyhow::Result<()> {
                 println!("{}  {:<7} {}", list.list_id, list.role, list.title);
             }
         }
-        Command::Create { title, public, poll_votes, allow_change } => {
-            let mut body = json!({"title": title, "visibility": if public { "public" } else { "private" }});
+        Command::Create {
+            title,
+            public,
+            poll_votes,
+            allow_change,
+        } => {
+            let mut body =
+                json!({"title": title, "visibility": if public { "public" } else { "private" }});
             if let Some(max_votes) = poll_votes {
                 body["poll"] = json!({"max_votes_per_user": max_votes, "allow_change": allow_change, "open": true});
             }
@@ -166,26 +181,48 @@ async fn run_signed_in(command: Command, client: Client) -> anyhow::Result<()> {
                 Some(reference) => Some(resolve_item(&client, list, &reference).await?),
                 None => None,
             };
-            let seq = client.op(list, Uuid::new_v4(), json!({"kind": "add_item", "text": text, "after": after})).await?;
+            let seq = client
+                .op(
+                    list,
+                    Uuid::new_v4(),
+                    json!({"kind": "add_item", "text": text, "after": after}),
+                )
+                .await?;
             println!("added (seq {seq})");
         }
         Command::Done { list, item, undo } => {
             let item = resolve_item(&client, list, &item).await?;
-            let seq = client.op(list, Uuid::new_v4(), json!({"kind": "set_done", "item": item, "done": !undo})).await?;
+            let seq = client
+                .op(
+                    list,
+                    Uuid::new_v4(),
+                    json!({"kind": "set_done", "item": item, "done": !undo}),
+                )
+                .await?;
             println!("ok (seq {seq})");
         }
         Command::Vote { list, item, undo } => {
             let item = resolve_item(&client, list, &item).await?;
             let kind = if undo { "unvote" } else { "vote" };
-            let seq = client.op(list, Uuid::new_v4(), json!({"kind": kind, "item": item})).await?;
+            let seq = client
+                .op(list, Uuid::new_v4(), json!({"kind": kind, "item": item}))
+                .await?;
             println!("ok (seq {seq})");
         }
         Command::Share { list, user, role } => {
-            let seq = client.op(list, Uuid::new_v4(), json!({"kind": "share", "user": user, "role": role})).await?;
+            let seq = client
+                .op(
+                    list,
+                    Uuid::new_v4(),
+                    json!({"kind": "share", "user": user, "role": role}),
+                )
+                .await?;
             println!("shared (seq {seq})");
         }
         Command::Watch { list } => watch_list(&client, list).await?,
-        Command::Serve(_) | Command::Register { .. } | Command::Login { .. } => unreachable!("handled by run_client"),
+        Command::Serve(_) | Command::Register { .. } | Command::Login { .. } => {
+            unreachable!("handled by run_client")
+        }
     }
     Ok(())
 }
@@ -223,10 +260,19 @@ async fn resolve_item(client: &Client, list: Uuid, reference: &str) -> anyhow::R
     let items = state["items"].as_array().cloned().unwrap_or_default();
     let matches: Vec<&Value> = items
         .iter()
-        .filter(|item| item["text"].as_str() == Some(reference) || item["id"].as_str().is_some_and(|id| id.starts_with(reference)))
+        .filter(|item| {
+            item["text"].as_str() == Some(reference)
+                || item["id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(reference))
+        })
         .collect();
     match matches.as_slice() {
-        [item] => item["id"].as_str().context("item without id")?.parse().context("bad item id"),
+        [item] => item["id"]
+            .as_str()
+            .context("item without id")?
+            .parse()
+            .context("bad item id"),
         [] => bail!("no item matches {reference:?}"),
         _ => bail!("{reference:?} matches several items; use the item id"),
     }
@@ -240,16 +286,33 @@ fn default_session_path() -> PathBuf {
     base.join("listwire").join("session.json")
 }
 
-fn save_session(path: &PathBuf, server: &str, username: &str, session: &crate::client::Session) -> anyhow::Result<()> {
+fn save_session(
+    path: &PathBuf,
+    server: &str,
+    username: &str,
+    session: &crate::client::Session,
+) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let stored = StoredSession { server: server.into(), username: username.into(), user_id: session.user_id, token: session.token.clone() };
-    std::fs::write(path, serde_json::to_vec_pretty(&stored)?).with_context(|| format!("writing {}", path.display()))
+    let stored = StoredSession {
+        server: server.into(),
+        username: username.into(),
+        user_id: session.user_id,
+        token: session.token.clone(),
+    };
+    std::fs::write(path, serde_json::to_vec_pretty(&stored)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn signed_in(path: &PathBuf, server: &str) -> anyhow::Result<Client> {
-    let bytes = std::fs::read(path).with_context(|| format!("no session at {}; run `listwire register` or `listwire login` first", path.display()))?;
-    let stored: StoredSession = serde_json::from_slice(&bytes).context("session file is damaged; log in again")?;
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "no session at {}; run `listwire register` or `listwire login` first",
+            path.display()
+        )
+    })?;
+    let stored: StoredSession =
+        serde_json::from_slice(&bytes).context("session file is damaged; log in again")?;
     Ok(Client::new(server).with_token(&stored.token))
 }

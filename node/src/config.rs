@@ -82,7 +82,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LISTWIRE_LISTS_ACTIVE_MAX", default_value_t = 100_000)]
     pub lists_active_max: usize,
     /// Maximum concurrent list activations (storage reads) on this node.
-    #[arg(long, env = "LISTWIRE_ACTIVATIONS_CONCURRENT_MAX", default_value_t = 64)]
+    #[arg(
+        long,
+        env = "LISTWIRE_ACTIVATIONS_CONCURRENT_MAX",
+        default_value_t = 64
+    )]
     pub activations_concurrent_max: usize,
     /// Recent events each list keeps in memory to answer `subscribe` with `since`.
     #[arg(long, env = "LISTWIRE_RESUME_EVENTS_MAX", default_value_t = 4096)]
@@ -95,7 +99,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LISTWIRE_HTTP_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
     pub http_body_bytes_max: usize,
     /// Maximum subscriptions per WebSocket connection.
-    #[arg(long, env = "LISTWIRE_SUBSCRIPTIONS_PER_CONNECTION_MAX", default_value_t = 100)]
+    #[arg(
+        long,
+        env = "LISTWIRE_SUBSCRIPTIONS_PER_CONNECTION_MAX",
+        default_value_t = 100
+    )]
     pub subscriptions_per_connection_max: usize,
     /// Outbound frames queued per connection before it is closed as a slow consumer.
     #[arg(long, env = "LISTWIRE_OUTBOUND_QUEUE_FRAMES", default_value_t = 4096)]
@@ -136,10 +144,16 @@ impl ServeArgs {
             ("members-max", self.members_max),
             ("list-inflight-max", self.list_inflight_max),
             ("lists-active-max", self.lists_active_max),
-            ("activations-concurrent-max", self.activations_concurrent_max),
+            (
+                "activations-concurrent-max",
+                self.activations_concurrent_max,
+            ),
             ("ws-message-bytes-max", self.ws_message_bytes_max),
             ("http-body-bytes-max", self.http_body_bytes_max),
-            ("subscriptions-per-connection-max", self.subscriptions_per_connection_max),
+            (
+                "subscriptions-per-connection-max",
+                self.subscriptions_per_connection_max,
+            ),
             ("outbound-queue-frames", self.outbound_queue_frames),
             ("connections-max", self.connections_max),
         ];

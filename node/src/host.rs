@@ -101,7 +101,9 @@ pub struct Admitted {
 impl Admitted {
     /// An admission that counts against nothing (for internal messages).
     pub fn detached() -> Self {
-        Self { inflight: Arc::new(AtomicUsize::new(1)) }
+        Self {
+            inflight: Arc::new(AtomicUsize::new(1)),
+        }
     }
 }
 
@@ -135,11 +137,20 @@ pub enum Activation {
 
 impl Host {
     /// A host over the given stores.
-    pub fn new(events: Arc<dyn EventStore>, accounts: Arc<dyn AccountStore>, config: HostConfig) -> Self {
+    pub fn new(
+        events: Arc<dyn EventStore>,
+        accounts: Arc<dyn AccountStore>,
+        config: HostConfig,
+    ) -> Self {
         let activations = Semaphore::new(config.activations_concurrent_max);
         let inner = Arc::new_cyclic(|weak| HostInner {
             slots: Mutex::new(HashMap::new()),
-            context: Arc::new(ListContext { events, accounts, config, host: weak.clone() }),
+            context: Arc::new(ListContext {
+                events,
+                accounts,
+                config,
+                host: weak.clone(),
+            }),
             activations,
             shutting_down: AtomicBool::new(false),
         });
@@ -163,7 +174,12 @@ impl Host {
 
     /// Sends `message` to the actor of `list`, activating it if needed and allowed. On refusal the
     /// message is handed back with the error, so the caller can answer its reply.
-    pub async fn dispatch(&self, list: Uuid, mut message: ListMsg, activation: Activation) -> Result<(), (EdgeError, ListMsg)> {
+    pub async fn dispatch(
+        &self,
+        list: Uuid,
+        mut message: ListMsg,
+        activation: Activation,
+    ) -> Result<(), (EdgeError, ListMsg)> {
         for _attempt in 0..3 {
             if self.is_shutting_down() {
                 return Err((EdgeError::unavailable("node is shutting down"), message));
@@ -198,8 +214,17 @@ impl Host {
         let actor = slot
             .actor
             .get_or_try_init(|| async {
-                let _permit = self.inner.activations.acquire().await.map_err(|_| EdgeError::unavailable("node is shutting down"))?;
-                let args = ListArgs { list_id: list, context: self.inner.context.clone(), slot: slot.clone() };
+                let _permit = self
+                    .inner
+                    .activations
+                    .acquire()
+                    .await
+                    .map_err(|_| EdgeError::unavailable("node is shutting down"))?;
+                let args = ListArgs {
+                    list_id: list,
+                    context: self.inner.context.clone(),
+                    slot: slot.clone(),
+                };
                 let started = std::time::Instant::now();
                 match Actor::spawn(None, ListActor, args).await {
                     Ok((actor, _join)) => {
@@ -222,12 +247,18 @@ impl Host {
         self.inner.shutting_down.store(true, Ordering::Release);
         let actors: Vec<ActorRef<ListMsg>> = {
             let slots = self.inner.slots_lock();
-            slots.values().filter_map(|slot| slot.actor.get().cloned()).collect()
+            slots
+                .values()
+                .filter_map(|slot| slot.actor.get().cloned())
+                .collect()
         };
         let mut waits = Vec::with_capacity(actors.len());
         for actor in actors {
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            if actor.send_message(ListMsg::Shutdown { done: done_tx }).is_ok() {
+            if actor
+                .send_message(ListMsg::Shutdown { done: done_tx })
+                .is_ok()
+            {
                 waits.push(done_rx);
             }
         }
@@ -242,10 +273,16 @@ impl HostInner {
     fn slots_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Slot>>> {
         // A panic while holding this lock cannot leave the map inconsistent (single inserts and
         // removes), so a poisoned lock is still usable.
-        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn admit(&self, list: Uuid, activation: Activation) -> Result<Option<(Arc<Slot>, Admitted)>, EdgeError> {
+    fn admit(
+        &self,
+        list: Uuid,
+        activation: Activation,
+    ) -> Result<Option<(Arc<Slot>, Admitted)>, EdgeError> {
         let config = &self.context.config;
         let mut slots = self.slots_lock();
         let slot = match slots.get(&list) {
@@ -254,9 +291,15 @@ impl HostInner {
             None => {
                 if slots.len() >= config.lists_active_max {
                     m::admission_rejections().increment(1);
-                    return Err(EdgeError::new(ErrorCode::Busy, "too many active lists on this node; retry"));
+                    return Err(EdgeError::new(
+                        ErrorCode::Busy,
+                        "too many active lists on this node; retry",
+                    ));
                 }
-                let slot = Arc::new(Slot { inflight: Arc::new(AtomicUsize::new(0)), actor: OnceCell::new() });
+                let slot = Arc::new(Slot {
+                    inflight: Arc::new(AtomicUsize::new(0)),
+                    actor: OnceCell::new(),
+                });
                 slots.insert(list, slot.clone());
                 m::active_lists().set(slots.len() as f64);
                 slot
@@ -267,13 +310,17 @@ impl HostInner {
             return Err(EdgeError::new(ErrorCode::Busy, "list is overloaded; retry"));
         }
         slot.inflight.fetch_add(1, Ordering::AcqRel);
-        let admitted = Admitted { inflight: slot.inflight.clone() };
+        let admitted = Admitted {
+            inflight: slot.inflight.clone(),
+        };
         Ok(Some((slot, admitted)))
     }
 
     fn try_release(&self, list: Uuid, slot: &Arc<Slot>) -> bool {
         let mut slots = self.slots_lock();
-        let is_current = slots.get(&list).is_some_and(|current| Arc::ptr_eq(current, slot));
+        let is_current = slots
+            .get(&list)
+            .is_some_and(|current| Arc::ptr_eq(current, slot));
         if !is_current {
             return true;
         }
@@ -288,7 +335,10 @@ impl HostInner {
 
     fn forget(&self, list: Uuid, slot: &Arc<Slot>) {
         let mut slots = self.slots_lock();
-        if slots.get(&list).is_some_and(|current| Arc::ptr_eq(current, slot)) {
+        if slots
+            .get(&list)
+            .is_some_and(|current| Arc::ptr_eq(current, slot))
+        {
             slots.remove(&list);
             m::active_lists().set(slots.len() as f64);
         }

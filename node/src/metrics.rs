@@ -1,7 +1,10 @@
 //! Metric names and handles of the node crate. Labels stay low-cardinality: never a list or
 //! user id.
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Histogram, Unit,
+};
 
 const OPS_APPLIED: &str = "listwire_ops_applied_total";
 const OPS_REJECTED: &str = "listwire_ops_rejected_total";
@@ -23,21 +26,45 @@ const DUPLICATE_OPS: &str = "listwire_duplicate_ops_total";
 /// Registers descriptions once at startup.
 pub fn describe() {
     describe_counter!(OPS_APPLIED, "ops applied and made durable");
-    describe_counter!(OPS_REJECTED, "ops rejected by the list state machine, by code");
+    describe_counter!(
+        OPS_REJECTED,
+        "ops rejected by the list state machine, by code"
+    );
     describe_counter!(VOTES_APPLIED, "votes and unvotes made durable");
-    describe_histogram!(ACK_LATENCY, Unit::Seconds, "time from op admission to durable ack");
-    describe_histogram!(COMMIT_LATENCY, Unit::Seconds, "time of one list batch append");
+    describe_histogram!(
+        ACK_LATENCY,
+        Unit::Seconds,
+        "time from op admission to durable ack"
+    );
+    describe_histogram!(
+        COMMIT_LATENCY,
+        Unit::Seconds,
+        "time of one list batch append"
+    );
     describe_histogram!(COMMIT_EVENTS, "events per list batch append");
     describe_histogram!(FANOUT_SUBSCRIBERS, "subscribers a frame was queued to");
     describe_counter!(FRAMES_PUBLISHED, "frames published by list owners, by type");
     describe_gauge!(ACTIVE_LISTS, "active list actors on this node");
     describe_counter!(ACTIVATIONS, "list activations");
-    describe_histogram!(ACTIVATION_SECONDS, Unit::Seconds, "time to load a list (snapshot + tail)");
+    describe_histogram!(
+        ACTIVATION_SECONDS,
+        Unit::Seconds,
+        "time to load a list (snapshot + tail)"
+    );
     describe_counter!(PASSIVATIONS, "list passivations");
-    describe_counter!(ADMISSION_REJECTIONS, "messages refused with busy by admission control");
-    describe_counter!(STALE_OWNER, "appends that lost the conditional write (stale owner fenced off)");
+    describe_counter!(
+        ADMISSION_REJECTIONS,
+        "messages refused with busy by admission control"
+    );
+    describe_counter!(
+        STALE_OWNER,
+        "appends that lost the conditional write (stale owner fenced off)"
+    );
     describe_counter!(SNAPSHOTS, "list snapshots written");
-    describe_counter!(DUPLICATE_OPS, "retried ops answered from the op-id dedupe window");
+    describe_counter!(
+        DUPLICATE_OPS,
+        "retried ops answered from the op-id dedupe window"
+    );
 }
 
 /// Ops made durable.

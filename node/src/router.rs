@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use listwire_gateway::{Account, Accounts, EdgeError, ErrorCode, FrameSink, Principal, Reply, Router};
+use listwire_gateway::{
+    Account, Accounts, EdgeError, ErrorCode, FrameSink, Principal, Reply, Router,
+};
 use listwire_storage::{AccountStore, UserRecord};
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
@@ -48,19 +50,31 @@ impl LocalRouter {
         let Op::Share { user, .. } = op else {
             return Ok(None);
         };
-        let found = self.accounts.user_by_name(user).await.map_err(storage_to_edge)?;
-        Ok(found.map(|record| UserRef { user_id: record.user_id, username: record.username }))
+        let found = self
+            .accounts
+            .user_by_name(user)
+            .await
+            .map_err(storage_to_edge)?;
+        Ok(found.map(|record| UserRef {
+            user_id: record.user_id,
+            username: record.username,
+        }))
     }
 }
 
 fn principal_ref(principal: &Principal) -> UserRef {
-    UserRef { user_id: principal.user_id, username: principal.username.clone() }
+    UserRef {
+        user_id: principal.user_id,
+        username: principal.username.clone(),
+    }
 }
 
 /// Storage failures as clients see them; the cause is logged here, never sent.
 pub fn storage_to_edge(error: listwire_storage::Error) -> EdgeError {
     match error {
-        listwire_storage::Error::AlreadyExists(what) => EdgeError::new(ErrorCode::Conflict, format!("{what} already exists")),
+        listwire_storage::Error::AlreadyExists(what) => {
+            EdgeError::new(ErrorCode::Conflict, format!("{what} already exists"))
+        }
         error if error.is_retryable() => EdgeError::unavailable("storage unavailable; retry"),
         error => {
             tracing::error!(%error, "storage error");
@@ -72,14 +86,26 @@ pub fn storage_to_edge(error: listwire_storage::Error) -> EdgeError {
 async fn await_answer<T>(answer: oneshot::Receiver<Result<T, EdgeError>>) -> Result<T, EdgeError> {
     match tokio::time::timeout(ACTOR_ANSWER_TIMEOUT, answer).await {
         Ok(Ok(result)) => result,
-        Ok(Err(_dropped)) => Err(EdgeError::unavailable("list stopped before answering; retry")),
-        Err(_elapsed) => Err(EdgeError::new(ErrorCode::Busy, "list did not answer in time; retry")),
+        Ok(Err(_dropped)) => Err(EdgeError::unavailable(
+            "list stopped before answering; retry",
+        )),
+        Err(_elapsed) => Err(EdgeError::new(
+            ErrorCode::Busy,
+            "list did not answer in time; retry",
+        )),
     }
 }
 
 #[async_trait]
 impl Router for LocalRouter {
-    async fn submit(&self, principal: &Principal, list: Uuid, op_id: Uuid, op: Box<RawValue>, reply: Reply) {
+    async fn submit(
+        &self,
+        principal: &Principal,
+        list: Uuid,
+        op_id: Uuid,
+        op: Box<RawValue>,
+        reply: Reply,
+    ) {
         let received = Instant::now();
         let op = match parse_op(op.get()) {
             Ok(op) => op,
@@ -89,45 +115,100 @@ impl Router for LocalRouter {
             Ok(target) => target,
             Err(error) => return reply.send(Err(error)),
         };
-        let command = Command { op_id, by: principal_ref(principal), at_ms: now_ms(), op, target };
-        let request = OpRequest { kind: OpKind::Apply(command), reply, admitted: None, received };
-        self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate).await;
+        let command = Command {
+            op_id,
+            by: principal_ref(principal),
+            at_ms: now_ms(),
+            op,
+            target,
+        };
+        let request = OpRequest {
+            kind: OpKind::Apply(command),
+            reply,
+            admitted: None,
+            received,
+        };
+        self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate)
+            .await;
     }
 
-    async fn subscribe(&self, principal: &Principal, list: Uuid, since: Option<u64>, sink: FrameSink) -> Result<(), EdgeError> {
+    async fn subscribe(
+        &self,
+        principal: &Principal,
+        list: Uuid,
+        since: Option<u64>,
+        sink: FrameSink,
+    ) -> Result<(), EdgeError> {
         let (reply, answer) = oneshot::channel();
-        let request = SubscribeRequest { user: principal.user_id, since, sink, reply, admitted: None };
-        self.dispatch(list, ListMsg::Subscribe(Box::new(request)), Activation::Activate).await;
+        let request = SubscribeRequest {
+            user: principal.user_id,
+            since,
+            sink,
+            reply,
+            admitted: None,
+        };
+        self.dispatch(
+            list,
+            ListMsg::Subscribe(Box::new(request)),
+            Activation::Activate,
+        )
+        .await;
         await_answer(answer).await
     }
 
     async fn unsubscribe(&self, list: Uuid, connection_id: u64) {
-        let message = ListMsg::Unsubscribe { connection_id, admitted: None };
+        let message = ListMsg::Unsubscribe {
+            connection_id,
+            admitted: None,
+        };
         self.dispatch(list, message, Activation::IfActive).await;
     }
 
     async fn snapshot(&self, principal: &Principal, list: Uuid) -> Result<Bytes, EdgeError> {
         let (reply, answer) = oneshot::channel();
-        let message = ListMsg::Snapshot { user: principal.user_id, reply, admitted: None };
+        let message = ListMsg::Snapshot {
+            user: principal.user_id,
+            reply,
+            admitted: None,
+        };
         self.dispatch(list, message, Activation::Activate).await;
         await_answer(answer).await
     }
 
-    async fn create_list(&self, principal: &Principal, body: Box<RawValue>) -> Result<Uuid, EdgeError> {
+    async fn create_list(
+        &self,
+        principal: &Principal,
+        body: Box<RawValue>,
+    ) -> Result<Uuid, EdgeError> {
         let create = parse_create(body.get()).map_err(rejection_to_edge)?;
         let list = Uuid::now_v7();
         let (answer_tx, answer) = oneshot::channel();
         let reply = Reply::new(move |outcome| {
             let _ = answer_tx.send(outcome);
         });
-        let kind = OpKind::Create { op_id: Uuid::new_v4(), by: principal_ref(principal), at_ms: now_ms(), create };
-        let request = OpRequest { kind, reply, admitted: None, received: Instant::now() };
-        self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate).await;
+        let kind = OpKind::Create {
+            op_id: Uuid::new_v4(),
+            by: principal_ref(principal),
+            at_ms: now_ms(),
+            create,
+        };
+        let request = OpRequest {
+            kind,
+            reply,
+            admitted: None,
+            received: Instant::now(),
+        };
+        self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate)
+            .await;
         await_answer(answer).await.map(|_seq| list)
     }
 
     async fn lists_of(&self, principal: &Principal) -> Result<Bytes, EdgeError> {
-        let memberships = self.accounts.memberships(principal.user_id, MY_LISTS_MAX).await.map_err(storage_to_edge)?;
+        let memberships = self
+            .accounts
+            .memberships(principal.user_id, MY_LISTS_MAX)
+            .await
+            .map_err(storage_to_edge)?;
         let entries: Vec<serde_json::Value> = memberships
             .into_iter()
             .map(|entry| serde_json::json!({"list_id": entry.list_id, "title": entry.title, "role": entry.role}))
@@ -162,14 +243,27 @@ impl Accounts for NodeAccounts {
             password_hash: account.password_hash,
             created_at_ms: now_ms(),
         };
-        self.store.create_user(record).await.map_err(|error| match error {
-            listwire_storage::Error::AlreadyExists(_) => EdgeError::new(ErrorCode::Conflict, "username is taken"),
-            error => storage_to_edge(error),
-        })
+        self.store
+            .create_user(record)
+            .await
+            .map_err(|error| match error {
+                listwire_storage::Error::AlreadyExists(_) => {
+                    EdgeError::new(ErrorCode::Conflict, "username is taken")
+                }
+                error => storage_to_edge(error),
+            })
     }
 
     async fn find(&self, username: &str) -> Result<Option<Account>, EdgeError> {
-        let found = self.store.user_by_name(username).await.map_err(storage_to_edge)?;
-        Ok(found.map(|record| Account { user_id: record.user_id, username: record.username, password_hash: record.password_hash }))
+        let found = self
+            .store
+            .user_by_name(username)
+            .await
+            .map_err(storage_to_edge)?;
+        Ok(found.map(|record| Account {
+            user_id: record.user_id,
+            username: record.username,
+            password_hash: record.password_hash,
+        }))
     }
 }

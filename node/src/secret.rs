@@ -12,7 +12,10 @@ const SECRET_BYTES: usize = 32;
 pub fn generate() -> Vec<u8> {
     let mut raw = [0u8; SECRET_BYTES];
     getrandom::fill(&mut raw).expect("the operating system random source failed");
-    raw.iter().map(|byte| format!("{byte:02x}")).collect::<String>().into_bytes()
+    raw.iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<String>()
+        .into_bytes()
 }
 
 /// Reads the secret at `path`, creating it (mode 0600) on first start.
@@ -20,11 +23,16 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path.exists() {
         let secret = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
-        anyhow::ensure!(secret.len() >= SECRET_BYTES, "{} holds a secret shorter than {SECRET_BYTES} bytes", path.display());
+        anyhow::ensure!(
+            secret.len() >= SECRET_BYTES,
+            "{} holds a secret shorter than {SECRET_BYTES} bytes",
+            path.display()
+        );
         return Ok(secret);
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let secret = generate();
     let mut options = std::fs::OpenOptions::new();
@@ -34,7 +42,9 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<Vec<u8>> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(&secret)?;
     file.sync_all()?;
     Ok(secret)

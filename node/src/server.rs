@@ -63,14 +63,25 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
             })
             .await
     });
-    Ok(RunningNode { addr, jwt_secret, stop: Some(stop_tx), task })
+    Ok(RunningNode {
+        addr,
+        jwt_secret,
+        stop: Some(stop_tx),
+        task,
+    })
 }
 
 /// Runs a node in the foreground until `shutdown` resolves.
-pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let prepared = prepare(&args).await?;
     let addr = prepared.listener.local_addr()?;
-    println!("listwire listening on http://{addr} (WebSocket: ws://{addr}/v1/ws, data: {})", describe_store(&args));
+    println!(
+        "listwire listening on http://{addr} (WebSocket: ws://{addr}/v1/ws, data: {})",
+        describe_store(&args)
+    );
     prepared.run(shutdown).await
 }
 
@@ -91,8 +102,16 @@ struct Prepared {
 
 impl Prepared {
     async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Prepared { listener, gateway, host, events, .. } = self;
-        listwire_gateway::serve(listener, gateway, shutdown).await.context("serving clients")?;
+        let Prepared {
+            listener,
+            gateway,
+            host,
+            events,
+            ..
+        } = self;
+        listwire_gateway::serve(listener, gateway, shutdown)
+            .await
+            .context("serving clients")?;
         tracing::info!("shutting down: flushing lists");
         host.shutdown(SHUTDOWN_FLUSH_TIMEOUT).await;
         events.close().await.context("closing storage")?;
@@ -112,9 +131,22 @@ async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
     let host = Host::new(events.clone(), accounts.clone(), args.host_config());
     let router = Arc::new(LocalRouter::new(host.clone()));
     let node_accounts = Arc::new(NodeAccounts::new(accounts));
-    let gateway = Gateway::new(gateway_config(args, jwt_secret.clone()), router, node_accounts, Some(metrics_handle()))?;
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    Ok(Prepared { listener, gateway, host, events, jwt_secret })
+    let gateway = Gateway::new(
+        gateway_config(args, jwt_secret.clone()),
+        router,
+        node_accounts,
+        Some(metrics_handle()),
+    )?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    Ok(Prepared {
+        listener,
+        gateway,
+        host,
+        events,
+        jwt_secret,
+    })
 }
 
 type Stores = (Arc<dyn EventStore>, Arc<dyn AccountStore>);
@@ -128,7 +160,10 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<Stores> {
         StoreKind::Embedded => {
             let dir = args.data_dir.join("store");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let options = EmbeddedOptions { fsync: !args.no_fsync, ..EmbeddedOptions::default() };
+            let options = EmbeddedOptions {
+                fsync: !args.no_fsync,
+                ..EmbeddedOptions::default()
+            };
             let store = tokio::task::spawn_blocking(move || open_embedded(&dir, options)).await??;
             let store = Arc::new(store);
             Ok((store.clone(), store))
@@ -137,7 +172,8 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<Stores> {
 }
 
 fn open_embedded(dir: &Path, options: EmbeddedOptions) -> anyhow::Result<EmbeddedStore> {
-    EmbeddedStore::open(dir, options).with_context(|| format!("opening the embedded store in {}", dir.display()))
+    EmbeddedStore::open(dir, options)
+        .with_context(|| format!("opening the embedded store in {}", dir.display()))
 }
 
 fn gateway_config(args: &ServeArgs, jwt_secret: Vec<u8>) -> GatewayConfig {

@@ -48,7 +48,10 @@ impl Printer {
     }
 
     fn name(&self, item: &str) -> String {
-        self.texts.get(item).cloned().unwrap_or_else(|| item.chars().take(8).collect())
+        self.texts
+            .get(item)
+            .cloned()
+            .unwrap_or_else(|| item.chars().take(8).collect())
     }
 
     fn describe(&mut self, event: &Value) -> String {
@@ -63,7 +66,11 @@ impl Printer {
             "set_done" => format!("{} done={}", self.name(&item), event["done"]),
             "vote" | "unvote" => format!("{} votes={}", self.name(&item), event["votes"]),
             "rename" => format!("{:?}", event["title"].as_str().unwrap_or_default()),
-            "share" => format!("{} as {}", event["username"].as_str().unwrap_or("?"), event["role"].as_str().unwrap_or("?")),
+            "share" => format!(
+                "{} as {}",
+                event["username"].as_str().unwrap_or("?"),
+                event["role"].as_str().unwrap_or("?")
+            ),
             "unshare" => event["username"].as_str().unwrap_or("?").to_owned(),
             _ if !item.is_empty() => self.name(&item),
             _ => String::new(),
@@ -74,11 +81,28 @@ impl Printer {
 
 /// Prints a list snapshot.
 pub fn print_state(state: &Value) {
-    println!("{} (seq {}, {})", state["title"].as_str().unwrap_or("?"), state["seq"], state["visibility"].as_str().unwrap_or("?"));
+    println!(
+        "{} (seq {}, {})",
+        state["title"].as_str().unwrap_or("?"),
+        state["seq"],
+        state["visibility"].as_str().unwrap_or("?")
+    );
     for item in state["items"].as_array().into_iter().flatten() {
-        let mark = if item["done"].as_bool() == Some(true) { "x" } else { " " };
+        let mark = if item["done"].as_bool() == Some(true) {
+            "x"
+        } else {
+            " "
+        };
         let votes = item["votes"].as_u64().unwrap_or(0);
-        let id: String = item["id"].as_str().unwrap_or_default().chars().take(8).collect();
-        println!("  [{mark}] {} ({votes} votes)  {id}", item["text"].as_str().unwrap_or_default());
+        let id: String = item["id"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(8)
+            .collect();
+        println!(
+            "  [{mark}] {} ({votes} votes)  {id}",
+            item["text"].as_str().unwrap_or_default()
+        );
     }
 }

@@ -89,37 +89,59 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 impl Live {
     pub(super) async fn connect(base: &str, token: &str) -> Result<Self, ClientError> {
         let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
-        let mut request = url.into_client_request().map_err(|error| ClientError::Transport(error.to_string()))?;
-        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|error| ClientError::Protocol(error.to_string()))?;
+        let mut request = url
+            .into_client_request()
+            .map_err(|error| ClientError::Transport(error.to_string()))?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|error| ClientError::Protocol(error.to_string()))?;
         request.headers_mut().insert("authorization", bearer);
-        let (socket, _response) = tokio_tungstenite::connect_async(request).await.map_err(|error| ClientError::Transport(error.to_string()))?;
-        Ok(Self { socket, buffered: VecDeque::new() })
+        let (socket, _response) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|error| ClientError::Transport(error.to_string()))?;
+        Ok(Self {
+            socket,
+            buffered: VecDeque::new(),
+        })
     }
 
     /// Sends a text frame as is (tests use it for malformed input).
     pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), ClientError> {
         let text: String = text.into();
-        self.socket.send(Message::text(text)).await.map_err(|error| ClientError::Transport(error.to_string()))
+        self.socket
+            .send(Message::text(text))
+            .await
+            .map_err(|error| ClientError::Transport(error.to_string()))
     }
 
     /// Sends a raw WebSocket message.
     pub async fn send_message(&mut self, message: Message) -> Result<(), ClientError> {
-        self.socket.send(message).await.map_err(|error| ClientError::Transport(error.to_string()))
+        self.socket
+            .send(message)
+            .await
+            .map_err(|error| ClientError::Transport(error.to_string()))
     }
 
     /// `subscribe` (the catch-up frames follow on [`Live::next`]).
     pub async fn subscribe(&mut self, list: Uuid, since: Option<u64>) -> Result<(), ClientError> {
-        self.send_text(json!({"type": "subscribe", "list": list, "since": since}).to_string()).await
+        self.send_text(json!({"type": "subscribe", "list": list, "since": since}).to_string())
+            .await
     }
 
     /// `unsubscribe`.
     pub async fn unsubscribe(&mut self, list: Uuid) -> Result<(), ClientError> {
-        self.send_text(json!({"type": "unsubscribe", "list": list}).to_string()).await
+        self.send_text(json!({"type": "unsubscribe", "list": list}).to_string())
+            .await
     }
 
     /// Sends an op without waiting for its ack.
-    pub async fn send_op(&mut self, list: Uuid, op_id: Uuid, op: &Value) -> Result<(), ClientError> {
-        self.send_text(json!({"type": "op", "list": list, "op_id": op_id, "op": op}).to_string()).await
+    pub async fn send_op(
+        &mut self,
+        list: Uuid,
+        op_id: Uuid,
+        op: &Value,
+    ) -> Result<(), ClientError> {
+        self.send_text(json!({"type": "op", "list": list, "op_id": op_id, "op": op}).to_string())
+            .await
     }
 
     /// Sends an op and waits for its ack (other frames stay queued for [`Live::next`]).
@@ -128,9 +150,22 @@ impl Live {
         let mut skipped = VecDeque::new();
         let outcome = loop {
             match self.read(DEFAULT_WAIT).await {
-                Ok(ServerFrame::Ack { op_id: acked, seq, .. }) if acked == op_id => break Ok(seq),
-                Ok(ServerFrame::Error { op_id: Some(failed), code, message, retry_after_ms, .. }) if failed == op_id => {
-                    break Err(ClientError::Api { status: 0, code, message, retry_after_ms })
+                Ok(ServerFrame::Ack {
+                    op_id: acked, seq, ..
+                }) if acked == op_id => break Ok(seq),
+                Ok(ServerFrame::Error {
+                    op_id: Some(failed),
+                    code,
+                    message,
+                    retry_after_ms,
+                    ..
+                }) if failed == op_id => {
+                    break Err(ClientError::Api {
+                        status: 0,
+                        code,
+                        message,
+                        retry_after_ms,
+                    })
                 }
                 Ok(other) => skipped.push_back(other),
                 Err(error) => break Err(error),
@@ -157,18 +192,29 @@ impl Live {
     async fn read(&mut self, wait: Duration) -> Result<ServerFrame, ClientError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout_at(deadline, self.socket.next()).await.map_err(|_| ClientError::Timeout)?;
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .map_err(|_| ClientError::Timeout)?;
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    return serde_json::from_str(text.as_str()).map_err(|error| ClientError::Protocol(format!("{error}: {}", text.as_str())));
+                    return serde_json::from_str(text.as_str()).map_err(|error| {
+                        ClientError::Protocol(format!("{error}: {}", text.as_str()))
+                    });
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = frame.map(|frame| (u16::from(frame.code), frame.reason.to_string())).unwrap_or((1005, String::new()));
+                    let (code, reason) = frame
+                        .map(|frame| (u16::from(frame.code), frame.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
                     return Err(ClientError::Closed { code, reason });
                 }
                 Some(Ok(_control_or_binary)) => continue,
                 Some(Err(error)) => return Err(ClientError::Transport(error.to_string())),
-                None => return Err(ClientError::Closed { code: 1006, reason: "connection dropped".into() }),
+                None => {
+                    return Err(ClientError::Closed {
+                        code: 1006,
+                        reason: "connection dropped".into(),
+                    })
+                }
             }
         }
     }

@@ -84,12 +84,19 @@ pub struct Client {
 impl Client {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:7070`).
     pub fn new(base_url: &str) -> Self {
-        Self { http: reqwest::Client::new(), base: base_url.trim_end_matches('/').to_owned(), token: None }
+        Self {
+            http: reqwest::Client::new(),
+            base: base_url.trim_end_matches('/').to_owned(),
+            token: None,
+        }
     }
 
     /// The same client using `token`.
     pub fn with_token(&self, token: &str) -> Self {
-        Self { token: Some(token.to_owned()), ..self.clone() }
+        Self {
+            token: Some(token.to_owned()),
+            ..self.clone()
+        }
     }
 
     /// The server base URL.
@@ -105,13 +112,15 @@ impl Client {
     /// `POST /v1/auth/register`.
     pub async fn register(&self, username: &str, password: &str) -> Result<Session, ClientError> {
         let body = json!({"username": username, "password": password});
-        self.call(reqwest::Method::POST, "/v1/auth/register", Some(body)).await
+        self.call(reqwest::Method::POST, "/v1/auth/register", Some(body))
+            .await
     }
 
     /// `POST /v1/auth/login`.
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, ClientError> {
         let body = json!({"username": username, "password": password});
-        self.call(reqwest::Method::POST, "/v1/auth/login", Some(body)).await
+        self.call(reqwest::Method::POST, "/v1/auth/login", Some(body))
+            .await
     }
 
     /// `GET /v1/lists`.
@@ -125,13 +134,16 @@ impl Client {
         struct Created {
             list_id: Uuid,
         }
-        let created: Created = self.call(reqwest::Method::POST, "/v1/lists", Some(body)).await?;
+        let created: Created = self
+            .call(reqwest::Method::POST, "/v1/lists", Some(body))
+            .await?;
         Ok(created.list_id)
     }
 
     /// `GET /v1/lists/{id}`: the list snapshot.
     pub async fn get_list(&self, list: Uuid) -> Result<Value, ClientError> {
-        self.call(reqwest::Method::GET, &format!("/v1/lists/{list}"), None).await
+        self.call(reqwest::Method::GET, &format!("/v1/lists/{list}"), None)
+            .await
     }
 
     /// `POST /v1/lists/{id}/ops`: applies one op, returns its seq once durable.
@@ -141,17 +153,31 @@ impl Client {
             seq: u64,
         }
         let body = json!({"op_id": op_id, "op": op});
-        let acked: Acked = self.call(reqwest::Method::POST, &format!("/v1/lists/{list}/ops"), Some(body)).await?;
+        let acked: Acked = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/lists/{list}/ops"),
+                Some(body),
+            )
+            .await?;
         Ok(acked.seq)
     }
 
     /// Opens a WebSocket (`/v1/ws`) with this client's token.
     pub async fn connect(&self) -> Result<Live, ClientError> {
-        let token = self.token.as_deref().ok_or_else(|| ClientError::Protocol("not signed in".into()))?;
+        let token = self
+            .token
+            .as_deref()
+            .ok_or_else(|| ClientError::Protocol("not signed in".into()))?;
         Live::connect(&self.base, token).await
     }
 
-    async fn call<T: serde::de::DeserializeOwned>(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<T, ClientError> {
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, ClientError> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -159,13 +185,21 @@ impl Client {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|error| ClientError::Transport(error.to_string()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|error| ClientError::Transport(error.to_string()))?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|error| ClientError::Transport(error.to_string()))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| ClientError::Transport(error.to_string()))?;
         if !(200..300).contains(&status) {
             return Err(api_error(status, &bytes));
         }
-        serde_json::from_slice(&bytes).map_err(|error| ClientError::Protocol(format!("{error}: {}", String::from_utf8_lossy(&bytes))))
+        serde_json::from_slice(&bytes).map_err(|error| {
+            ClientError::Protocol(format!("{error}: {}", String::from_utf8_lossy(&bytes)))
+        })
     }
 }
 
@@ -174,7 +208,10 @@ fn api_error(status: u16, body: &[u8]) -> ClientError {
     ClientError::Api {
         status,
         code: value["code"].as_str().unwrap_or("unknown").to_owned(),
-        message: value["message"].as_str().map(str::to_owned).unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
+        message: value["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
         retry_after_ms: value["retry_after_ms"].as_u64(),
     }
 }

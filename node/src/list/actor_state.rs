@@ -63,8 +63,14 @@ impl ListActorState {
     /// The state of a freshly loaded list.
     pub fn new(myself: ActorRef<ListMsg>, args: ListArgs, loaded: Loaded) -> Self {
         let config = &args.context.config;
-        let fanout = Fanout::new(args.list_id, loaded.tail, config.resume_events_max, config.tally_interval);
-        let tick_every = (config.passivate_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let fanout = Fanout::new(
+            args.list_id,
+            loaded.tail,
+            config.resume_events_max,
+            config.tally_interval,
+        );
+        let tick_every =
+            (config.passivate_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         let tick = myself.send_interval(tick_every, || ListMsg::Tick);
         Self {
             list: args.list_id,
@@ -131,7 +137,12 @@ impl ListActorState {
     }
 
     fn on_op(&mut self, request: OpRequest) {
-        let OpRequest { kind, reply, admitted, received } = request;
+        let OpRequest {
+            kind,
+            reply,
+            admitted,
+            received,
+        } = request;
         if self.shutdown.is_some() {
             reply.send(Err(EdgeError::unavailable("list is shutting down; retry")));
             return;
@@ -142,7 +153,12 @@ impl ListActorState {
         };
         if let Some(seq) = self.head.op_seq(op_id) {
             m::duplicate_ops().increment(1);
-            let waiter = Waiter { seq, reply, _admitted: admitted, received };
+            let waiter = Waiter {
+                seq,
+                reply,
+                _admitted: admitted,
+                received,
+            };
             if seq <= self.durable.seq() {
                 waiter.reply.send(Ok(seq));
             } else {
@@ -153,10 +169,23 @@ impl ListActorState {
         let limits = &self.context.config.limits;
         let outcome = match &kind {
             OpKind::Apply(command) => apply(&mut self.head, command, limits),
-            OpKind::Create { op_id, by, at_ms, create: body } => create(&mut self.head, *op_id, by, *at_ms, body, limits),
+            OpKind::Create {
+                op_id,
+                by,
+                at_ms,
+                create: body,
+            } => create(&mut self.head, *op_id, by, *at_ms, body, limits),
         };
         match outcome {
-            Ok(event) => self.push_pending(event, Waiter { seq: 0, reply, _admitted: admitted, received }),
+            Ok(event) => self.push_pending(
+                event,
+                Waiter {
+                    seq: 0,
+                    reply,
+                    _admitted: admitted,
+                    received,
+                },
+            ),
             Err(rejection) => {
                 m::ops_rejected(rejection.code.as_str()).increment(1);
                 reply.send(Err(rejection_to_edge(rejection)));
@@ -190,7 +219,11 @@ impl ListActorState {
         let (Some(first), Some(last)) = (batching.events.first(), batching.events.last()) else {
             return;
         };
-        let batch = Batch { first_seq: first.seq, last_seq: last.seq, body: encode_batch_body(&batching.encoded) };
+        let batch = Batch {
+            first_seq: first.seq,
+            last_seq: last.seq,
+            body: encode_batch_body(&batching.encoded),
+        };
         m::commit_events().record(batching.events.len() as f64);
         let store = self.context.events.clone();
         let list = self.list;
@@ -218,7 +251,9 @@ impl ListActorState {
             waiter.reply.send(Ok(waiter.seq));
         }
         let durable_seq = self.durable.seq();
-        let (ready, parked): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.parked).into_iter().partition(|waiter| waiter.seq <= durable_seq);
+        let (ready, parked): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|waiter| waiter.seq <= durable_seq);
         self.parked = parked;
         for waiter in ready {
             waiter.reply.send(Ok(waiter.seq));
@@ -243,7 +278,10 @@ impl ListActorState {
             evolve(&mut self.durable, event, &self.context.config.limits);
             self.fanout.remember(event.seq, encoded.clone());
             self.index.note(&event.change);
-            access_changed |= matches!(event.change, Change::Share { .. } | Change::Unshare { .. } | Change::SetVisibility { .. });
+            access_changed |= matches!(
+                event.change,
+                Change::Share { .. } | Change::Unshare { .. } | Change::SetVisibility { .. }
+            );
             if event.change.is_vote() {
                 m::votes_applied().increment(1);
             }
@@ -261,10 +299,12 @@ impl ListActorState {
                 }
             }
             VotePlan::Delta => {
-                let (Some(first), Some(last)) = (batching.events.first(), batching.events.last()) else {
+                let (Some(first), Some(last)) = (batching.events.first(), batching.events.last())
+                else {
                     return;
                 };
-                self.fanout.publish_delta(first.seq, last.seq, &batching.encoded, all_votes, now);
+                self.fanout
+                    .publish_delta(first.seq, last.seq, &batching.encoded, all_votes, now);
             }
         }
         if access_changed {
@@ -287,7 +327,11 @@ impl ListActorState {
             }
         };
         let pending = std::mem::take(&mut self.pending);
-        let waiters = batching.waiters.into_iter().chain(pending.waiters).chain(std::mem::take(&mut self.parked));
+        let waiters = batching
+            .waiters
+            .into_iter()
+            .chain(pending.waiters)
+            .chain(std::mem::take(&mut self.parked));
         for waiter in waiters {
             waiter.reply.send(Err(edge.clone()));
         }
@@ -296,12 +340,20 @@ impl ListActorState {
     }
 
     fn on_subscribe(&mut self, request: SubscribeRequest) {
-        let SubscribeRequest { user, since, sink, reply, .. } = request;
+        let SubscribeRequest {
+            user,
+            since,
+            sink,
+            reply,
+            ..
+        } = request;
         let answer = self.authorize_read(user).and_then(|()| {
             let list = self.list;
             let durable = &self.durable;
             let cache = &mut self.snapshot_cache;
-            let queued = self.fanout.subscribe(sink, user, since, durable, || frames::snapshot(list, durable.seq(), &cached_state(cache, durable)));
+            let queued = self.fanout.subscribe(sink, user, since, durable, || {
+                frames::snapshot(list, durable.seq(), &cached_state(cache, durable))
+            });
             if queued {
                 Ok(())
             } else {
@@ -321,7 +373,10 @@ impl ListActorState {
             return Err(EdgeError::new(ErrorCode::NotFound, "no such list"));
         }
         if !self.durable.can_view(user) {
-            return Err(EdgeError::new(ErrorCode::Forbidden, "not a member of this list"));
+            return Err(EdgeError::new(
+                ErrorCode::Forbidden,
+                "not a member of this list",
+            ));
         }
         Ok(())
     }
@@ -332,7 +387,10 @@ impl ListActorState {
             return;
         }
         self.snapshot_writing = true;
-        let snapshot = Snapshot { seq: self.durable.seq(), body: Bytes::from(encode_snapshot(&self.durable)) };
+        let snapshot = Snapshot {
+            seq: self.durable.seq(),
+            body: Bytes::from(encode_snapshot(&self.durable)),
+        };
         let store = self.context.events.clone();
         let list = self.list;
         let myself = self.myself.clone();
@@ -354,7 +412,11 @@ impl ListActorState {
     }
 
     fn is_quiet(&self) -> bool {
-        self.in_flight.is_none() && self.pending.events.is_empty() && self.parked.is_empty() && !self.index.is_busy() && !self.snapshot_writing
+        self.in_flight.is_none()
+            && self.pending.events.is_empty()
+            && self.parked.is_empty()
+            && !self.index.is_busy()
+            && !self.snapshot_writing
     }
 
     /// Snapshots if needed, then leaves the host if nothing is in flight.
@@ -382,7 +444,10 @@ impl ListActorState {
         if !self.durable.exists() || self.durable.seq() <= self.snapshot_seq {
             return true;
         }
-        let snapshot = Snapshot { seq: self.durable.seq(), body: Bytes::from(encode_snapshot(&self.durable)) };
+        let snapshot = Snapshot {
+            seq: self.durable.seq(),
+            body: Bytes::from(encode_snapshot(&self.durable)),
+        };
         let seq = snapshot.seq;
         let ok = write_snapshot_and_prune(self.context.events.as_ref(), self.list, snapshot).await;
         if ok {
@@ -434,7 +499,11 @@ fn encode_batch_body(encoded: &[Bytes]) -> Bytes {
     body.freeze()
 }
 
-async fn write_snapshot_and_prune(store: &dyn listwire_storage::EventStore, list: Uuid, snapshot: Snapshot) -> bool {
+async fn write_snapshot_and_prune(
+    store: &dyn listwire_storage::EventStore,
+    list: Uuid,
+    snapshot: Snapshot,
+) -> bool {
     let seq = snapshot.seq;
     if let Err(error) = store.write_snapshot(list, snapshot).await {
         tracing::warn!(list = %list, %error, "snapshot write failed");

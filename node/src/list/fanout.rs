@@ -41,12 +41,25 @@ pub struct Fanout {
 
 impl Fanout {
     /// Fan-out for `list`, with the replayed tail as the initial resume ring.
-    pub fn new(list: Uuid, tail: Vec<(u64, Bytes)>, ring_max: usize, tally_interval: Duration) -> Self {
+    pub fn new(
+        list: Uuid,
+        tail: Vec<(u64, Bytes)>,
+        ring_max: usize,
+        tally_interval: Duration,
+    ) -> Self {
         let mut ring: VecDeque<(u64, Bytes)> = tail.into();
         while ring.len() > ring_max {
             ring.pop_front();
         }
-        Self { list, subscribers: HashMap::new(), ring, ring_max, tally_interval, last_vote_frame: None, tally_pending: false }
+        Self {
+            list,
+            subscribers: HashMap::new(),
+            ring,
+            ring_max,
+            tally_interval,
+            last_vote_frame: None,
+            tally_pending: false,
+        }
     }
 
     /// Whether nobody is subscribed.
@@ -55,7 +68,14 @@ impl Fanout {
     }
 
     /// Queues the catch-up for a new subscriber and registers it. `durable` is what it catches up to.
-    pub fn subscribe(&mut self, sink: FrameSink, user: Uuid, since: Option<u64>, durable: &ListState, snapshot_frame: impl FnOnce() -> Bytes) -> bool {
+    pub fn subscribe(
+        &mut self,
+        sink: FrameSink,
+        user: Uuid,
+        since: Option<u64>,
+        durable: &ListState,
+        snapshot_frame: impl FnOnce() -> Bytes,
+    ) -> bool {
         let head = durable.seq();
         let catch_up = match since {
             Some(since) if since == head => Vec::new(),
@@ -67,7 +87,8 @@ impl Fanout {
                 return false;
             }
         }
-        self.subscribers.insert(sink.connection_id(), Subscriber { sink, user });
+        self.subscribers
+            .insert(sink.connection_id(), Subscriber { sink, user });
         true
     }
 
@@ -78,7 +99,8 @@ impl Fanout {
 
     /// Drops subscribers whose connection has closed.
     pub fn drop_closed(&mut self) {
-        self.subscribers.retain(|_, subscriber| !subscriber.sink.is_closed());
+        self.subscribers
+            .retain(|_, subscriber| !subscriber.sink.is_closed());
     }
 
     /// Ends the subscriptions of users who may no longer view the list.
@@ -104,7 +126,9 @@ impl Fanout {
 
     /// Decides how a durable batch goes out; call before folding it into the durable state.
     pub fn plan(&self, all_votes: bool, now: Instant) -> VotePlan {
-        let recent_vote_frame = self.last_vote_frame.is_some_and(|at| now.duration_since(at) < self.tally_interval);
+        let recent_vote_frame = self
+            .last_vote_frame
+            .is_some_and(|at| now.duration_since(at) < self.tally_interval);
         if all_votes && recent_vote_frame {
             VotePlan::Coalesce
         } else {
@@ -121,7 +145,10 @@ impl Fanout {
     pub fn coalesced(&mut self, now: Instant) -> Option<Duration> {
         let arm = !self.tally_pending;
         self.tally_pending = true;
-        let since_last = self.last_vote_frame.map(|at| now.duration_since(at)).unwrap_or_default();
+        let since_last = self
+            .last_vote_frame
+            .map(|at| now.duration_since(at))
+            .unwrap_or_default();
         arm.then(|| self.tally_interval.saturating_sub(since_last))
     }
 
@@ -137,7 +164,14 @@ impl Fanout {
     }
 
     /// Publishes a durable batch as one delta frame.
-    pub fn publish_delta(&mut self, from: u64, to: u64, events: &[Bytes], all_votes: bool, now: Instant) {
+    pub fn publish_delta(
+        &mut self,
+        from: u64,
+        to: u64,
+        events: &[Bytes],
+        all_votes: bool,
+        now: Instant,
+    ) {
         if all_votes {
             self.last_vote_frame = Some(now);
         }
@@ -152,7 +186,8 @@ impl Fanout {
         m::frames_published(kind).increment(1);
         m::fanout_subscribers().record(self.subscribers.len() as f64);
         // A full queue closes that connection (the sink cancels it); either way it leaves.
-        self.subscribers.retain(|_, subscriber| subscriber.sink.push(frame.clone()).is_ok());
+        self.subscribers
+            .retain(|_, subscriber| subscriber.sink.push(frame.clone()).is_ok());
     }
 
     fn covers(&self, seq: u64) -> bool {

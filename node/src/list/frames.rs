@@ -53,7 +53,8 @@ pub fn tally(list: Uuid, seq: u64, counts_json: &[u8]) -> Bytes {
 
 /// An `error` frame about a list (no op id), e.g. when access is revoked.
 pub fn list_error(list: Uuid, code: &str, message: &str) -> Bytes {
-    let frame = serde_json::json!({"type": "error", "list": list, "code": code, "message": message});
+    let frame =
+        serde_json::json!({"type": "error", "list": list, "code": code, "message": message});
     Bytes::from(frame.to_string())
 }
 
@@ -74,19 +75,25 @@ mod tests {
     #[test]
     fn frames_are_valid_json() {
         let list = Uuid::from_u128(7);
-        let events = [Bytes::from_static(br#"{"seq":3}"#), Bytes::from_static(br#"{"seq":4}"#)];
+        let events = [
+            Bytes::from_static(br#"{"seq":3}"#),
+            Bytes::from_static(br#"{"seq":4}"#),
+        ];
         let value: serde_json::Value = serde_json::from_slice(&delta(list, 3, 4, &events)).unwrap();
         assert_eq!(value["type"], "delta");
         assert_eq!(value["list"], list.to_string());
         assert_eq!(value["from"], 3);
         assert_eq!(value["to"], 4);
         assert_eq!(value["events"][1]["seq"], 4);
-        let value: serde_json::Value = serde_json::from_slice(&snapshot(list, 9, br#"{"a":1}"#)).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_slice(&snapshot(list, 9, br#"{"a":1}"#)).unwrap();
         assert_eq!(value["state"]["a"], 1);
         assert_eq!(value["seq"], 9);
-        let value: serde_json::Value = serde_json::from_slice(&tally(list, 5, br#"{"x":2}"#)).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_slice(&tally(list, 5, br#"{"x":2}"#)).unwrap();
         assert_eq!(value["counts"]["x"], 2);
-        let value: serde_json::Value = serde_json::from_slice(&list_error(list, "forbidden", "revoked")).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_slice(&list_error(list, "forbidden", "revoked")).unwrap();
         assert_eq!(value["code"], "forbidden");
     }
 }

@@ -55,7 +55,12 @@ impl IndexSync {
     }
 
     /// Starts a sync task if none is running and there is work.
-    pub fn start(&mut self, context: &Arc<ListContext>, durable: &ListState, myself: &ActorRef<ListMsg>) {
+    pub fn start(
+        &mut self,
+        context: &Arc<ListContext>,
+        durable: &ListState,
+        myself: &ActorRef<ListMsg>,
+    ) {
         if self.running || (self.pending.is_empty() && !self.title_changed) {
             return;
         }
@@ -99,7 +104,11 @@ async fn write_entries(
             async move {
                 let result = match role {
                     Some(role) => {
-                        let membership = Membership { list_id: list, role: role.as_str().to_owned(), title };
+                        let membership = Membership {
+                            list_id: list,
+                            role: role.as_str().to_owned(),
+                            title,
+                        };
                         accounts.put_membership(*user, membership).await
                     }
                     None => accounts.remove_membership(*user, list).await,

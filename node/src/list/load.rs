@@ -37,9 +37,14 @@ pub async fn load(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError
     let limits = &context.config.limits;
     let (mut state, snapshot_seq) = match context.events.latest_snapshot(list).await? {
         Some(snapshot) => {
-            let state = decode_snapshot(&snapshot.body).map_err(|error| LoadError::Decode(error.to_string()))?;
+            let state = decode_snapshot(&snapshot.body)
+                .map_err(|error| LoadError::Decode(error.to_string()))?;
             if state.seq() != snapshot.seq || state.list_id() != list {
-                return Err(LoadError::Integrity(format!("snapshot of {list} at {} holds seq {}", snapshot.seq, state.seq())));
+                return Err(LoadError::Integrity(format!(
+                    "snapshot of {list} at {} holds seq {}",
+                    snapshot.seq,
+                    state.seq()
+                )));
             }
             (state, snapshot.seq)
         }
@@ -47,20 +52,29 @@ pub async fn load(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError
     };
     let mut tail = Vec::new();
     loop {
-        let batches = context.events.read_batches(list, state.seq(), READ_PAGE_BATCHES).await?;
+        let batches = context
+            .events
+            .read_batches(list, state.seq(), READ_PAGE_BATCHES)
+            .await?;
         if batches.is_empty() {
             break;
         }
         for batch in batches {
-            let events = decode_batch(&batch.body).map_err(|error| LoadError::Decode(error.to_string()))?;
+            let events =
+                decode_batch(&batch.body).map_err(|error| LoadError::Decode(error.to_string()))?;
             for event in events {
                 if event.seq <= state.seq() {
                     continue;
                 }
                 if event.seq != state.seq() + 1 {
-                    return Err(LoadError::Integrity(format!("gap in {list}: have {}, next event {}", state.seq(), event.seq)));
+                    return Err(LoadError::Integrity(format!(
+                        "gap in {list}: have {}, next event {}",
+                        state.seq(),
+                        event.seq
+                    )));
                 }
-                let encoded = serde_json::to_vec(&event).map_err(|error| LoadError::Decode(error.to_string()))?;
+                let encoded = serde_json::to_vec(&event)
+                    .map_err(|error| LoadError::Decode(error.to_string()))?;
                 evolve(&mut state, &event, limits);
                 tail.push((event.seq, Bytes::from(encoded)));
             }
@@ -68,9 +82,16 @@ pub async fn load(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError
     }
     let head = context.events.head(list).await?;
     if head != state.seq() {
-        return Err(LoadError::Integrity(format!("list {list} head is {head} but its events end at {}", state.seq())));
+        return Err(LoadError::Integrity(format!(
+            "list {list} head is {head} but its events end at {}",
+            state.seq()
+        )));
     }
     let keep_from = tail.len().saturating_sub(context.config.resume_events_max);
     tail.drain(..keep_from);
-    Ok(Loaded { state, snapshot_seq, tail })
+    Ok(Loaded {
+        state,
+        snapshot_seq,
+        tail,
+    })
 }

@@ -126,7 +126,9 @@ impl ListMsg {
         match self {
             ListMsg::Op(request) => request.admitted = Some(admission),
             ListMsg::Subscribe(request) => request.admitted = Some(admission),
-            ListMsg::Unsubscribe { admitted, .. } | ListMsg::Snapshot { admitted, .. } => *admitted = Some(admission),
+            ListMsg::Unsubscribe { admitted, .. } | ListMsg::Snapshot { admitted, .. } => {
+                *admitted = Some(admission)
+            }
             _ => drop(admission),
         }
     }
@@ -164,17 +166,30 @@ impl Actor for ListActor {
     type State = ListActorState;
     type Arguments = ListArgs;
 
-    async fn pre_start(&self, myself: ActorRef<ListMsg>, args: ListArgs) -> Result<ListActorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ListMsg>,
+        args: ListArgs,
+    ) -> Result<ListActorState, ActorProcessingErr> {
         let loaded = load::load(&args.context, args.list_id).await?;
         Ok(ListActorState::new(myself, args, loaded))
     }
 
-    async fn handle(&self, myself: ActorRef<ListMsg>, message: ListMsg, state: &mut ListActorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<ListMsg>,
+        message: ListMsg,
+        state: &mut ListActorState,
+    ) -> Result<(), ActorProcessingErr> {
         state.handle(&myself, message).await;
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<ListMsg>, state: &mut ListActorState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ListMsg>,
+        state: &mut ListActorState,
+    ) -> Result<(), ActorProcessingErr> {
         state.stopped();
         Ok(())
     }
@@ -194,5 +209,8 @@ pub fn rejection_to_edge(rejection: Rejection) -> EdgeError {
 
 /// Wall-clock milliseconds since the Unix epoch (the shell reads the clock; the domain never does).
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
 }

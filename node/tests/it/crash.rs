@@ -31,16 +31,29 @@ fn spawn_node(dir: &Path) -> (Child, String) {
         .expect("spawn listwire");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
-    let url = line.split_whitespace().find(|word| word.starts_with("http://")).expect("listening line names the url").to_owned();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .expect("listening line names the url")
+        .to_owned();
     (child, url)
 }
 
 /// Streams pipelined ops from one connection; returns op id → (seq, text) for every acked op.
 /// Stops quietly when the connection dies (the node was killed).
-async fn writer(client: Client, list: Uuid, writer: usize, acked_before_kill: tokio::sync::mpsc::Sender<()>) -> HashMap<Uuid, (u64, String)> {
+async fn writer(
+    client: Client,
+    list: Uuid,
+    writer: usize,
+    acked_before_kill: tokio::sync::mpsc::Sender<()>,
+) -> HashMap<Uuid, (u64, String)> {
     let mut acked = HashMap::new();
-    let Ok(mut live) = client.connect().await else { return acked };
+    let Ok(mut live) = client.connect().await else {
+        return acked;
+    };
     let mut texts = HashMap::new();
     let mut sent = 0;
     let mut outstanding = 0;
@@ -73,7 +86,8 @@ async fn writer(client: Client, list: Uuid, writer: usize, acked_before_kill: to
 
 /// Reads the whole stored history straight from the embedded store (the node is dead).
 async fn stored_history(dir: &Path, list: Uuid) -> BTreeMap<u64, (Uuid, String)> {
-    let store = EmbeddedStore::open(&dir.join("store"), EmbeddedOptions::default()).expect("open store after crash");
+    let store = EmbeddedStore::open(&dir.join("store"), EmbeddedOptions::default())
+        .expect("open store after crash");
     let mut history = BTreeMap::new();
     for batch in store.read_batches(list, 0, usize::MAX).await.unwrap() {
         for event in decode_batch(&batch.body).unwrap() {
@@ -81,7 +95,11 @@ async fn stored_history(dir: &Path, list: Uuid) -> BTreeMap<u64, (Uuid, String)>
                 Change::AddItem { text, .. } => text.clone(),
                 _ => String::new(),
             };
-            assert!(history.insert(event.seq, (event.op_id, text)).is_none(), "seq {} stored twice", event.seq);
+            assert!(
+                history.insert(event.seq, (event.op_id, text)).is_none(),
+                "seq {} stored twice",
+                event.seq
+            );
         }
     }
     store.close().await.unwrap();
@@ -93,12 +111,20 @@ async fn acknowledged_ops_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url) = spawn_node(dir.path());
     let anonymous = Client::new(&url);
-    let session = anonymous.register("crash", "correct horse battery").await.unwrap();
+    let session = anonymous
+        .register("crash", "correct horse battery")
+        .await
+        .unwrap();
     let client = anonymous.with_token(&session.token);
-    let list = client.create_list(serde_json::json!({"title": "crash"})).await.unwrap();
+    let list = client
+        .create_list(serde_json::json!({"title": "crash"}))
+        .await
+        .unwrap();
 
     let (progress_tx, mut progress_rx) = tokio::sync::mpsc::channel(OPS_PER_WRITER * WRITERS);
-    let writers: Vec<_> = (0..WRITERS).map(|index| tokio::spawn(writer(client.clone(), list, index, progress_tx.clone()))).collect();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|index| tokio::spawn(writer(client.clone(), list, index, progress_tx.clone())))
+        .collect();
     // Kill mid-stream: after a third of the ops are acknowledged, with more in flight.
     for _ in 0..(OPS_PER_WRITER * WRITERS / 3) {
         progress_rx.recv().await.expect("acks arrive");
@@ -113,11 +139,22 @@ async fn acknowledged_ops_survive_sigkill() {
 
     let history = stored_history(dir.path(), list).await;
     let head = *history.keys().last().unwrap();
-    assert_eq!(history.keys().copied().collect::<Vec<_>>(), (1..=head).collect::<Vec<_>>(), "history has a gap");
-    let stored_ops: HashMap<Uuid, u64> = history.iter().map(|(seq, (op_id, _))| (*op_id, *seq)).collect();
+    assert_eq!(
+        history.keys().copied().collect::<Vec<_>>(),
+        (1..=head).collect::<Vec<_>>(),
+        "history has a gap"
+    );
+    let stored_ops: HashMap<Uuid, u64> = history
+        .iter()
+        .map(|(seq, (op_id, _))| (*op_id, *seq))
+        .collect();
     assert_eq!(stored_ops.len(), history.len(), "an op was stored twice");
     for (op_id, (seq, text)) in &acked {
-        assert_eq!(stored_ops.get(op_id), Some(seq), "acknowledged op {op_id} missing or moved");
+        assert_eq!(
+            stored_ops.get(op_id),
+            Some(seq),
+            "acknowledged op {op_id} missing or moved"
+        );
         assert_eq!(&history[seq].1, text);
     }
 
@@ -127,7 +164,10 @@ async fn acknowledged_ops_survive_sigkill() {
     assert_eq!(state["seq"], head);
     let items = state["items"].as_array().unwrap();
     assert_eq!(items.len() as u64, head - 1);
-    let mut texts: Vec<&str> = items.iter().map(|item| item["text"].as_str().unwrap()).collect();
+    let mut texts: Vec<&str> = items
+        .iter()
+        .map(|item| item["text"].as_str().unwrap())
+        .collect();
     texts.sort_unstable();
     texts.dedup();
     assert_eq!(texts.len(), items.len(), "an item appears twice");

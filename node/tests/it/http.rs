@@ -10,30 +10,58 @@ async fn rest_flow_and_errors() {
     let node = start_node(dir.path(), &[]).await;
     let anonymous = listwire::client::Client::new(&node.http_url());
     let alice = user(&node, "alice").await;
-    let taken = anonymous.register("alice", "another password").await.unwrap_err();
+    let taken = anonymous
+        .register("alice", "another password")
+        .await
+        .unwrap_err();
     assert_eq!(taken.code(), Some("conflict"));
-    let wrong = anonymous.login("alice", "wrong password").await.unwrap_err();
+    let wrong = anonymous
+        .login("alice", "wrong password")
+        .await
+        .unwrap_err();
     assert_eq!(wrong.code(), Some("unauthorized"));
-    assert_eq!(anonymous.lists().await.unwrap_err().code(), Some("unauthorized"));
+    assert_eq!(
+        anonymous.lists().await.unwrap_err().code(),
+        Some("unauthorized")
+    );
 
-    let list = alice.create_list(json!({"title": "rest", "visibility": "public"})).await.unwrap();
+    let list = alice
+        .create_list(json!({"title": "rest", "visibility": "public"}))
+        .await
+        .unwrap();
     let lists = alice.lists().await.unwrap();
-    assert_eq!((lists.len(), lists[0].list_id, lists[0].role.as_str()), (1, list, "owner"));
+    assert_eq!(
+        (lists.len(), lists[0].list_id, lists[0].role.as_str()),
+        (1, list, "owner")
+    );
     let missing = alice.get_list(Uuid::new_v4()).await.unwrap_err();
     assert_eq!(missing.code(), Some("not_found"));
-    let seq = alice.op(list, Uuid::new_v4(), add("from http")).await.unwrap();
+    let seq = alice
+        .op(list, Uuid::new_v4(), add("from http"))
+        .await
+        .unwrap();
     let state = alice.get_list(list).await.unwrap();
     assert_eq!(state["seq"], seq);
     assert_eq!(state["visibility"], "public");
-    assert_eq!(state["owner"], user_id(&alice, &node, "alice").await.to_string());
+    assert_eq!(
+        state["owner"],
+        user_id(&alice, &node, "alice").await.to_string()
+    );
 
     let bad = alice.create_list(json!({"title": ""})).await.unwrap_err();
     assert_eq!(bad.code(), Some("invalid"));
     for path in ["/healthz", "/readyz", "/metrics"] {
-        let response = reqwest::get(format!("{}{path}", node.http_url())).await.unwrap();
+        let response = reqwest::get(format!("{}{path}", node.http_url()))
+            .await
+            .unwrap();
         assert!(response.status().is_success(), "{path}");
     }
-    let metrics = reqwest::get(format!("{}/metrics", node.http_url())).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", node.http_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("listwire_ops_applied_total"), "{metrics}");
     node.stop().await.unwrap();
 }

@@ -15,32 +15,55 @@ async fn retried_op_is_applied_once_with_the_same_seq() {
 
     let mut live = alice.connect().await.unwrap();
     for _ in 0..5 {
-        live.send_op(list, op_id, &add("exactly once")).await.unwrap();
+        live.send_op(list, op_id, &add("exactly once"))
+            .await
+            .unwrap();
     }
     let mut seqs = Vec::new();
     for _ in 0..5 {
         seqs.push(
             expect_frame(&mut live, |frame| match frame {
-                listwire::client::ServerFrame::Ack { op_id: acked, seq, .. } if *acked == op_id => Some(*seq),
+                listwire::client::ServerFrame::Ack {
+                    op_id: acked, seq, ..
+                } if *acked == op_id => Some(*seq),
                 _ => None,
             })
             .await,
         );
     }
-    assert!(seqs.iter().all(|seq| *seq == seqs[0]), "acks differ: {seqs:?}");
+    assert!(
+        seqs.iter().all(|seq| *seq == seqs[0]),
+        "acks differ: {seqs:?}"
+    );
     live.close().await;
 
     let mut again = alice.connect().await.unwrap();
-    assert_eq!(again.op(list, op_id, &add("exactly once")).await.unwrap(), seqs[0]);
-    assert_eq!(alice.op(list, op_id, add("exactly once")).await.unwrap(), seqs[0], "http retry");
+    assert_eq!(
+        again.op(list, op_id, &add("exactly once")).await.unwrap(),
+        seqs[0]
+    );
+    assert_eq!(
+        alice.op(list, op_id, add("exactly once")).await.unwrap(),
+        seqs[0],
+        "http retry"
+    );
     again.close().await;
     node.stop().await.unwrap();
 
     let node = start_node(dir.path(), &[]).await;
     let alice = alice_after_restart(&node).await;
-    assert_eq!(alice.op(list, op_id, add("exactly once")).await.unwrap(), seqs[0], "retry after restart");
+    assert_eq!(
+        alice.op(list, op_id, add("exactly once")).await.unwrap(),
+        seqs[0],
+        "retry after restart"
+    );
     let state = alice.get_list(list).await.unwrap();
-    let copies = state["items"].as_array().unwrap().iter().filter(|item| item["text"] == "exactly once").count();
+    let copies = state["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["text"] == "exactly once")
+        .count();
     assert_eq!(copies, 1);
     assert_eq!(state["seq"], seqs[0]);
     node.stop().await.unwrap();
@@ -48,7 +71,10 @@ async fn retried_op_is_applied_once_with_the_same_seq() {
 
 async fn alice_after_restart(node: &listwire::server::RunningNode) -> listwire::client::Client {
     let anonymous = listwire::client::Client::new(&node.http_url());
-    let session = anonymous.login("alice", "correct horse battery").await.expect("accounts survive a restart");
+    let session = anonymous
+        .login("alice", "correct horse battery")
+        .await
+        .expect("accounts survive a restart");
     anonymous.with_token(&session.token)
 }
 
@@ -67,7 +93,14 @@ async fn tokens_survive_restart() {
     let lists = alice.lists().await.unwrap();
     assert_eq!(lists.len(), 1);
     assert_eq!(lists[0].role, "owner");
-    let seq = alice.op(list, Uuid::new_v4(), json!({"kind": "rename", "title": "still mine"})).await.unwrap();
+    let seq = alice
+        .op(
+            list,
+            Uuid::new_v4(),
+            json!({"kind": "rename", "title": "still mine"}),
+        )
+        .await
+        .unwrap();
     assert_eq!(seq, 2);
     node.stop().await.unwrap();
 }

@@ -7,7 +7,12 @@ use crate::support::*;
 
 async fn expect_error(live: &mut listwire::client::Live) -> (String, Option<Uuid>, Option<u64>) {
     expect_frame(live, |frame| match frame {
-        ServerFrame::Error { code, op_id, retry_after_ms, .. } => Some((code.clone(), *op_id, *retry_after_ms)),
+        ServerFrame::Error {
+            code,
+            op_id,
+            retry_after_ms,
+            ..
+        } => Some((code.clone(), *op_id, *retry_after_ms)),
         _ => None,
     })
     .await
@@ -25,24 +30,49 @@ async fn bad_frames_get_error_codes_and_the_connection_survives() {
 
     live.send_text("{not json").await.unwrap();
     assert_eq!(expect_error(&mut live).await.0, "invalid");
-    live.send_text(json!({"type": "dance"}).to_string()).await.unwrap();
+    live.send_text(json!({"type": "dance"}).to_string())
+        .await
+        .unwrap();
     assert_eq!(expect_error(&mut live).await.0, "invalid");
     let op_id = Uuid::new_v4();
-    live.send_op(list, op_id, &json!({"kind": "teleport_item"})).await.unwrap();
+    live.send_op(list, op_id, &json!({"kind": "teleport_item"}))
+        .await
+        .unwrap();
     let (code, echoed, _) = expect_error(&mut live).await;
     assert_eq!((code.as_str(), echoed), ("invalid", Some(op_id)));
-    live.send_op(list, Uuid::new_v4(), &json!({"kind": "add_item", "text": 42})).await.unwrap();
+    live.send_op(
+        list,
+        Uuid::new_v4(),
+        &json!({"kind": "add_item", "text": 42}),
+    )
+    .await
+    .unwrap();
     assert_eq!(expect_error(&mut live).await.0, "invalid");
     let long_text = "x".repeat(5000);
-    live.send_op(list, Uuid::new_v4(), &json!({"kind": "add_item", "text": long_text, "after": null})).await.unwrap();
+    live.send_op(
+        list,
+        Uuid::new_v4(),
+        &json!({"kind": "add_item", "text": long_text, "after": null}),
+    )
+    .await
+    .unwrap();
     assert_eq!(expect_error(&mut live).await.0, "too_large");
-    live.send_op(list, Uuid::new_v4(), &json!({"kind": "rename", "title": "t".repeat(201)})).await.unwrap();
+    live.send_op(
+        list,
+        Uuid::new_v4(),
+        &json!({"kind": "rename", "title": "t".repeat(201)}),
+    )
+    .await
+    .unwrap();
     assert_eq!(expect_error(&mut live).await.0, "invalid");
     let oversize = json!({"type": "op", "list": list, "op_id": Uuid::new_v4(), "op": {"kind": "add_item", "text": "y".repeat(70_000)}});
     live.send_text(oversize.to_string()).await.unwrap();
     assert_eq!(expect_error(&mut live).await.0, "too_large");
 
-    assert!(live.op(list, Uuid::new_v4(), &add("still works")).await.is_ok());
+    assert!(live
+        .op(list, Uuid::new_v4(), &add("still works"))
+        .await
+        .is_ok());
 
     // A message far beyond the hard limit closes that connection (1009), and only it.
     let mut doomed = alice.connect().await.unwrap();
@@ -55,9 +85,17 @@ async fn bad_frames_get_error_codes_and_the_connection_survives() {
             Ok(_) => continue,
         }
     };
-    assert!(matches!(closed, Some(1009) | None), "closed with {closed:?}");
-    assert!(live.op(list, Uuid::new_v4(), &add("others unaffected")).await.is_ok());
-    let healthy = reqwest::get(format!("{}/healthz", node.http_url())).await.unwrap();
+    assert!(
+        matches!(closed, Some(1009) | None),
+        "closed with {closed:?}"
+    );
+    assert!(live
+        .op(list, Uuid::new_v4(), &add("others unaffected"))
+        .await
+        .is_ok());
+    let healthy = reqwest::get(format!("{}/healthz", node.http_url()))
+        .await
+        .unwrap();
     assert!(healthy.status().is_success());
     node.stop().await.unwrap();
 }
@@ -66,19 +104,34 @@ async fn bad_frames_get_error_codes_and_the_connection_survives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_are_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
-    let node = start_node(dir.path(), &["--ops-per-second-per-user", "5", "--ops-burst-per-user", "5"]).await;
+    let node = start_node(
+        dir.path(),
+        &[
+            "--ops-per-second-per-user",
+            "5",
+            "--ops-burst-per-user",
+            "5",
+        ],
+    )
+    .await;
     let alice = user(&node, "alice").await;
     let list = list(&alice, "flood").await;
     let mut live = alice.connect().await.unwrap();
     for index in 0..50 {
-        live.send_op(list, Uuid::new_v4(), &add(&format!("flood {index}"))).await.unwrap();
+        live.send_op(list, Uuid::new_v4(), &add(&format!("flood {index}")))
+            .await
+            .unwrap();
     }
     let mut acked = 0;
     let mut limited = 0;
     while acked + limited < 50 {
         match live.next().await.unwrap() {
             ServerFrame::Ack { .. } => acked += 1,
-            ServerFrame::Error { code, retry_after_ms, .. } => {
+            ServerFrame::Error {
+                code,
+                retry_after_ms,
+                ..
+            } => {
                 assert_eq!(code, "rate_limited");
                 assert!(retry_after_ms.is_some());
                 limited += 1;
@@ -100,9 +153,15 @@ async fn items_per_list_limit_is_enforced() {
     let alice = user(&node, "alice").await;
     let list = list(&alice, "small").await;
     for index in 0..3 {
-        alice.op(list, Uuid::new_v4(), add(&format!("{index}"))).await.unwrap();
+        alice
+            .op(list, Uuid::new_v4(), add(&format!("{index}")))
+            .await
+            .unwrap();
     }
-    let full = alice.op(list, Uuid::new_v4(), add("one too many")).await.unwrap_err();
+    let full = alice
+        .op(list, Uuid::new_v4(), add("one too many"))
+        .await
+        .unwrap_err();
     assert_eq!(full.code(), Some("conflict"));
     node.stop().await.unwrap();
 }

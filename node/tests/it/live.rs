@@ -12,7 +12,14 @@ async fn two_users_see_each_others_edits_live() {
     let alice = user(&node, "alice").await;
     let bob = user(&node, "bob").await;
     let list = list(&alice, "groceries").await;
-    alice.op(list, Uuid::new_v4(), json!({"kind": "share", "user": "bob", "role": "editor"})).await.unwrap();
+    alice
+        .op(
+            list,
+            Uuid::new_v4(),
+            json!({"kind": "share", "user": "bob", "role": "editor"}),
+        )
+        .await
+        .unwrap();
 
     let mut alice_live = alice.connect().await.unwrap();
     let mut bob_live = bob.connect().await.unwrap();
@@ -21,12 +28,18 @@ async fn two_users_see_each_others_edits_live() {
     assert_eq!(alice_seq, bob_seq);
     assert_eq!(state["members"].as_array().unwrap().len(), 2);
 
-    let seq = alice_live.op(list, Uuid::new_v4(), &add("milk")).await.unwrap();
+    let seq = alice_live
+        .op(list, Uuid::new_v4(), &add("milk"))
+        .await
+        .unwrap();
     assert_eq!(seq, bob_seq + 1);
     let (item, text) = expect_frame(&mut bob_live, |frame| match frame {
-        ServerFrame::Delta { from, to, events, .. } if *from == seq && *to == seq => {
-            Some((events[0]["item"].as_str().unwrap().to_owned(), events[0]["text"].as_str().unwrap().to_owned()))
-        }
+        ServerFrame::Delta {
+            from, to, events, ..
+        } if *from == seq && *to == seq => Some((
+            events[0]["item"].as_str().unwrap().to_owned(),
+            events[0]["text"].as_str().unwrap().to_owned(),
+        )),
         _ => None,
     })
     .await;
@@ -36,7 +49,9 @@ async fn two_users_see_each_others_edits_live() {
     let edit_seq = bob_live.op(list, Uuid::new_v4(), &edit).await.unwrap();
     assert_eq!(edit_seq, seq + 1);
     let kind = expect_frame(&mut alice_live, |frame| match frame {
-        ServerFrame::Delta { from, events, .. } if *from == edit_seq => Some(events[0]["kind"].as_str().unwrap().to_owned()),
+        ServerFrame::Delta { from, events, .. } if *from == edit_seq => {
+            Some(events[0]["kind"].as_str().unwrap().to_owned())
+        }
         _ => None,
     })
     .await;
@@ -75,7 +90,9 @@ async fn every_op_kind_round_trips() {
         json!({"kind": "remove_item", "item": first}),
     ];
     for op in &ops {
-        live.op(list, Uuid::new_v4(), op).await.unwrap_or_else(|error| panic!("{op}: {error}"));
+        live.op(list, Uuid::new_v4(), op)
+            .await
+            .unwrap_or_else(|error| panic!("{op}: {error}"));
     }
     let state = alice.get_list(list).await.unwrap();
     assert_eq!(state["title"], "renamed");

@@ -16,7 +16,10 @@ async fn reconnect_with_since_gets_exactly_the_missed_deltas() {
     live.close().await;
 
     for index in 0..7 {
-        alice.op(list, Uuid::new_v4(), add(&format!("missed {index}"))).await.unwrap();
+        alice
+            .op(list, Uuid::new_v4(), add(&format!("missed {index}")))
+            .await
+            .unwrap();
     }
     let mut live = alice.connect().await.unwrap();
     live.subscribe(list, Some(seen)).await.unwrap();
@@ -24,18 +27,32 @@ async fn reconnect_with_since_gets_exactly_the_missed_deltas() {
     let mut texts = Vec::new();
     while next <= seen + 7 {
         match live.next().await.unwrap() {
-            ServerFrame::Delta { from, to, events, .. } => {
+            ServerFrame::Delta {
+                from, to, events, ..
+            } => {
                 assert_eq!(from, next, "contiguous");
                 assert_eq!(events.len() as u64, to - from + 1);
-                texts.extend(events.iter().map(|event| event["text"].as_str().unwrap().to_owned()));
+                texts.extend(
+                    events
+                        .iter()
+                        .map(|event| event["text"].as_str().unwrap().to_owned()),
+                );
                 next = to + 1;
             }
             other => panic!("expected only deltas, got {other:?}"),
         }
     }
-    assert_eq!(texts, (0..7).map(|index| format!("missed {index}")).collect::<Vec<_>>());
+    assert_eq!(
+        texts,
+        (0..7)
+            .map(|index| format!("missed {index}"))
+            .collect::<Vec<_>>()
+    );
     // Up to date: nothing more comes until a new op, which arrives as the next delta.
-    alice.op(list, Uuid::new_v4(), add("live again")).await.unwrap();
+    alice
+        .op(list, Uuid::new_v4(), add("live again"))
+        .await
+        .unwrap();
     let from = expect_frame(&mut live, |frame| match frame {
         ServerFrame::Delta { from, .. } => Some(*from),
         _ => None,

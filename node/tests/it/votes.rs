@@ -12,22 +12,61 @@ async fn votes_count_once_and_respect_the_limit() {
     let node = start_node(dir.path(), &[]).await;
     let alice = user(&node, "alice").await;
     let list = poll_list(&alice, false, 2, false).await;
-    let items = [add_item(&alice, list, "a").await, add_item(&alice, list, "b").await, add_item(&alice, list, "c").await];
+    let items = [
+        add_item(&alice, list, "a").await,
+        add_item(&alice, list, "b").await,
+        add_item(&alice, list, "c").await,
+    ];
 
-    let concurrent = (0..20).map(|_| alice.op(list, Uuid::new_v4(), json!({"kind": "vote", "item": items[0]})));
+    let concurrent = (0..20).map(|_| {
+        alice.op(
+            list,
+            Uuid::new_v4(),
+            json!({"kind": "vote", "item": items[0]}),
+        )
+    });
     let outcomes = join_all(concurrent).await;
     let accepted = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
     assert_eq!(accepted, 1, "{outcomes:?}");
-    assert!(outcomes.iter().filter_map(|outcome| outcome.as_ref().err()).all(|error| error.code() == Some("conflict")));
+    assert!(outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().err())
+        .all(|error| error.code() == Some("conflict")));
 
-    alice.op(list, Uuid::new_v4(), json!({"kind": "vote", "item": items[1]})).await.unwrap();
-    let third = alice.op(list, Uuid::new_v4(), json!({"kind": "vote", "item": items[2]})).await.unwrap_err();
+    alice
+        .op(
+            list,
+            Uuid::new_v4(),
+            json!({"kind": "vote", "item": items[1]}),
+        )
+        .await
+        .unwrap();
+    let third = alice
+        .op(
+            list,
+            Uuid::new_v4(),
+            json!({"kind": "vote", "item": items[2]}),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(third.code(), Some("conflict"), "past max_votes_per_user");
-    let unvote = alice.op(list, Uuid::new_v4(), json!({"kind": "unvote", "item": items[0]})).await.unwrap_err();
+    let unvote = alice
+        .op(
+            list,
+            Uuid::new_v4(),
+            json!({"kind": "unvote", "item": items[0]}),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(unvote.code(), Some("conflict"), "allow_change is false");
 
     let state = alice.get_list(list).await.unwrap();
-    let votes: Vec<u64> = state["items"].as_array().unwrap().iter().map(|item| item["votes"].as_u64().unwrap()).collect();
+    let votes: Vec<u64> = state["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["votes"].as_u64().unwrap())
+        .collect();
     assert_eq!(votes.iter().sum::<u64>(), 2);
     node.stop().await.unwrap();
 }
@@ -51,7 +90,10 @@ async fn public_poll_counts_each_voter_exactly_once() {
         (0..3).map(move |_| voter.op(list, op_id, json!({"kind": "vote", "item": item})))
     });
     let outcomes = join_all(votes).await;
-    assert!(outcomes.iter().all(Result::is_ok), "retries with one op id all succeed: {outcomes:?}");
+    assert!(
+        outcomes.iter().all(Result::is_ok),
+        "retries with one op id all succeed: {outcomes:?}"
+    );
     let state = host.get_list(list).await.unwrap();
     assert_eq!(state["items"][0]["votes"], 60);
     node.stop().await.unwrap();
@@ -77,16 +119,27 @@ async fn hot_poll_votes_are_coalesced_into_tallies() {
     }))
     .await;
     for voter in &voters {
-        voter.op(list, Uuid::new_v4(), json!({"kind": "vote", "item": item})).await.unwrap();
+        voter
+            .op(list, Uuid::new_v4(), json!({"kind": "vote", "item": item}))
+            .await
+            .unwrap();
     }
-    let marker = host.op(list, Uuid::new_v4(), add("after the votes")).await.unwrap();
+    let marker = host
+        .op(list, Uuid::new_v4(), add("after the votes"))
+        .await
+        .unwrap();
     let mut tallies = Vec::new();
     let mut vote_deltas = 0;
     while seen < marker {
         match watcher.next().await.unwrap() {
-            ServerFrame::Delta { from, to, events, .. } => {
+            ServerFrame::Delta {
+                from, to, events, ..
+            } => {
                 assert_eq!(from, seen + 1, "contiguous");
-                vote_deltas += events.iter().filter(|event| event["kind"] == "vote").count();
+                vote_deltas += events
+                    .iter()
+                    .filter(|event| event["kind"] == "vote")
+                    .count();
                 seen = to;
             }
             ServerFrame::Tally { seq, counts, .. } => {

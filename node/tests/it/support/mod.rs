@@ -41,19 +41,29 @@ pub async fn start_node(dir: &Path, extra: &[&str]) -> RunningNode {
 /// Registers `name` and returns a signed-in client.
 pub async fn user(node: &RunningNode, name: &str) -> Client {
     let anonymous = Client::new(&node.http_url());
-    let session = anonymous.register(name, "correct horse battery").await.expect("register");
+    let session = anonymous
+        .register(name, "correct horse battery")
+        .await
+        .expect("register");
     anonymous.with_token(&session.token)
 }
 
 /// The user id behind a signed-in client.
 pub async fn user_id(client: &Client, node: &RunningNode, name: &str) -> Uuid {
     let _ = client;
-    Client::new(&node.http_url()).login(name, "correct horse battery").await.expect("login").user_id
+    Client::new(&node.http_url())
+        .login(name, "correct horse battery")
+        .await
+        .expect("login")
+        .user_id
 }
 
 /// Creates a private list and returns its id.
 pub async fn list(client: &Client, title: &str) -> Uuid {
-    client.create_list(json!({"title": title})).await.expect("create list")
+    client
+        .create_list(json!({"title": title}))
+        .await
+        .expect("create list")
 }
 
 /// Creates a list with a poll.
@@ -70,23 +80,37 @@ pub fn add(text: &str) -> Value {
 
 /// Adds an item over HTTP and returns its id (read back from the list).
 pub async fn add_item(client: &Client, list: Uuid, text: &str) -> Uuid {
-    client.op(list, Uuid::new_v4(), add(text)).await.expect("add item");
+    client
+        .op(list, Uuid::new_v4(), add(text))
+        .await
+        .expect("add item");
     item_id(client, list, text).await
 }
 
 /// The id of the item with `text`.
 pub async fn item_id(client: &Client, list: Uuid, text: &str) -> Uuid {
     let state = client.get_list(list).await.expect("get list");
-    let item = state["items"].as_array().expect("items").iter().find(|item| item["text"] == text).expect("item present");
+    let item = state["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|item| item["text"] == text)
+        .expect("item present");
     item["id"].as_str().expect("id").parse().expect("uuid")
 }
 
 /// Waits for the next frame matching `pick`, skipping others, failing after 10 s.
-pub async fn expect_frame<T>(live: &mut Live, mut pick: impl FnMut(&ServerFrame) -> Option<T>) -> T {
+pub async fn expect_frame<T>(
+    live: &mut Live,
+    mut pick: impl FnMut(&ServerFrame) -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let frame = live.next_within(left).await.expect("a frame before the deadline");
+        let frame = live
+            .next_within(left)
+            .await
+            .expect("a frame before the deadline");
         if let Some(found) = pick(&frame) {
             return found;
         }
@@ -111,7 +135,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + within;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "condition not reached within {within:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
