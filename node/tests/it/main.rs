@@ -3,6 +3,7 @@
 mod support;
 
 mod crash;
+mod host;
 mod http;
 mod idempotency;
 mod limits;
