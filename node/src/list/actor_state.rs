@@ -105,10 +105,22 @@ impl ListActorState {
                 self.last_activity = Instant::now();
                 self.on_subscribe(*request);
             }
-            ListMsg::Unsubscribe { connection_id, .. } => self.fanout.unsubscribe(connection_id),
-            ListMsg::Snapshot { user, reply, .. } => {
+            ListMsg::Unsubscribe {
+                connection_id,
+                admitted,
+            } => {
+                self.fanout.unsubscribe(connection_id);
+                drop(admitted);
+            }
+            ListMsg::Snapshot {
+                user,
+                reply,
+                admitted,
+            } => {
                 self.last_activity = Instant::now();
                 let _ = reply.send(self.read_snapshot(user));
+                // Answered: free the admission now, so the idle check below sees it.
+                drop(admitted);
             }
             ListMsg::Durable(result) => self.on_durable(result).await,
             ListMsg::SnapshotWritten { seq, ok } => {
@@ -345,7 +357,7 @@ impl ListActorState {
             since,
             sink,
             reply,
-            ..
+            admitted,
         } = request;
         let answer = self.authorize_read(user).and_then(|()| {
             let list = self.list;
@@ -361,6 +373,7 @@ impl ListActorState {
             }
         });
         let _ = reply.send(answer);
+        drop(admitted);
     }
 
     fn read_snapshot(&mut self, user: Uuid) -> Result<Bytes, EdgeError> {

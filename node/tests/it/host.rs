@@ -185,3 +185,21 @@ async fn shutdown_flushes_and_snapshots() {
     let refused = add(&router, list, "too late").await.unwrap_err();
     assert_eq!(refused.code, listwire_gateway::ErrorCode::Unavailable);
 }
+
+/// Reads of lists that do not exist answer `not_found` and leave no actor behind, so probing
+/// random ids cannot fill the node.
+#[tokio::test]
+async fn missing_lists_leave_no_actor_behind() {
+    let store = Arc::new(MemoryStore::new());
+    let (host, router) = host(&store, HostConfig::default());
+    for _ in 0..50 {
+        let missing = router.snapshot(&alice(), Uuid::new_v4()).await.unwrap_err();
+        assert_eq!(missing.code, listwire_gateway::ErrorCode::NotFound);
+        let refused = add(&router, Uuid::new_v4(), "nowhere").await.unwrap_err();
+        assert_eq!(refused.code, listwire_gateway::ErrorCode::NotFound);
+    }
+    eventually(Duration::from_secs(5), || async {
+        host.active_lists() == 0
+    })
+    .await;
+}
