@@ -17,6 +17,9 @@ const CATCH_UP_EVENTS_PER_FRAME: usize = 256;
 struct Subscriber {
     sink: FrameSink,
     user: Uuid,
+    /// The last seq already queued to this connection; later frames must go past it, so a
+    /// re-subscribe or a catch-up never makes a client see a seq twice.
+    queued_to: u64,
 }
 
 /// How a durable batch should reach subscribers.
@@ -77,7 +80,18 @@ impl Fanout {
         snapshot_frame: impl FnOnce() -> Bytes,
     ) -> bool {
         let head = durable.seq();
+        let connection_id = sink.connection_id();
+        // On a re-subscribe the queue already holds everything up to `queued_to`, in order.
+        let already_queued = self
+            .subscribers
+            .get(&connection_id)
+            .map(|subscriber| subscriber.queued_to);
+        let since = match (since, already_queued) {
+            (Some(since), Some(queued_to)) => Some(since.max(queued_to)),
+            (since, _) => since,
+        };
         let catch_up = match since {
+            Some(since) if since >= head && already_queued.is_some() => Vec::new(),
             Some(since) if since == head => Vec::new(),
             Some(since) if since < head && self.covers(since + 1) => self.catch_up_frames(since),
             _ => vec![snapshot_frame()],
@@ -87,8 +101,12 @@ impl Fanout {
                 return false;
             }
         }
-        self.subscribers
-            .insert(sink.connection_id(), Subscriber { sink, user });
+        let subscriber = Subscriber {
+            sink,
+            user,
+            queued_to: head,
+        };
+        self.subscribers.insert(connection_id, subscriber);
         true
     }
 
@@ -160,7 +178,7 @@ impl Fanout {
             return;
         }
         let frame = frames::tally(self.list, durable.seq(), &durable.tally_json());
-        self.publish(frame, "tally");
+        self.publish(frame, durable.seq(), "tally");
     }
 
     /// Publishes a durable batch as one delta frame.
@@ -179,15 +197,22 @@ impl Fanout {
             return;
         }
         let frame = frames::delta(self.list, from, to, events);
-        self.publish(frame, "delta");
+        self.publish(frame, to, "delta");
     }
 
-    fn publish(&mut self, frame: Bytes, kind: &'static str) {
+    fn publish(&mut self, frame: Bytes, to: u64, kind: &'static str) {
         m::frames_published(kind).increment(1);
         m::fanout_subscribers().record(self.subscribers.len() as f64);
-        // A full queue closes that connection (the sink cancels it); either way it leaves.
-        self.subscribers
-            .retain(|_, subscriber| subscriber.sink.push(frame.clone()).is_ok());
+        self.subscribers.retain(|_, subscriber| {
+            if subscriber.queued_to >= to {
+                // It caught up past this frame when it subscribed (e.g. a tally of votes it
+                // already received as events).
+                return true;
+            }
+            subscriber.queued_to = to;
+            // A full queue closes that connection (the sink cancels it); either way it leaves.
+            subscriber.sink.push(frame.clone()).is_ok()
+        });
     }
 
     fn covers(&self, seq: u64) -> bool {

@@ -66,3 +66,37 @@ async fn reconnect_with_since_gets_exactly_the_missed_deltas() {
     assert_eq!(state["items"].as_array().unwrap().len(), 8);
     node.stop().await.unwrap();
 }
+
+/// Re-subscribing on the same connection with an older `since` never repeats a seq: frames
+/// already queued to the connection count as delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribe_on_the_same_connection_does_not_repeat_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), &[]).await;
+    let alice = user(&node, "alice").await;
+    let list = list(&alice, "again").await;
+    let mut live = alice.connect().await.unwrap();
+    let (first, _) = subscribe_snapshot(&mut live, list).await;
+    for index in 0..3 {
+        alice
+            .op(list, Uuid::new_v4(), add(&format!("{index}")))
+            .await
+            .unwrap();
+    }
+    live.subscribe(list, Some(first)).await.unwrap();
+    alice
+        .op(list, Uuid::new_v4(), add("after resubscribe"))
+        .await
+        .unwrap();
+    let mut last = first;
+    while last < first + 4 {
+        match live.next().await.unwrap() {
+            ServerFrame::Delta { from, to, .. } => {
+                assert_eq!(from, last + 1, "no repeats and no gaps");
+                last = to;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    node.stop().await.unwrap();
+}
