@@ -253,6 +253,8 @@ async fn create_list(
     Authenticated(principal): Authenticated,
     body: Body,
 ) -> ApiResult {
+    // Creating a list writes like any op, so it counts against the same per-user rate.
+    gateway.inner.limits.check_op(principal.user_id)?;
     let raw: Box<RawValue> = body.parse()?;
     if !raw.get().starts_with('{') {
         return Err(EdgeError::invalid("body must be a json object").into());

@@ -62,6 +62,18 @@ impl LocalRouter {
     }
 }
 
+/// The optional `op_id` of a create body (a listwire addition to `POST /v1/lists`).
+fn create_op_id(body: &str) -> Result<Option<Uuid>, EdgeError> {
+    #[derive(serde::Deserialize)]
+    struct WithOpId {
+        #[serde(default)]
+        op_id: Option<Uuid>,
+    }
+    serde_json::from_str::<WithOpId>(body)
+        .map(|parsed| parsed.op_id)
+        .map_err(|_| EdgeError::invalid("op_id must be a uuid"))
+}
+
 fn principal_ref(principal: &Principal) -> UserRef {
     UserRef {
         user_id: principal.user_id,
@@ -181,13 +193,19 @@ impl Router for LocalRouter {
         body: Box<RawValue>,
     ) -> Result<Uuid, EdgeError> {
         let create = parse_create(body.get()).map_err(rejection_to_edge)?;
-        let list = Uuid::now_v7();
+        // With a client-chosen `op_id`, the list id is derived from (user, op id), so a retried
+        // create reaches the same list and is answered from its op-id window: exactly once.
+        let op_id = create_op_id(body.get())?;
+        let list = match op_id {
+            Some(op_id) => Uuid::new_v5(&principal.user_id, op_id.as_bytes()),
+            None => Uuid::now_v7(),
+        };
         let (answer_tx, answer) = oneshot::channel();
         let reply = Reply::new(move |outcome| {
             let _ = answer_tx.send(outcome);
         });
         let kind = OpKind::Create {
-            op_id: Uuid::new_v4(),
+            op_id: op_id.unwrap_or_else(Uuid::new_v4),
             by: principal_ref(principal),
             at_ms: now_ms(),
             create,

@@ -72,7 +72,8 @@ impl ListActorState {
         let tick_every =
             (config.passivate_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         let tick = myself.send_interval(tick_every, || ListMsg::Tick);
-        Self {
+        let loaded_exists = loaded.state.exists();
+        let mut state = Self {
             list: args.list_id,
             slot: args.slot,
             myself,
@@ -82,7 +83,11 @@ impl ListActorState {
             in_flight: None,
             parked: Vec::new(),
             fanout,
-            index: IndexSync::default(),
+            index: if loaded_exists {
+                IndexSync::repair()
+            } else {
+                IndexSync::default()
+            },
             snapshot_seq: loaded.snapshot_seq,
             snapshot_writing: false,
             snapshot_cache: None,
@@ -90,7 +95,11 @@ impl ListActorState {
             shutdown: None,
             timers: vec![tick],
             context: args.context,
-        }
+        };
+        state
+            .index
+            .start(&state.context, &state.durable, &state.myself);
+        state
     }
 
     /// Handles one message.
@@ -129,7 +138,10 @@ impl ListActorState {
                     self.snapshot_seq = self.snapshot_seq.max(seq);
                 }
             }
-            ListMsg::IndexSynced(outcome) => self.index.finished(outcome),
+            ListMsg::IndexSynced(outcome) => {
+                self.index.finished(outcome);
+                self.finish_shutdown_if_flushed().await;
+            }
             ListMsg::Tick => self.on_tick().await,
             ListMsg::TallyDue => {
                 if self.fanout.tally_pending() {
@@ -445,6 +457,13 @@ impl ListActorState {
     async fn finish_shutdown_if_flushed(&mut self) {
         if self.shutdown.is_none() || self.in_flight.is_some() || !self.pending.events.is_empty() {
             return;
+        }
+        if self.index.is_busy() {
+            // Finish the "my lists" index first; a failed entry is retried once more here.
+            self.index.start(&self.context, &self.durable, &self.myself);
+            if self.index.is_running() {
+                return;
+            }
         }
         self.write_final_snapshot().await;
         if let Some(done) = self.shutdown.take() {

@@ -3,6 +3,7 @@
 //! The list actor is the authority on membership; the index is derived from it and updated
 //! after the events are durable, one sync task at a time per list, coalescing changes (the
 //! latest role of a user wins) so a burst of shares or renames does not become a burst of tasks.
+//! Shutdown waits for it; after a crash, activation rewrites the list's entries (`repair`).
 
 use std::collections::BTreeMap;
 
@@ -28,7 +29,7 @@ pub struct IndexOutcome {
 pub struct IndexSync {
     running: bool,
     pending: BTreeMap<Uuid, Option<Role>>,
-    title_changed: bool,
+    resync_all: bool,
 }
 
 impl IndexSync {
@@ -44,14 +45,30 @@ impl IndexSync {
             Change::Unshare { user, .. } => {
                 self.pending.insert(*user, None);
             }
-            Change::Rename { .. } => self.title_changed = true,
+            // Every member's entry carries the title.
+            Change::Rename { .. } => self.resync_all = true,
             _ => {}
+        }
+    }
+
+    /// Work for a freshly activated list: rewrite every member's entry. The index is written
+    /// after the events are durable, so a crash in between can leave it behind; activation
+    /// repairs it.
+    pub fn repair() -> Self {
+        Self {
+            resync_all: true,
+            ..Self::default()
         }
     }
 
     /// Whether any work is queued or running.
     pub fn is_busy(&self) -> bool {
-        self.running || !self.pending.is_empty() || self.title_changed
+        self.running || !self.pending.is_empty() || self.resync_all
+    }
+
+    /// Whether a sync task is running.
+    pub fn is_running(&self) -> bool {
+        self.running
     }
 
     /// Starts a sync task if none is running and there is work.
@@ -61,11 +78,11 @@ impl IndexSync {
         durable: &ListState,
         myself: &ActorRef<ListMsg>,
     ) {
-        if self.running || (self.pending.is_empty() && !self.title_changed) {
+        if self.running || (self.pending.is_empty() && !self.resync_all) {
             return;
         }
         let mut work = std::mem::take(&mut self.pending);
-        if std::mem::take(&mut self.title_changed) {
+        if std::mem::take(&mut self.resync_all) {
             for (user, _username, role) in durable.members() {
                 work.entry(user).or_insert(Some(role));
             }

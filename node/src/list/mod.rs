@@ -34,7 +34,7 @@ pub enum OpKind {
     Apply(Command),
     /// The creation of the list (its first event).
     Create {
-        /// The client's op id (the HTTP create is retried with the same id internally).
+        /// The op id: the client's `op_id` from the create body, or a fresh one.
         op_id: Uuid,
         /// The creator, who becomes the owner.
         by: UserRef,

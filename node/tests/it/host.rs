@@ -203,3 +203,33 @@ async fn missing_lists_leave_no_actor_behind() {
     })
     .await;
 }
+
+/// The "my lists" index is derived after events are durable; if an entry is lost (a crash
+/// between the two writes), activating the list rewrites it.
+#[tokio::test]
+async fn activation_repairs_the_my_lists_index() {
+    use listwire_storage::AccountStore;
+    let store = Arc::new(MemoryStore::new());
+    let (first_host, router) = host(&store, HostConfig::default());
+    let list = router
+        .create_list(&alice(), raw(r#"{"title":"indexed"}"#))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), || async {
+        store.memberships(alice().user_id, 10).await.unwrap().len() == 1
+    })
+    .await;
+    first_host.shutdown(Duration::from_secs(5)).await;
+    store
+        .remove_membership(alice().user_id, list)
+        .await
+        .unwrap();
+
+    let (_second_host, router) = host(&store, HostConfig::default());
+    router.snapshot(&alice(), list).await.unwrap();
+    eventually(Duration::from_secs(5), || async {
+        let entries = store.memberships(alice().user_id, 10).await.unwrap();
+        entries.len() == 1 && entries[0].role == "owner" && entries[0].title == "indexed"
+    })
+    .await;
+}
