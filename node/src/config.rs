@@ -95,6 +95,26 @@ pub struct ServeArgs {
     /// Maximum WebSocket message size in bytes (bigger messages get `too_large`).
     #[arg(long, env = "LISTWIRE_WS_MESSAGE_BYTES_MAX", default_value_t = 64 * 1024)]
     pub ws_message_bytes_max: usize,
+    /// WebSocket messages beyond this many bytes close the connection (1009) instead of
+    /// getting a `too_large` error frame.
+    #[arg(long, env = "LISTWIRE_WS_MESSAGE_BYTES_HARD_MAX", default_value_t = 1024 * 1024)]
+    pub ws_message_bytes_hard_max: usize,
+    /// Ops one WebSocket connection may have unanswered; past it the server stops reading.
+    #[arg(
+        long,
+        env = "LISTWIRE_OPS_IN_FLIGHT_PER_CONNECTION_MAX",
+        default_value_t = 1024
+    )]
+    pub ops_in_flight_per_connection_max: usize,
+    /// Seconds between server pings on an idle WebSocket.
+    #[arg(long, env = "LISTWIRE_WS_PING_INTERVAL_SECS", default_value_t = 20)]
+    pub ws_ping_interval_secs: u64,
+    /// Close a WebSocket that sent nothing (not even a pong) for this many seconds (1008).
+    #[arg(long, env = "LISTWIRE_WS_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub ws_idle_timeout_secs: u64,
+    /// Close a WebSocket whose writes stall for this many seconds (1008).
+    #[arg(long, env = "LISTWIRE_WS_WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_write_timeout_secs: u64,
     /// Maximum HTTP request body in bytes.
     #[arg(long, env = "LISTWIRE_HTTP_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
     pub http_body_bytes_max: usize,
@@ -149,6 +169,12 @@ impl ServeArgs {
                 self.activations_concurrent_max,
             ),
             ("ws-message-bytes-max", self.ws_message_bytes_max),
+            (
+                "ops-in-flight-per-connection-max",
+                self.ops_in_flight_per_connection_max,
+            ),
+            ("ws-ping-interval-secs", self.ws_ping_interval_secs as usize),
+            ("ws-write-timeout-secs", self.ws_write_timeout_secs as usize),
             ("http-body-bytes-max", self.http_body_bytes_max),
             (
                 "subscriptions-per-connection-max",
@@ -170,6 +196,12 @@ impl ServeArgs {
         }
         if self.ops_burst_per_user < 1 || self.auth_burst_per_ip < 1 {
             return Err("bursts must be positive".into());
+        }
+        if self.ws_message_bytes_max >= self.ws_message_bytes_hard_max {
+            return Err("--ws-message-bytes-max must be below --ws-message-bytes-hard-max".into());
+        }
+        if self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
+            return Err("--ws-idle-timeout-secs must exceed --ws-ping-interval-secs".into());
         }
         if self.item_text_bytes_max >= self.ws_message_bytes_max {
             return Err("--item-text-bytes-max must be below --ws-message-bytes-max".into());
@@ -225,5 +257,24 @@ impl ServeArgs {
         let mut all: Vec<std::ffi::OsString> = vec!["serve".into()];
         all.extend(flags.into_iter().map(Into::into));
         ServeFlags::try_parse_from(all).map(|parsed| parsed.args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Defaults parse and validate; inconsistent limits are refused with a message naming them.
+    #[test]
+    fn defaults_are_valid_and_relationships_are_checked() {
+        let defaults = ServeArgs::from_flags(Vec::<String>::new()).unwrap();
+        assert_eq!(defaults.validate(), Ok(()));
+        assert_eq!(defaults.listen.to_string(), "127.0.0.1:7070");
+        let too_big = ServeArgs::from_flags(["--ws-message-bytes-max", "2000000"]).unwrap();
+        assert!(too_big.validate().unwrap_err().contains("hard-max"));
+        let zero = ServeArgs::from_flags(["--items-max", "0"]).unwrap();
+        assert!(zero.validate().unwrap_err().contains("items-max"));
+        let short = ServeArgs::from_flags(["--jwt-secret", "short"]).unwrap();
+        assert!(short.validate().unwrap_err().contains("32 bytes"));
     }
 }

@@ -179,6 +179,11 @@ fn open_embedded(dir: &Path, options: EmbeddedOptions) -> anyhow::Result<Embedde
 fn gateway_config(args: &ServeArgs, jwt_secret: Vec<u8>) -> GatewayConfig {
     GatewayConfig {
         ws_message_bytes_max: args.ws_message_bytes_max,
+        ws_message_bytes_hard_max: args.ws_message_bytes_hard_max,
+        ops_in_flight_per_connection_max: args.ops_in_flight_per_connection_max,
+        ping_interval: Duration::from_secs(args.ws_ping_interval_secs),
+        idle_timeout: Duration::from_secs(args.ws_idle_timeout_secs),
+        write_timeout: Duration::from_secs(args.ws_write_timeout_secs),
         http_body_bytes_max: args.http_body_bytes_max,
         subscriptions_per_connection_max: args.subscriptions_per_connection_max,
         outbound_queue_frames: args.outbound_queue_frames,
