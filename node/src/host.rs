@@ -90,21 +90,23 @@ impl ListContext {
 pub struct Slot {
     inflight: Arc<AtomicUsize>,
     actor: OnceCell<ActorRef<ListMsg>>,
+    /// Set (under the host lock, together with removal from the map) when activation failed:
+    /// no actor may ever start in a slot that is no longer the list's current one.
+    retired: AtomicBool,
+}
+
+/// Why no actor could be had from a slot.
+enum ActorUnavailable {
+    /// The slot was retired by a failed activation; admit again to get a fresh one.
+    Retired,
+    /// Activation failed.
+    Failed(EdgeError),
 }
 
 /// Proof that a message was admitted; dropping it (when the message is answered) frees the place.
 #[derive(Debug)]
 pub struct Admitted {
     inflight: Arc<AtomicUsize>,
-}
-
-impl Admitted {
-    /// An admission that counts against nothing (for internal messages).
-    pub fn detached() -> Self {
-        Self {
-            inflight: Arc::new(AtomicUsize::new(1)),
-        }
-    }
 }
 
 impl Drop for Admitted {
@@ -192,10 +194,8 @@ impl Host {
             message.set_admitted(admitted);
             let actor = match self.actor_of(list, &slot).await {
                 Ok(actor) => actor,
-                Err(error) => {
-                    self.inner.forget_if_unstarted(list, &slot);
-                    return Err((error, message));
-                }
+                Err(ActorUnavailable::Retired) => continue,
+                Err(ActorUnavailable::Failed(error)) => return Err((error, message)),
             };
             match actor.send_message(message) {
                 Ok(()) => return Ok(()),
@@ -204,22 +204,29 @@ impl Host {
                     self.inner.forget(list, &slot);
                     message = returned;
                 }
-                Err(_) => return Err((EdgeError::internal(), ListMsg::Noop)),
+                // Any other send error consumed the message; its reply answers `unavailable`
+                // when dropped, so the client retries.
+                Err(_) => return Ok(()),
             }
         }
         Err((EdgeError::unavailable("list is restarting; retry"), message))
     }
 
-    async fn actor_of(&self, list: Uuid, slot: &Arc<Slot>) -> Result<ActorRef<ListMsg>, EdgeError> {
+    async fn actor_of(
+        &self,
+        list: Uuid,
+        slot: &Arc<Slot>,
+    ) -> Result<ActorRef<ListMsg>, ActorUnavailable> {
         let actor = slot
             .actor
             .get_or_try_init(|| async {
-                let _permit = self
-                    .inner
-                    .activations
-                    .acquire()
-                    .await
-                    .map_err(|_| EdgeError::unavailable("node is shutting down"))?;
+                // A waiter that saw an earlier init fail must not start an orphan actor.
+                if slot.retired.load(Ordering::Acquire) {
+                    return Err(ActorUnavailable::Retired);
+                }
+                let _permit = self.inner.activations.acquire().await.map_err(|_| {
+                    ActorUnavailable::Failed(EdgeError::unavailable("node is shutting down"))
+                })?;
                 let args = ListArgs {
                     list_id: list,
                     context: self.inner.context.clone(),
@@ -234,7 +241,10 @@ impl Host {
                     }
                     Err(error) => {
                         tracing::warn!(list = %list, %error, "list activation failed");
-                        Err(EdgeError::unavailable("list could not be loaded; retry"))
+                        self.inner.retire(list, slot);
+                        Err(ActorUnavailable::Failed(EdgeError::unavailable(
+                            "list could not be loaded; retry",
+                        )))
                     }
                 }
             })
@@ -299,6 +309,7 @@ impl HostInner {
                 let slot = Arc::new(Slot {
                     inflight: Arc::new(AtomicUsize::new(0)),
                     actor: OnceCell::new(),
+                    retired: AtomicBool::new(false),
                 });
                 slots.insert(list, slot.clone());
                 m::active_lists().set(slots.len() as f64);
@@ -344,9 +355,17 @@ impl HostInner {
         }
     }
 
-    fn forget_if_unstarted(&self, list: Uuid, slot: &Arc<Slot>) {
-        if slot.actor.get().is_none() {
-            self.forget(list, slot);
+    /// Marks a slot whose activation failed and removes it, under the lock, so every waiter on
+    /// it re-admits into a fresh slot instead of starting a second actor.
+    fn retire(&self, list: Uuid, slot: &Arc<Slot>) {
+        let mut slots = self.slots_lock();
+        slot.retired.store(true, Ordering::Release);
+        if slots
+            .get(&list)
+            .is_some_and(|current| Arc::ptr_eq(current, slot))
+        {
+            slots.remove(&list);
+            m::active_lists().set(slots.len() as f64);
         }
     }
 }

@@ -19,6 +19,9 @@ use crate::domain::{apply, create, encode_snapshot, evolve, Change, Event, ListS
 use crate::host::{Admitted, ListContext, Slot};
 use crate::metrics as m;
 
+/// How often shutdown retries failed "my lists" index entries before giving up on them.
+const SHUTDOWN_INDEX_ATTEMPTS: u32 = 3;
+
 /// An op waiting for its seq to become durable.
 struct Waiter {
     seq: u64,
@@ -56,6 +59,7 @@ pub struct ListActorState {
     snapshot_cache: Option<(u64, Bytes)>,
     last_activity: Instant,
     shutdown: Option<oneshot::Sender<()>>,
+    shutdown_index_attempts: u32,
     timers: Vec<JoinHandle<()>>,
 }
 
@@ -72,7 +76,6 @@ impl ListActorState {
         let tick_every =
             (config.passivate_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         let tick = myself.send_interval(tick_every, || ListMsg::Tick);
-        let loaded_exists = loaded.state.exists();
         let mut state = Self {
             list: args.list_id,
             slot: args.slot,
@@ -83,16 +86,13 @@ impl ListActorState {
             in_flight: None,
             parked: Vec::new(),
             fanout,
-            index: if loaded_exists {
-                IndexSync::repair()
-            } else {
-                IndexSync::default()
-            },
+            index: IndexSync::repair(&loaded.index_changes),
             snapshot_seq: loaded.snapshot_seq,
             snapshot_writing: false,
             snapshot_cache: None,
             last_activity: Instant::now(),
             shutdown: None,
+            shutdown_index_attempts: 0,
             timers: vec![tick],
             context: args.context,
         };
@@ -140,6 +140,7 @@ impl ListActorState {
             }
             ListMsg::IndexSynced(outcome) => {
                 self.index.finished(outcome);
+                self.maybe_snapshot();
                 self.finish_shutdown_if_flushed().await;
             }
             ListMsg::Tick => self.on_tick().await,
@@ -152,7 +153,6 @@ impl ListActorState {
                 self.shutdown = Some(done);
                 self.finish_shutdown_if_flushed().await;
             }
-            ListMsg::Noop => {}
         }
         if !self.durable.exists() && !self.head.exists() && self.is_quiet() {
             // A request for a list that does not exist: do not keep an actor for it.
@@ -221,10 +221,12 @@ impl ListActorState {
         let encoded = match serde_json::to_vec(&event) {
             Ok(encoded) => Bytes::from(encoded),
             Err(error) => {
-                // Events are plain data; failing to encode one is a bug. Stop the list, keep the node.
-                tracing::error!(list = %self.list, %error, "event failed to encode");
-                self.head = self.durable.clone();
+                // Events are plain data; failing to encode one is a bug. `head` already holds the
+                // event, so this actor cannot go on: stop it (not the node); the next request
+                // reloads the list from storage.
+                tracing::error!(list = %self.list, %error, "event failed to encode; stopping the list");
                 waiter.reply.send(Err(EdgeError::internal()));
+                self.abort(EdgeError::unavailable("list restarted; retry"));
                 return;
             }
         };
@@ -350,17 +352,25 @@ impl ListActorState {
                 EdgeError::unavailable("storage unavailable; retry")
             }
         };
-        let pending = std::mem::take(&mut self.pending);
-        let waiters = batching
-            .waiters
-            .into_iter()
-            .chain(pending.waiters)
-            .chain(std::mem::take(&mut self.parked));
-        for waiter in waiters {
+        for waiter in batching.waiters {
             waiter.reply.send(Err(edge.clone()));
         }
+        self.abort(edge);
+    }
+
+    /// Answers every op that is not durable with `error` and stops the actor; replies of an
+    /// append still in flight answer `unavailable` when they are dropped.
+    fn abort(&mut self, error: EdgeError) {
+        let pending = std::mem::take(&mut self.pending);
+        for waiter in pending
+            .waiters
+            .into_iter()
+            .chain(std::mem::take(&mut self.parked))
+        {
+            waiter.reply.send(Err(error.clone()));
+        }
         self.context.forget(self.list, &self.slot);
-        self.myself.stop(Some("append failed".into()));
+        self.myself.stop(Some("aborted".into()));
     }
 
     fn on_subscribe(&mut self, request: SubscribeRequest) {
@@ -371,6 +381,10 @@ impl ListActorState {
             reply,
             admitted,
         } = request;
+        if reply.is_closed() {
+            // The caller timed out and told the client it is not subscribed; keep it so.
+            return;
+        }
         let answer = self.authorize_read(user).and_then(|()| {
             let list = self.list;
             let durable = &self.durable;
@@ -408,7 +422,8 @@ impl ListActorState {
 
     fn maybe_snapshot(&mut self) {
         let due = self.durable.seq() >= self.snapshot_seq + self.context.config.snapshot_every;
-        if !due || self.snapshot_writing || !self.durable.exists() {
+        // A snapshot promises the index is synced up to its seq (see `index.rs`).
+        if !due || self.snapshot_writing || !self.durable.exists() || self.index.is_busy() {
             return;
         }
         self.snapshot_writing = true;
@@ -458,14 +473,21 @@ impl ListActorState {
         if self.shutdown.is_none() || self.in_flight.is_some() || !self.pending.events.is_empty() {
             return;
         }
-        if self.index.is_busy() {
-            // Finish the "my lists" index first; a failed entry is retried once more here.
-            self.index.start(&self.context, &self.durable, &self.myself);
-            if self.index.is_running() {
-                return;
-            }
+        if self.index.is_running() {
+            return;
         }
-        self.write_final_snapshot().await;
+        if self.index.is_busy() && self.shutdown_index_attempts < SHUTDOWN_INDEX_ATTEMPTS {
+            // Finish the "my lists" index first, retrying failed entries a few times.
+            self.shutdown_index_attempts += 1;
+            self.index.start(&self.context, &self.durable, &self.myself);
+            return;
+        }
+        if self.index.is_busy() {
+            // No snapshot, so the next activation replays these changes into the index.
+            tracing::warn!(list = %self.list, "index not synced at shutdown; it is repaired on next activation");
+        } else {
+            self.write_final_snapshot().await;
+        }
         if let Some(done) = self.shutdown.take() {
             let _ = done.send(());
         }
@@ -493,6 +515,8 @@ impl ListActorState {
         for timer in self.timers.drain(..) {
             timer.abort();
         }
+        self.fanout
+            .end_all("unavailable", "list restarted; resubscribe with since");
     }
 }
 

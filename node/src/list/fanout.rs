@@ -134,6 +134,18 @@ impl Fanout {
         });
     }
 
+    /// Ends every subscription with an error frame, so clients resubscribe (with `since`)
+    /// instead of waiting on a list that will send them nothing more.
+    pub fn end_all(&mut self, code: &str, message: &str) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let frame = frames::list_error(self.list, code, message);
+        for (_, subscriber) in self.subscribers.drain() {
+            let _ = subscriber.sink.end_subscription(self.list, frame.clone());
+        }
+    }
+
     /// Remembers durable events for resume.
     pub fn remember(&mut self, seq: u64, event_json: Bytes) {
         self.ring.push_back((seq, event_json));

@@ -3,7 +3,8 @@
 //! The list actor is the authority on membership; the index is derived from it and updated
 //! after the events are durable, one sync task at a time per list, coalescing changes (the
 //! latest role of a user wins) so a burst of shares or renames does not become a burst of tasks.
-//! Shutdown waits for it; after a crash, activation rewrites the list's entries (`repair`).
+//! Snapshots wait for it, so after a crash only the changes after the latest snapshot can be
+//! missing; activation replays those (`repair`).
 
 use std::collections::BTreeMap;
 
@@ -51,14 +52,14 @@ impl IndexSync {
         }
     }
 
-    /// Work for a freshly activated list: rewrite every member's entry. The index is written
-    /// after the events are durable, so a crash in between can leave it behind; activation
-    /// repairs it.
-    pub fn repair() -> Self {
-        Self {
-            resync_all: true,
-            ..Self::default()
+    /// Work for a freshly activated list: the membership changes after its latest snapshot,
+    /// whose index entries a crash may have left unwritten.
+    pub fn repair(changes: &[Change]) -> Self {
+        let mut sync = Self::default();
+        for change in changes {
+            sync.note(change);
         }
+        sync
     }
 
     /// Whether any work is queued or running.

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use uuid::Uuid;
 
-use crate::domain::{decode_batch, decode_snapshot, evolve, ListState};
+use crate::domain::{decode_batch, decode_snapshot, evolve, Change, ListState};
 use crate::host::ListContext;
 
 /// Why a list could not be loaded.
@@ -28,12 +28,28 @@ pub struct Loaded {
     pub snapshot_seq: u64,
     /// Encoded events replayed after the snapshot (for `since` resume), oldest first.
     pub tail: Vec<(u64, Bytes)>,
+    /// Membership and title changes among the replayed events. The "my lists" index is synced
+    /// before each snapshot, so only these may be missing from it after a crash.
+    pub index_changes: Vec<Change>,
 }
 
 const READ_PAGE_BATCHES: usize = 256;
 
 /// Loads `list`: latest snapshot, then every later batch in order, checked against the head.
+///
+/// A gap can appear if a previous actor of this list, stopping, wrote a newer snapshot and pruned
+/// the history between our two reads; reading again then starts from that snapshot.
 pub async fn load(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError> {
+    match load_once(context, list).await {
+        Err(LoadError::Integrity(reason)) => {
+            tracing::info!(list = %list, %reason, "reloading after an inconsistent read");
+            load_once(context, list).await
+        }
+        loaded => loaded,
+    }
+}
+
+async fn load_once(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError> {
     let limits = &context.config.limits;
     let (mut state, snapshot_seq) = match context.events.latest_snapshot(list).await? {
         Some(snapshot) => {
@@ -51,6 +67,7 @@ pub async fn load(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError
         None => (ListState::new(list), 0),
     };
     let mut tail = Vec::new();
+    let mut index_changes = Vec::new();
     loop {
         let batches = context
             .events
@@ -76,6 +93,15 @@ pub async fn load(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError
                 let encoded = serde_json::to_vec(&event)
                     .map_err(|error| LoadError::Decode(error.to_string()))?;
                 evolve(&mut state, &event, limits);
+                if matches!(
+                    event.change,
+                    Change::Create { .. }
+                        | Change::Share { .. }
+                        | Change::Unshare { .. }
+                        | Change::Rename { .. }
+                ) {
+                    index_changes.push(event.change.clone());
+                }
                 tail.push((event.seq, Bytes::from(encoded)));
             }
         }
@@ -93,5 +119,6 @@ pub async fn load(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError
         state,
         snapshot_seq,
         tail,
+        index_changes,
     })
 }

@@ -116,8 +116,6 @@ pub enum ListMsg {
         /// Signalled when the list is flushed.
         done: oneshot::Sender<()>,
     },
-    /// Nothing (a placeholder for a message that could not be handed back).
-    Noop,
 }
 
 impl ListMsg {

@@ -204,32 +204,217 @@ async fn missing_lists_leave_no_actor_behind() {
     .await;
 }
 
-/// The "my lists" index is derived after events are durable; if an entry is lost (a crash
-/// between the two writes), activating the list rewrites it.
+/// The "my lists" index is derived after events are durable; entries a crash left unwritten
+/// (here: a lost create entry and a lost unshare removal) are repaired when the list activates.
 #[tokio::test]
 async fn activation_repairs_the_my_lists_index() {
-    use listwire_storage::AccountStore;
+    use listwire_storage::{AccountStore, Membership, UserRecord};
     let store = Arc::new(MemoryStore::new());
-    let (first_host, router) = host(&store, HostConfig::default());
+    let bob = UserRecord {
+        user_id: Uuid::from_u128(2),
+        username: "bob".into(),
+        password_hash: "x".into(),
+        created_at_ms: 0,
+    };
+    store.create_user(bob.clone()).await.unwrap();
+    let (_crashed_host, router) = host(&store, HostConfig::default());
     let list = router
         .create_list(&alice(), raw(r#"{"title":"indexed"}"#))
         .await
         .unwrap();
+    for op in [
+        r#"{"kind":"share","user":"bob","role":"editor"}"#,
+        r#"{"kind":"unshare","user":"bob"}"#,
+    ] {
+        let (outcome_tx, outcome) = oneshot::channel();
+        let reply = Reply::new(move |result| {
+            let _ = outcome_tx.send(result);
+        });
+        router
+            .submit(&alice(), list, Uuid::new_v4(), raw(op), reply)
+            .await;
+        outcome.await.unwrap().unwrap();
+    }
     eventually(Duration::from_secs(5), || async {
         store.memberships(alice().user_id, 10).await.unwrap().len() == 1
     })
     .await;
-    first_host.shutdown(Duration::from_secs(5)).await;
+    eventually(Duration::from_secs(5), || async {
+        store.memberships(bob.user_id, 10).await.unwrap().is_empty()
+    })
+    .await;
+    // The "crash": the first host never shuts down (no final snapshot) and two index writes are lost.
     store
         .remove_membership(alice().user_id, list)
         .await
         .unwrap();
+    let stale = Membership {
+        list_id: list,
+        role: "editor".into(),
+        title: "indexed".into(),
+    };
+    store.put_membership(bob.user_id, stale).await.unwrap();
 
     let (_second_host, router) = host(&store, HostConfig::default());
     router.snapshot(&alice(), list).await.unwrap();
     eventually(Duration::from_secs(5), || async {
         let entries = store.memberships(alice().user_id, 10).await.unwrap();
-        entries.len() == 1 && entries[0].role == "owner" && entries[0].title == "indexed"
+        let bobs = store.memberships(bob.user_id, 10).await.unwrap();
+        entries.len() == 1 && entries[0].role == "owner" && bobs.is_empty()
     })
     .await;
+}
+
+fn sink() -> (
+    listwire_gateway::FrameSink,
+    flume::Receiver<listwire_gateway::Outbound>,
+) {
+    listwire_gateway::FrameSink::new(
+        7,
+        alice().user_id,
+        64,
+        tokio_util::sync::CancellationToken::new(),
+    )
+}
+
+/// When a list actor stops on an error (here: fenced off as a stale owner), its subscribers
+/// are told, so they resubscribe instead of waiting on a list that sends nothing more.
+#[tokio::test]
+async fn subscribers_of_a_stopped_list_are_told_to_resubscribe() {
+    let store = Arc::new(MemoryStore::new());
+    let (_first_host, first) = host(&store, HostConfig::default());
+    let (_second_host, second) = host(&store, HostConfig::default());
+    let list = first
+        .create_list(&alice(), raw(r#"{"title":"contested"}"#))
+        .await
+        .unwrap();
+    let (sink, frames) = sink();
+    second.subscribe(&alice(), list, None, sink).await.unwrap();
+    assert!(
+        matches!(
+            frames.recv_async().await.unwrap(),
+            listwire_gateway::Outbound::Frame(_)
+        ),
+        "snapshot first"
+    );
+    add(&first, list, "first writer").await.unwrap();
+    assert_eq!(
+        add(&second, list, "stale").await.unwrap_err().code,
+        listwire_gateway::ErrorCode::Moved
+    );
+    match frames.recv_async().await.unwrap() {
+        listwire_gateway::Outbound::SubscriptionEnded { list: ended, frame } => {
+            assert_eq!(ended, list);
+            let frame: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+            assert_eq!(frame["code"], "unavailable");
+        }
+        other => panic!("expected the subscription to end, got {other:?}"),
+    }
+}
+
+/// An event store whose first snapshot read fails, as a storage hiccup during activation.
+struct FlakyFirstLoad {
+    inner: Arc<MemoryStore>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl EventStore for FlakyFirstLoad {
+    async fn append(
+        &self,
+        list: Uuid,
+        batch: listwire_storage::Batch,
+    ) -> Result<(), listwire_storage::Error> {
+        self.inner.append(list, batch).await
+    }
+    async fn head(&self, list: Uuid) -> Result<u64, listwire_storage::Error> {
+        self.inner.head(list).await
+    }
+    async fn read_batches(
+        &self,
+        list: Uuid,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<listwire_storage::Batch>, listwire_storage::Error> {
+        self.inner.read_batches(list, after, max).await
+    }
+    async fn write_snapshot(
+        &self,
+        list: Uuid,
+        snapshot: listwire_storage::Snapshot,
+    ) -> Result<(), listwire_storage::Error> {
+        self.inner.write_snapshot(list, snapshot).await
+    }
+    async fn latest_snapshot(
+        &self,
+        list: Uuid,
+    ) -> Result<Option<listwire_storage::Snapshot>, listwire_storage::Error> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(listwire_storage::Error::Unavailable("injected".into()));
+        }
+        self.inner.latest_snapshot(list).await
+    }
+    async fn prune(&self, list: Uuid, up_to: u64) -> Result<(), listwire_storage::Error> {
+        self.inner.prune(list, up_to).await
+    }
+    async fn close(&self) -> Result<(), listwire_storage::Error> {
+        self.inner.close().await
+    }
+}
+
+/// A failed activation answers `unavailable` and leaves no orphan actor: a request that waited
+/// on the failed activation gets a fresh one, and whatever subscription succeeded receives the
+/// list's later deltas (an orphan actor would hold it and never hear of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_activation_leaves_no_orphan_actor() {
+    let memory = Arc::new(MemoryStore::new());
+    let (_creator, creator_router) = host(&memory, HostConfig::default());
+    let list = creator_router
+        .create_list(&alice(), raw(r#"{"title":"flaky"}"#))
+        .await
+        .unwrap();
+    let flaky = Arc::new(FlakyFirstLoad {
+        inner: memory.clone(),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let host = Host::new(flaky, memory.clone(), HostConfig::default());
+    let router = LocalRouter::new(host.clone());
+    let (sink, frames) = sink();
+    let principal = alice();
+    let (subscribed, read) = tokio::join!(
+        router.subscribe(&principal, list, None, sink),
+        router.snapshot(&principal, list)
+    );
+    assert!(
+        subscribed.is_err() || read.is_err(),
+        "the first activation fails"
+    );
+    if subscribed.is_err() {
+        let (sink, retry_frames) = self::sink();
+        router.subscribe(&alice(), list, None, sink).await.unwrap();
+        return check_live(&router, &host, list, retry_frames).await;
+    }
+    check_live(&router, &host, list, frames).await;
+}
+
+async fn check_live(
+    router: &LocalRouter,
+    host: &Host,
+    list: Uuid,
+    frames: flume::Receiver<listwire_gateway::Outbound>,
+) {
+    assert!(
+        matches!(
+            frames.recv_async().await.unwrap(),
+            listwire_gateway::Outbound::Frame(_)
+        ),
+        "snapshot"
+    );
+    add(router, list, "reaches the subscriber").await.unwrap();
+    let delta = tokio::time::timeout(Duration::from_secs(5), frames.recv_async())
+        .await
+        .expect("the live delta arrives")
+        .unwrap();
+    assert!(matches!(delta, listwire_gateway::Outbound::Frame(_)));
+    assert_eq!(host.active_lists(), 1);
 }
