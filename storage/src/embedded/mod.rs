@@ -204,6 +204,11 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&Tables) -> Result<T, Error> + Send + 'static,
     {
+        // After a failed sync, written-but-unsynced data may be visible to reads and may not
+        // survive a restart; serving it could acknowledge or publish what is not durable.
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
         let tables = self.inner.tables.clone();
         tokio::task::spawn_blocking(move || f(&tables))
             .await
