@@ -52,6 +52,18 @@ struct LooseFrame<'a> {
 
 /// Parses one client text frame.
 pub(crate) fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    if !text.trim_start().starts_with('{') {
+        // Anything but an object: say so plainly rather than echo a parser's type names.
+        let error = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => EdgeError::invalid("frame must be a json object"),
+            Err(error) => json_error(&error),
+        };
+        return Err(FrameError {
+            error,
+            op_id: None,
+            list: None,
+        });
+    }
     let loose: LooseFrame<'_> = serde_json::from_str(text).map_err(|error| FrameError {
         error: json_error(&error),
         op_id: None,
@@ -343,6 +355,16 @@ mod tests {
     }
 
     // Goal: ack and error frames have the protocol's exact shape.
+    #[test]
+    fn non_object_frames_are_named_plainly() {
+        // Goal: a valid json value that is not an object gets a plain message, not parser type names.
+        for text in ["[1]", "42", "\"op\"", "null"] {
+            let error = invalid(text).error;
+            assert_eq!(error.message, "frame must be a json object", "{text}");
+        }
+        assert_eq!(invalid("[1,").error.message, "malformed json");
+    }
+
     #[test]
     fn encodes_ack_and_error_frames() {
         let list: Uuid = LIST.parse().unwrap();

@@ -37,6 +37,14 @@ pub(crate) fn app(gateway: Gateway) -> axum::Router {
         .route("/metrics", get(render_metrics))
         .route_layer(middleware::from_fn(count_requests))
         .fallback(|| async { ApiError(EdgeError::new(ErrorCode::NotFound, "no such route")) })
+        .method_not_allowed_fallback(|| async {
+            let body = r#"{"code":"invalid","message":"method not allowed on this route"}"#;
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+        })
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(gateway)
 }
