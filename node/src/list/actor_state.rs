@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use listwire_gateway::{EdgeError, ErrorCode, Reply};
-use listwire_storage::{Batch, Snapshot};
+use listwire_storage::Batch;
 use ractor::ActorRef;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -15,12 +15,9 @@ use super::fanout::{Fanout, VotePlan};
 use super::index::IndexSync;
 use super::load::Loaded;
 use super::{frames, rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest, SubscribeRequest};
-use crate::domain::{apply, create, encode_snapshot, evolve, Change, Event, ListState};
+use crate::domain::{apply, create, evolve, Change, Event, ListState};
 use crate::host::{Admitted, ListContext, Slot};
 use crate::metrics as m;
-
-/// How often shutdown retries failed "my lists" index entries before giving up on them.
-const SHUTDOWN_INDEX_ATTEMPTS: u32 = 3;
 
 /// An op waiting for its seq to become durable.
 struct Waiter {
@@ -40,27 +37,27 @@ struct Batching {
 
 /// The state of one list actor.
 pub struct ListActorState {
-    list: Uuid,
-    context: Arc<ListContext>,
-    slot: Arc<Slot>,
-    myself: ActorRef<ListMsg>,
+    pub(super) list: Uuid,
+    pub(super) context: Arc<ListContext>,
+    pub(super) slot: Arc<Slot>,
+    pub(super) myself: ActorRef<ListMsg>,
     /// What is durable: the only state reads and subscribers see.
-    durable: ListState,
+    pub(super) durable: ListState,
     /// `durable` plus everything applied since (in flight and pending).
-    head: ListState,
+    pub(super) head: ListState,
     pending: Batching,
     in_flight: Option<(Batching, Instant)>,
     /// Retries of ops that are applied but not yet durable.
     parked: Vec<Waiter>,
-    fanout: Fanout,
-    index: IndexSync,
-    snapshot_seq: u64,
-    snapshot_writing: bool,
-    snapshot_cache: Option<(u64, Bytes)>,
-    last_activity: Instant,
-    shutdown: Option<oneshot::Sender<()>>,
-    shutdown_index_attempts: u32,
-    timers: Vec<JoinHandle<()>>,
+    pub(super) fanout: Fanout,
+    pub(super) index: IndexSync,
+    pub(super) snapshot_seq: u64,
+    pub(super) snapshot_writing: bool,
+    pub(super) snapshot_cache: Option<(u64, Bytes)>,
+    pub(super) last_activity: Instant,
+    pub(super) shutdown: Option<oneshot::Sender<()>>,
+    pub(super) shutdown_index_attempts: u32,
+    pub(super) timers: Vec<JoinHandle<()>>,
 }
 
 impl ListActorState {
@@ -373,6 +370,11 @@ impl ListActorState {
         self.myself.stop(Some("aborted".into()));
     }
 
+    /// Whether ops are applied but not yet durable (pending or in flight).
+    pub(super) fn has_unflushed(&self) -> bool {
+        self.in_flight.is_some() || !self.pending.events.is_empty()
+    }
+
     fn on_subscribe(&mut self, request: SubscribeRequest) {
         let SubscribeRequest {
             user,
@@ -419,105 +421,6 @@ impl ListActorState {
         }
         Ok(())
     }
-
-    fn maybe_snapshot(&mut self) {
-        let due = self.durable.seq() >= self.snapshot_seq + self.context.config.snapshot_every;
-        // A snapshot promises the index is synced up to its seq (see `index.rs`).
-        if !due || self.snapshot_writing || !self.durable.exists() || self.index.is_busy() {
-            return;
-        }
-        self.snapshot_writing = true;
-        let snapshot = Snapshot {
-            seq: self.durable.seq(),
-            body: Bytes::from(encode_snapshot(&self.durable)),
-        };
-        let store = self.context.events.clone();
-        let list = self.list;
-        let myself = self.myself.clone();
-        tokio::spawn(async move {
-            let seq = snapshot.seq;
-            let ok = write_snapshot_and_prune(store.as_ref(), list, snapshot).await;
-            let _ = myself.send_message(ListMsg::SnapshotWritten { seq, ok });
-        });
-    }
-
-    async fn on_tick(&mut self) {
-        self.fanout.drop_closed();
-        self.index.start(&self.context, &self.durable, &self.myself);
-        let idle = self.last_activity.elapsed() >= self.context.config.passivate_after;
-        if idle && self.is_quiet() && self.fanout.is_empty() {
-            let myself = self.myself.clone();
-            self.passivate(&myself).await;
-        }
-    }
-
-    fn is_quiet(&self) -> bool {
-        self.in_flight.is_none()
-            && self.pending.events.is_empty()
-            && self.parked.is_empty()
-            && !self.index.is_busy()
-            && !self.snapshot_writing
-    }
-
-    /// Snapshots if needed, then leaves the host if nothing is in flight.
-    async fn passivate(&mut self, myself: &ActorRef<ListMsg>) {
-        if !self.write_final_snapshot().await {
-            return;
-        }
-        if self.context.try_release(self.list, &self.slot) {
-            myself.stop(Some("passivated".into()));
-        }
-    }
-
-    async fn finish_shutdown_if_flushed(&mut self) {
-        if self.shutdown.is_none() || self.in_flight.is_some() || !self.pending.events.is_empty() {
-            return;
-        }
-        if self.index.is_running() {
-            return;
-        }
-        if self.index.is_busy() && self.shutdown_index_attempts < SHUTDOWN_INDEX_ATTEMPTS {
-            // Finish the "my lists" index first, retrying failed entries a few times.
-            self.shutdown_index_attempts += 1;
-            self.index.start(&self.context, &self.durable, &self.myself);
-            return;
-        }
-        if self.index.is_busy() {
-            // No snapshot, so the next activation replays these changes into the index.
-            tracing::warn!(list = %self.list, "index not synced at shutdown; it is repaired on next activation");
-        } else {
-            self.write_final_snapshot().await;
-        }
-        if let Some(done) = self.shutdown.take() {
-            let _ = done.send(());
-        }
-        self.myself.stop(Some("shutdown".into()));
-    }
-
-    async fn write_final_snapshot(&mut self) -> bool {
-        if !self.durable.exists() || self.durable.seq() <= self.snapshot_seq {
-            return true;
-        }
-        let snapshot = Snapshot {
-            seq: self.durable.seq(),
-            body: Bytes::from(encode_snapshot(&self.durable)),
-        };
-        let seq = snapshot.seq;
-        let ok = write_snapshot_and_prune(self.context.events.as_ref(), self.list, snapshot).await;
-        if ok {
-            self.snapshot_seq = seq;
-        }
-        ok
-    }
-
-    /// Called when the actor stops: cancel timers. Unanswered replies answer `unavailable` on drop.
-    pub fn stopped(&mut self) {
-        for timer in self.timers.drain(..) {
-            timer.abort();
-        }
-        self.fanout
-            .end_all("unavailable", "list restarted; resubscribe with since");
-    }
 }
 
 impl Drop for ListActorState {
@@ -553,23 +456,6 @@ fn encode_batch_body(encoded: &[Bytes]) -> Bytes {
     }
     body.put_u8(b']');
     body.freeze()
-}
-
-async fn write_snapshot_and_prune(
-    store: &dyn listwire_storage::EventStore,
-    list: Uuid,
-    snapshot: Snapshot,
-) -> bool {
-    let seq = snapshot.seq;
-    if let Err(error) = store.write_snapshot(list, snapshot).await {
-        tracing::warn!(list = %list, %error, "snapshot write failed");
-        return false;
-    }
-    m::snapshots().increment(1);
-    if let Err(error) = store.prune(list, seq).await {
-        tracing::warn!(list = %list, %error, "pruning history before the snapshot failed");
-    }
-    true
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod actor_state;
 mod fanout;
 pub mod frames;
 mod index;
+mod lifecycle;
 mod load;
 
 use std::time::Instant;

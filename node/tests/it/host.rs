@@ -32,19 +32,26 @@ fn host(store: &Arc<MemoryStore>, config: HostConfig) -> (Host, LocalRouter) {
     (host, router)
 }
 
-/// Submits an op and returns a receiver for its outcome.
-async fn submit(router: &LocalRouter, list: Uuid, text: &str) -> oneshot::Receiver<OpOutcome> {
+/// Submits a raw op and returns a receiver for its outcome.
+async fn submit_op(router: &LocalRouter, list: Uuid, op: &str) -> oneshot::Receiver<OpOutcome> {
     let (outcome_tx, outcome) = oneshot::channel();
     let reply = Reply::new(move |result| {
         let _ = outcome_tx.send(result);
     });
-    let op = raw(&format!(
-        r#"{{"kind":"add_item","text":"{text}","after":null}}"#
-    ));
     router
-        .submit(&alice(), list, Uuid::new_v4(), op, reply)
+        .submit(&alice(), list, Uuid::new_v4(), raw(op), reply)
         .await;
     outcome
+}
+
+/// Submits an `add_item` and returns a receiver for its outcome.
+async fn submit(router: &LocalRouter, list: Uuid, text: &str) -> oneshot::Receiver<OpOutcome> {
+    submit_op(
+        router,
+        list,
+        &format!(r#"{{"kind":"add_item","text":"{text}","after":null}}"#),
+    )
+    .await
 }
 
 async fn add(router: &LocalRouter, list: Uuid, text: &str) -> Result<u64, EdgeError> {
@@ -226,14 +233,7 @@ async fn activation_repairs_the_my_lists_index() {
         r#"{"kind":"share","user":"bob","role":"editor"}"#,
         r#"{"kind":"unshare","user":"bob"}"#,
     ] {
-        let (outcome_tx, outcome) = oneshot::channel();
-        let reply = Reply::new(move |result| {
-            let _ = outcome_tx.send(result);
-        });
-        router
-            .submit(&alice(), list, Uuid::new_v4(), raw(op), reply)
-            .await;
-        outcome.await.unwrap().unwrap();
+        submit_op(&router, list, op).await.await.unwrap().unwrap();
     }
     eventually(Duration::from_secs(5), || async {
         store.memberships(alice().user_id, 10).await.unwrap().len() == 1

@@ -1,0 +1,130 @@
+//! The lifecycle of a list actor: periodic snapshots, housekeeping ticks, passivation when
+//! idle, and the flush-then-stop of a graceful shutdown.
+
+use bytes::Bytes;
+use listwire_storage::Snapshot;
+use ractor::ActorRef;
+use uuid::Uuid;
+
+use super::actor_state::ListActorState;
+use super::ListMsg;
+use crate::domain::encode_snapshot;
+use crate::metrics as m;
+
+/// How often shutdown retries failed "my lists" index entries before giving up on them.
+const SHUTDOWN_INDEX_ATTEMPTS: u32 = 3;
+
+impl ListActorState {
+    pub(super) fn maybe_snapshot(&mut self) {
+        let due = self.durable.seq() >= self.snapshot_seq + self.context.config.snapshot_every;
+        // A snapshot promises the index is synced up to its seq (see `index.rs`).
+        if !due || self.snapshot_writing || !self.durable.exists() || self.index.is_busy() {
+            return;
+        }
+        self.snapshot_writing = true;
+        let snapshot = Snapshot {
+            seq: self.durable.seq(),
+            body: Bytes::from(encode_snapshot(&self.durable)),
+        };
+        let store = self.context.events.clone();
+        let list = self.list;
+        let myself = self.myself.clone();
+        tokio::spawn(async move {
+            let seq = snapshot.seq;
+            let ok = write_snapshot_and_prune(store.as_ref(), list, snapshot).await;
+            let _ = myself.send_message(ListMsg::SnapshotWritten { seq, ok });
+        });
+    }
+
+    pub(super) async fn on_tick(&mut self) {
+        self.fanout.drop_closed();
+        self.index.start(&self.context, &self.durable, &self.myself);
+        let idle = self.last_activity.elapsed() >= self.context.config.passivate_after;
+        if idle && self.is_quiet() && self.fanout.is_empty() {
+            let myself = self.myself.clone();
+            self.passivate(&myself).await;
+        }
+    }
+
+    pub(super) fn is_quiet(&self) -> bool {
+        // Parked retries wait for a seq that is pending or in flight, so they count as unflushed.
+        !self.has_unflushed() && !self.index.is_busy() && !self.snapshot_writing
+    }
+
+    /// Snapshots if needed, then leaves the host if nothing is in flight.
+    pub(super) async fn passivate(&mut self, myself: &ActorRef<ListMsg>) {
+        if !self.write_final_snapshot().await {
+            return;
+        }
+        if self.context.try_release(self.list, &self.slot) {
+            myself.stop(Some("passivated".into()));
+        }
+    }
+
+    pub(super) async fn finish_shutdown_if_flushed(&mut self) {
+        if self.shutdown.is_none() || self.has_unflushed() {
+            return;
+        }
+        if self.index.is_running() {
+            return;
+        }
+        if self.index.is_busy() && self.shutdown_index_attempts < SHUTDOWN_INDEX_ATTEMPTS {
+            // Finish the "my lists" index first, retrying failed entries a few times.
+            self.shutdown_index_attempts += 1;
+            self.index.start(&self.context, &self.durable, &self.myself);
+            return;
+        }
+        if self.index.is_busy() {
+            // No snapshot, so the next activation replays these changes into the index.
+            tracing::warn!(list = %self.list, "index not synced at shutdown; it is repaired on next activation");
+        } else {
+            self.write_final_snapshot().await;
+        }
+        if let Some(done) = self.shutdown.take() {
+            let _ = done.send(());
+        }
+        self.myself.stop(Some("shutdown".into()));
+    }
+
+    pub(super) async fn write_final_snapshot(&mut self) -> bool {
+        if !self.durable.exists() || self.durable.seq() <= self.snapshot_seq {
+            return true;
+        }
+        let snapshot = Snapshot {
+            seq: self.durable.seq(),
+            body: Bytes::from(encode_snapshot(&self.durable)),
+        };
+        let seq = snapshot.seq;
+        let ok = write_snapshot_and_prune(self.context.events.as_ref(), self.list, snapshot).await;
+        if ok {
+            self.snapshot_seq = seq;
+        }
+        ok
+    }
+
+    /// Called when the actor stops: cancel timers. Unanswered replies answer `unavailable` on drop.
+    pub fn stopped(&mut self) {
+        for timer in self.timers.drain(..) {
+            timer.abort();
+        }
+        self.fanout
+            .end_all("unavailable", "list restarted; resubscribe with since");
+    }
+}
+
+async fn write_snapshot_and_prune(
+    store: &dyn listwire_storage::EventStore,
+    list: Uuid,
+    snapshot: Snapshot,
+) -> bool {
+    let seq = snapshot.seq;
+    if let Err(error) = store.write_snapshot(list, snapshot).await {
+        tracing::warn!(list = %list, %error, "snapshot write failed");
+        return false;
+    }
+    m::snapshots().increment(1);
+    if let Err(error) = store.prune(list, seq).await {
+        tracing::warn!(list = %list, %error, "pruning history before the snapshot failed");
+    }
+    true
+}
