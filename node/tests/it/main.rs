@@ -11,4 +11,5 @@ mod limits;
 mod live;
 mod permissions;
 mod resume;
+mod tidy;
 mod votes;
