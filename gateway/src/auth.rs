@@ -30,8 +30,11 @@ struct Claims {
     exp: u64,
 }
 
-/// Mints and verifies session tokens.
-pub(crate) struct Tokens {
+/// Mints and verifies session tokens (HS256 JWT with the user id as subject).
+///
+/// Anyone holding the node's secret can mint valid tokens: the load generator uses this to
+/// create many identities without registering each (argon2 is slow by design).
+pub struct Tokens {
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,
     validation: Validation,
@@ -39,6 +42,7 @@ pub(crate) struct Tokens {
 }
 
 impl Tokens {
+    /// Tokens signed with `secret`, valid for `ttl`.
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         // Tokens are checked by the servers that minted them: no clock skew to forgive, and a
@@ -53,6 +57,7 @@ impl Tokens {
     }
 
     /// A token for `principal` and its expiry in milliseconds since the epoch.
+    /// A token for `principal` and its expiry (ms since the Unix epoch).
     pub fn mint(&self, principal: &Principal) -> (String, u64) {
         let now_s = unix_now().as_secs();
         let exp = now_s.saturating_add(self.ttl.as_secs().max(1));
@@ -68,6 +73,7 @@ impl Tokens {
     }
 
     /// The principal of a valid, unexpired token; otherwise `unauthorized`.
+    /// The principal of a valid, unexpired token.
     pub fn verify(&self, token: &str) -> Result<Principal, EdgeError> {
         match jsonwebtoken::decode::<Claims>(token, &self.decoding_key, &self.validation) {
             Ok(data) => Ok(Principal {

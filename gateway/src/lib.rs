@@ -39,6 +39,7 @@ mod server;
 pub mod sink;
 mod ws;
 
+pub use auth::Tokens;
 pub use config::{GatewayConfig, JWT_SECRET_BYTES_MIN};
 pub use error::{EdgeError, ErrorCode};
 pub use gateway::Gateway;

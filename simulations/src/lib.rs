@@ -1,0 +1,38 @@
+//! listwire's load generator and benchmarks.
+//!
+//! `listwire-bench` drives any listwire endpoint over the real client protocol (HTTP +
+//! WebSocket), or starts a local node itself, and measures it honestly: offered load is
+//! open-loop (latency counts from when an op was *due*, so a stalled server cannot hide its
+//! queueing — no coordinated omission), and every figure is a distribution (p50/p99/p999/max).
+//!
+//! Layout: [`target`] (what to measure: a spawned node, a remote node, the reference
+//! rebroadcast server, or an in-process node for tests), [`wire`] (a lean WebSocket client and
+//! frame scanning), [`pace`] (open-loop scheduling), [`report`] (histograms, JSON result lines,
+//! progress), [`plot`] (SVG latency plots), and one module per scenario in [`scenarios`].
+//!
+//! It is not: the deterministic simulation or the process-level chaos tests; those come with
+//! their own issues.
+
+pub mod pace;
+pub mod plot;
+pub mod reference;
+pub mod report;
+pub mod scenarios;
+pub mod target;
+pub mod wire;
+
+/// Raises this process's open-file limit to its hard limit (load tests open many sockets).
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! `hot-poll`: one public list with a poll, V distinct voters voting at an open-loop rate (each
+//! retrying with its op id until answered), W watchers subscribed; reports votes/s, ack latency,
+//! the lag between a vote's ack and a watcher's view including it, and verifies the final
+//! tally equals the number of distinct voters, item by item.
+//!
+//! Identities: voters are minted tokens (the gateway trusts a valid token's subject), so a
+//! hundred thousand voters need no registration. Votes go over HTTP keep-alive connections,
+//! one bearer token per request, as phones behind a load balancer would.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::setup::{create_lists, Http};
+use crate::pace::Pacer;
+use crate::report::{progress, Latency, LatencySummary};
+use crate::target::Target;
+use crate::wire::{self, frame_type, number_after, subscribe_frame};
+
+/// First user index of voters (watchers and the host use small indexes).
+const VOTER_BASE: u64 = 1 << 32;
+/// Votes in flight at once (HTTP requests outstanding).
+const IN_FLIGHT_MAX: usize = 2048;
+
+/// Parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    /// Distinct voters (each votes once).
+    pub voters: u64,
+    /// Votes per second offered.
+    pub rate: f64,
+    /// Items on the poll.
+    pub items: usize,
+    /// Watching subscribers.
+    pub watchers: usize,
+    /// Attempts per vote (same op id) on retryable failures.
+    pub attempts: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            voters: 100_000,
+            rate: 20_000.0,
+            items: 10,
+            watchers: 100,
+            attempts: 5,
+        }
+    }
+}
+
+/// Results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Votes acknowledged.
+    pub votes_acked: u64,
+    /// Acknowledged votes per second of voting time.
+    pub votes_per_sec: f64,
+    /// Votes that failed every attempt, by last code.
+    pub failed: HashMap<String, u64>,
+    /// Ack latency from each vote's due time (retries included).
+    pub ack_latency: LatencySummary,
+    /// Lag from a vote's ack to a watcher's view covering it.
+    pub tally_lag: LatencySummary,
+    /// Whether the stored tally equals the acknowledged votes, item by item.
+    pub tally_exact: bool,
+    /// Sum of the stored counts.
+    pub counted: u64,
+    /// Watchers whose last frame covered the final seq.
+    pub watchers_converged: usize,
+    /// The full ack distribution (not serialized).
+    #[serde(skip)]
+    pub latency: Latency,
+}
+
+struct Shared {
+    ack_at_by_seq: Mutex<HashMap<u64, Instant>>,
+}
+
+/// Runs the scenario.
+pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
+    let (list, items) = prepare(target, params.items.max(1)).await?;
+    let shared = Arc::new(Shared {
+        ack_at_by_seq: Mutex::new(HashMap::new()),
+    });
+    let (final_tx, final_rx) = watch::channel(None::<u64>);
+    let mut watchers = Vec::new();
+    for index in 0..params.watchers {
+        let (mut sink, stream) = wire::connect_split(target, 1 + index as u64).await?;
+        sink.send(subscribe_frame(list, None)).await?;
+        watchers.push(tokio::spawn(watch_tally(
+            sink,
+            stream,
+            shared.clone(),
+            final_rx.clone(),
+        )));
+    }
+    progress(format_args!(
+        "hot-poll: {} voters at {:.0} votes/s on {} items, {} watchers",
+        params.voters,
+        params.rate,
+        items.len(),
+        params.watchers
+    ));
+    let started = Instant::now();
+    let (latency, acked_by_item, failed, highest_seq) =
+        vote_all(target, list, &items, params, &shared).await;
+    let voting_seconds = started.elapsed().as_secs_f64();
+    let _ = final_tx.send(Some(highest_seq));
+    let mut lag = Latency::new();
+    let mut converged = 0;
+    for watcher in watchers {
+        let (watcher_lag, final_seen) = watcher.await?;
+        lag.merge(&watcher_lag);
+        converged += usize::from(final_seen);
+    }
+    let state = Http::new(target).get_list(&target.token(0), list).await?;
+    let mut counted = 0;
+    let mut exact = true;
+    for item in state["items"].as_array().into_iter().flatten() {
+        let votes = item["votes"].as_u64().unwrap_or(0);
+        let id: Uuid = item["id"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_default();
+        counted += votes;
+        exact &= acked_by_item.get(&id).copied().unwrap_or(0) == votes;
+    }
+    let votes_acked: u64 = acked_by_item.values().sum();
+    Ok(Outcome {
+        votes_acked,
+        votes_per_sec: votes_acked as f64 / voting_seconds,
+        failed,
+        ack_latency: latency.summary(),
+        tally_lag: lag.summary(),
+        tally_exact: exact && counted == votes_acked,
+        counted,
+        watchers_converged: converged,
+        latency,
+    })
+}
+
+async fn prepare(target: &Target, items: usize) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
+    let poll = json!({"max_votes_per_user": 1, "allow_change": false, "open": true});
+    let list = create_lists(
+        target,
+        1,
+        |_| 0,
+        json!({"title": "hot poll", "visibility": "public", "poll": poll}),
+    )
+    .await?[0];
+    let http = Http::new(target);
+    let mut ids = Vec::new();
+    for index in 0..items {
+        let item = Uuid::new_v4();
+        let op = json!({"kind": "add_item", "text": format!("option {index}"), "after": null, "item": item});
+        http.op(&target.token(0), list, Uuid::new_v4(), op)
+            .await?
+            .map_err(anyhow::Error::msg)?;
+        ids.push(item);
+    }
+    Ok((list, ids))
+}
+
+type VoteTotals = (Latency, HashMap<Uuid, u64>, HashMap<String, u64>, u64);
+
+async fn vote_all(
+    target: &Target,
+    list: Uuid,
+    items: &[Uuid],
+    params: &Params,
+    shared: &Arc<Shared>,
+) -> VoteTotals {
+    let http = Http::new(target);
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+    let mut pacer = Pacer::new(
+        params.rate,
+        Duration::from_secs_f64(params.voters as f64 / params.rate),
+    );
+    let mut tasks = Vec::with_capacity(params.voters as usize);
+    let mut voter = 0u64;
+    while voter < params.voters {
+        let due = pacer.due().await;
+        if due.is_empty() {
+            break;
+        }
+        for at in due {
+            if voter >= params.voters {
+                break;
+            }
+            let item = items[(voter % items.len() as u64) as usize];
+            let token = target.token(VOTER_BASE + voter);
+            let permit = permits.clone().acquire_owned().await;
+            let (http, shared, attempts) = (http.clone(), shared.clone(), params.attempts);
+            tasks.push(tokio::spawn(async move {
+                let outcome = vote(&http, &token, list, item, attempts).await;
+                drop(permit);
+                if let Ok(seq) = &outcome {
+                    shared
+                        .ack_at_by_seq
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(*seq, Instant::now());
+                }
+                (at.elapsed(), item, outcome)
+            }));
+            voter += 1;
+        }
+    }
+    let mut latency = Latency::new();
+    let mut acked_by_item: HashMap<Uuid, u64> = HashMap::new();
+    let mut failed: HashMap<String, u64> = HashMap::new();
+    let mut highest = 0;
+    for task in tasks {
+        let Ok((elapsed, item, outcome)) = task.await else {
+            continue;
+        };
+        match outcome {
+            Ok(seq) => {
+                latency.record(elapsed);
+                *acked_by_item.entry(item).or_default() += 1;
+                highest = highest.max(seq);
+            }
+            Err(code) => *failed.entry(code).or_default() += 1,
+        }
+    }
+    (latency, acked_by_item, failed, highest)
+}
+
+/// One voter's vote, retried with the same op id on retryable failures.
+async fn vote(
+    http: &Http,
+    token: &str,
+    list: Uuid,
+    item: Uuid,
+    attempts: u32,
+) -> Result<u64, String> {
+    let op_id = Uuid::new_v4();
+    let mut last = String::from("not attempted");
+    for attempt in 0..attempts.max(1) {
+        match http
+            .op(token, list, op_id, json!({"kind": "vote", "item": item}))
+            .await
+        {
+            Ok(Ok(seq)) => return Ok(seq),
+            Ok(Err(code))
+                if !matches!(
+                    code.as_str(),
+                    "busy" | "unavailable" | "moved" | "rate_limited"
+                ) =>
+            {
+                return Err(code)
+            }
+            Ok(Err(code)) => last = code,
+            Err(error) => last = format!("transport: {error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+    }
+    Err(last)
+}
+
+/// A watcher: records how long after a vote's ack its view covered it (sampled at each frame's
+/// newest seq); returns whether it reached the final seq.
+async fn watch_tally(
+    _sink: wire::WsSink,
+    mut stream: wire::WsStream,
+    shared: Arc<Shared>,
+    mut final_rx: watch::Receiver<Option<u64>>,
+) -> (Latency, bool) {
+    let mut lag = Latency::new();
+    let mut seen = 0u64;
+    loop {
+        if final_rx.borrow().is_some_and(|last| seen >= last) {
+            return (lag, true);
+        }
+        let finishing = final_rx.borrow().is_some();
+        let frame = tokio::select! {
+            frame = wire::next_text(&mut stream) => frame,
+            _ = final_rx.changed() => continue,
+            _ = tokio::time::sleep(Duration::from_secs(5)), if finishing => return (lag, false),
+        };
+        let Some(Ok(frame)) = frame else {
+            return (lag, false);
+        };
+        let covered = match frame_type(&frame) {
+            "tally" => number_after(&frame, r#""seq":"#),
+            "delta" => number_after(&frame, r#""to":"#),
+            "snapshot" => number_after(&frame, r#""seq":"#),
+            _ => None,
+        };
+        let Some(covered) = covered else { continue };
+        if let Some(acked_at) = shared
+            .ack_at_by_seq
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&covered)
+        {
+            lag.record(acked_at.elapsed());
+        }
+        seen = seen.max(covered);
+    }
+}

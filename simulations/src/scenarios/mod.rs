@@ -1,0 +1,9 @@
+//! The benchmark scenarios. Each takes a [`Target`](crate::target::Target) and parameters and
+//! returns its results; the binary prints and plots them.
+
+pub mod fanout;
+pub mod hot_poll;
+pub mod memory;
+pub mod mixed;
+pub mod setup;
+pub mod throughput;
