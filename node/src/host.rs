@@ -66,6 +66,8 @@ pub struct ListContext {
     pub accounts: Arc<dyn AccountStore>,
     /// Settings.
     pub config: HostConfig,
+    /// Metric handles of the op path.
+    pub metrics: m::ListMetrics,
     host: Weak<HostInner>,
 }
 
@@ -151,6 +153,7 @@ impl Host {
                 events,
                 accounts,
                 config,
+                metrics: m::ListMetrics::new(),
                 host: weak.clone(),
             }),
             activations,

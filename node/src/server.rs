@@ -122,6 +122,8 @@ impl Prepared {
 
 async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
     args.validate().map_err(anyhow::Error::msg)?;
+    // Installed first: the host resolves its metric handles from it.
+    let metrics = metrics_handle();
     let (events, accounts) = open_store(args).await?;
     let jwt_secret = match (&args.jwt_secret, args.store) {
         (Some(secret), _) => secret.as_bytes().to_vec(),
@@ -135,7 +137,7 @@ async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         gateway_config(args, jwt_secret.clone()),
         router,
         node_accounts,
-        Some(metrics_handle()),
+        Some(metrics),
     )?;
     let listener = TcpListener::bind(args.listen)
         .await

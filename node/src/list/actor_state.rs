@@ -69,6 +69,7 @@ impl ListActorState {
             loaded.tail,
             config.resume_events_max,
             config.tally_interval,
+            args.context.metrics.clone(),
         );
         let tick_every =
             (config.passivate_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
@@ -173,7 +174,7 @@ impl ListActorState {
             OpKind::Create { op_id, .. } => *op_id,
         };
         if let Some(seq) = self.head.op_seq(op_id) {
-            m::duplicate_ops().increment(1);
+            self.context.metrics.duplicate_ops.increment(1);
             let waiter = Waiter {
                 seq,
                 reply,
@@ -247,7 +248,10 @@ impl ListActorState {
             last_seq: last.seq,
             body: encode_batch_body(&batching.encoded),
         };
-        m::commit_events().record(batching.events.len() as f64);
+        self.context
+            .metrics
+            .commit_events
+            .record(batching.events.len() as f64);
         let store = self.context.events.clone();
         let list = self.list;
         let myself = self.myself.clone();
@@ -263,14 +267,20 @@ impl ListActorState {
             tracing::error!(list = %self.list, "durable notice without a batch in flight");
             return;
         };
-        m::commit_latency().record(started.elapsed().as_secs_f64());
+        self.context
+            .metrics
+            .commit_latency
+            .record(started.elapsed().as_secs_f64());
         if let Err(error) = result {
             self.fail_and_stop(batching, error);
             return;
         }
         self.fold_and_publish(&batching);
         for waiter in batching.waiters {
-            m::ack_latency().record(waiter.received.elapsed().as_secs_f64());
+            self.context
+                .metrics
+                .ack_latency
+                .record(waiter.received.elapsed().as_secs_f64());
             waiter.reply.send(Ok(waiter.seq));
         }
         let durable_seq = self.durable.seq();
@@ -306,10 +316,13 @@ impl ListActorState {
                 Change::Share { .. } | Change::Unshare { .. } | Change::SetVisibility { .. }
             );
             if event.change.is_vote() {
-                m::votes_applied().increment(1);
+                self.context.metrics.votes_applied.increment(1);
             }
         }
-        m::ops_applied().increment(batching.events.len() as u64);
+        self.context
+            .metrics
+            .ops_applied
+            .increment(batching.events.len() as u64);
         match plan {
             VotePlan::Coalesce => {
                 if let Some(delay) = self.fanout.coalesced(now) {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::frames;
 use crate::domain::ListState;
-use crate::metrics as m;
+use crate::metrics::ListMetrics;
 
 /// Events per catch-up delta frame, so one resume does not build one enormous frame.
 const CATCH_UP_EVENTS_PER_FRAME: usize = 256;
@@ -40,6 +40,7 @@ pub struct Fanout {
     tally_interval: Duration,
     last_vote_frame: Option<Instant>,
     tally_pending: bool,
+    metrics: ListMetrics,
 }
 
 impl Fanout {
@@ -49,6 +50,7 @@ impl Fanout {
         tail: Vec<(u64, Bytes)>,
         ring_max: usize,
         tally_interval: Duration,
+        metrics: ListMetrics,
     ) -> Self {
         let mut ring: VecDeque<(u64, Bytes)> = tail.into();
         while ring.len() > ring_max {
@@ -62,6 +64,7 @@ impl Fanout {
             tally_interval,
             last_vote_frame: None,
             tally_pending: false,
+            metrics,
         }
     }
 
@@ -213,8 +216,13 @@ impl Fanout {
     }
 
     fn publish(&mut self, frame: Bytes, to: u64, kind: &'static str) {
-        m::frames_published(kind).increment(1);
-        m::fanout_subscribers().record(self.subscribers.len() as f64);
+        match kind {
+            "tally" => self.metrics.tallies_published.increment(1),
+            _ => self.metrics.deltas_published.increment(1),
+        }
+        self.metrics
+            .fanout_subscribers
+            .record(self.subscribers.len() as f64);
         self.subscribers.retain(|_, subscriber| {
             if subscriber.queued_to >= to {
                 // It caught up past this frame when it subscribed (e.g. a tally of votes it

@@ -52,8 +52,10 @@ pub struct Outcome {
     pub offered: u64,
     /// Ops acknowledged.
     pub acked: u64,
-    /// Acknowledged ops per second of offering time.
+    /// Acknowledged ops per second, from the first op to the last answer.
     pub acked_per_sec: f64,
+    /// Seconds from the first op to the last answer.
+    pub elapsed_seconds: f64,
     /// Refusals by code.
     pub errors: BTreeMap<String, u64>,
     /// Ops neither acked nor refused when the run ended.
@@ -66,6 +68,7 @@ pub struct Outcome {
 }
 
 struct WriterTotals {
+    last_answer: Option<Instant>,
     offered: u64,
     acked: u64,
     errors: BTreeMap<String, u64>,
@@ -93,6 +96,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     let acked_counter = Arc::new(AtomicU64::new(0));
     let ticker = spawn_progress(acked_counter.clone());
     let mut tasks = Vec::new();
+    let started = Instant::now();
     for writer in 0..writers {
         let own: Vec<Uuid> = lists
             .iter()
@@ -113,6 +117,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         )));
     }
     let mut outcome = Outcome {
+        elapsed_seconds: 0.0,
         offered: 0,
         acked: 0,
         acked_per_sec: 0.0,
@@ -121,8 +126,10 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         ack_latency: Latency::new().summary(),
         latency: Latency::new(),
     };
+    let mut last_answer: Option<Instant> = None;
     for task in tasks {
         let totals = task.await??;
+        last_answer = last_answer.max(totals.last_answer);
         outcome.offered += totals.offered;
         outcome.acked += totals.acked;
         outcome.unanswered += totals.unanswered;
@@ -132,7 +139,11 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         outcome.latency.merge(&totals.latency);
     }
     ticker.abort();
-    outcome.acked_per_sec = outcome.acked as f64 / params.seconds;
+    let last_answer = last_answer.map_or(params.seconds, |at| {
+        at.duration_since(started).as_secs_f64()
+    });
+    outcome.elapsed_seconds = last_answer;
+    outcome.acked_per_sec = outcome.acked as f64 / last_answer.max(params.seconds);
     outcome.ack_latency = outcome.latency.summary();
     Ok(outcome)
 }
@@ -177,6 +188,7 @@ async fn write(
     let reader_due = due_by_op.clone();
     let reader = tokio::spawn(async move {
         let mut totals = WriterTotals {
+            last_answer: None,
             offered: 0,
             acked: 0,
             errors: BTreeMap::new(),
@@ -195,6 +207,7 @@ async fn write(
             }) else {
                 continue;
             };
+            totals.last_answer = Some(Instant::now());
             if answer.kind == "ack" {
                 totals.acked += 1;
                 acked_counter.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,237 @@
+//! Micro-benchmarks of the pure list state machine (`listwire::domain`).
+//!
+//! Every op a list actor accepts runs `parse_op` (in the router) and `apply` (decide + evolve, on
+//! the actor's `head` state) on the actor's single task, so their cost bounds one list's op rate
+//! no matter how well storage groups commits. `encode_snapshot` runs on the same task whenever a
+//! list snapshots (passivation, periodic snapshots), so a slow one stalls that list's ops.
+//!
+//! Measured: `apply` of `add_item` to lists of 0, 1,000 and 9,000 items (at the top and after the
+//! last item: both touch the whole display order); `apply` of `vote` on a public poll with
+//! 100,000 existing voters, a new voter each iteration; `parse_op` of a typical `add_item`; and
+//! `encode_snapshot` of a 1,000-item list. Only the operation is timed: states are cloned (or
+//! votes undone) outside the timed region.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use listwire::domain::{
+    apply, create, encode_snapshot, parse_op, Command, CreateList, ItemId, Limits, ListState, Op,
+    PollSettings, UserRef, Visibility,
+};
+use uuid::Uuid;
+
+/// The command time of the first event; later events step forward from here.
+const T0_MS: u64 = 1_795_000_000_000;
+/// Voters already in the hot poll before measuring.
+const POLL_VOTERS: u64 = 100_000;
+/// Items in the hot poll.
+const POLL_ITEMS: u64 = 10;
+/// Milliseconds between two ops of the hot poll (100 ops/s), so the op-id window is pruned
+/// by age and stays at its steady size (about 60,000 op ids) while measuring.
+const POLL_STEP_MS: u64 = 10;
+
+/// A well-spread op id (client op ids are random v4 uuids).
+fn op_id(n: u64) -> Uuid {
+    let mut x = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    Uuid::from_u64_pair(x, n)
+}
+
+/// A user whose id sorts by `n`, like the time-ordered (v7) ids the gateway hands out.
+fn user(n: u64) -> UserRef {
+    UserRef {
+        user_id: Uuid::from_u64_pair(0x0190_0000_0000_7000, n),
+        username: format!("user{n}"),
+    }
+}
+
+fn owner() -> UserRef {
+    user(0)
+}
+
+fn command(op_id: Uuid, by: UserRef, at_ms: u64, op: Op) -> Command {
+    Command {
+        op_id,
+        by,
+        at_ms,
+        op,
+        target: None,
+    }
+}
+
+fn add_item_op(n: u64, after: Option<ItemId>) -> Op {
+    Op::AddItem {
+        text: format!("Buy oat milk, 2 l (item {n})"),
+        after,
+        item: None,
+    }
+}
+
+/// A list created by its owner, holding `items` items added one after another at the end.
+/// Returns the state and the id of its last item.
+fn list_with_items(items: u64, limits: &Limits) -> (ListState, Option<ItemId>) {
+    let mut state = ListState::new(Uuid::from_u128(1));
+    let body = CreateList {
+        title: "Groceries".into(),
+        visibility: Visibility::Private,
+        poll: None,
+    };
+    create(&mut state, op_id(0), &owner(), T0_MS, &body, limits).expect("create");
+    let mut last = None;
+    for n in 1..=items {
+        let cmd = command(op_id(n), owner(), T0_MS + n, add_item_op(n, last));
+        let event = apply(&mut state, &cmd, limits).expect("add_item");
+        if let listwire::domain::Change::AddItem { item, .. } = event.change {
+            last = Some(item);
+        }
+    }
+    (state, last)
+}
+
+fn bench_add_item(c: &mut Criterion) {
+    let limits = Limits::default();
+    let mut group = c.benchmark_group("domain/apply_add_item");
+    group.throughput(Throughput::Elements(1));
+    for items in [0u64, 1_000, 9_000] {
+        let (state, last) = list_with_items(items, &limits);
+        let fresh = 1_000_000;
+        // Small batches keep the clones few (a 9,000-item state is a few MB) while amortizing
+        // the timer reads over many applies.
+        let batch = if items == 0 { 256 } else { 16 };
+        let mut placements = vec![("top", None)];
+        if last.is_some() {
+            placements.push(("after_last", last));
+        }
+        for (placement, after) in placements {
+            let cmd = command(
+                op_id(fresh),
+                owner(),
+                T0_MS + fresh,
+                add_item_op(fresh, after),
+            );
+            group.bench_with_input(BenchmarkId::new(placement, items), &items, |b, _| {
+                b.iter_batched_ref(
+                    || state.clone(),
+                    |state| apply(state, black_box(&cmd), &limits).expect("add_item"),
+                    BatchSize::NumIterations(batch),
+                );
+            });
+        }
+    }
+    group.finish();
+}
+
+/// The vote command of voter `n` for one of the poll's items.
+fn vote_cmd(n: u64, at_ms: u64, items: &[ItemId]) -> Command {
+    let item = items[(n % items.len() as u64) as usize];
+    command(op_id(n), user(n), at_ms, Op::Vote { item })
+}
+
+fn bench_vote(c: &mut Criterion) {
+    let limits = Limits::default();
+    let mut state = ListState::new(Uuid::from_u128(2));
+    let body = CreateList {
+        title: "Lunch poll".into(),
+        visibility: Visibility::Public,
+        poll: Some(PollSettings {
+            max_votes_per_user: 1,
+            allow_change: true,
+            open: true,
+            close_at_ms: None,
+        }),
+    };
+    create(&mut state, op_id(0), &owner(), T0_MS, &body, &limits).expect("create");
+    let mut items = Vec::new();
+    let mut clock = T0_MS;
+    for n in 1..=POLL_ITEMS {
+        clock += POLL_STEP_MS;
+        let cmd = command(op_id(n), owner(), clock, add_item_op(n, None));
+        if let listwire::domain::Change::AddItem { item, .. } =
+            apply(&mut state, &cmd, &limits).expect("add_item").change
+        {
+            items.push(item);
+        }
+    }
+    // Voter numbers double as op numbers; start them past the item ops.
+    let first_voter = 1_000u64;
+    for n in first_voter..first_voter + POLL_VOTERS {
+        clock += POLL_STEP_MS;
+        apply(&mut state, &vote_cmd(n, clock, &items), &limits).expect("vote");
+    }
+    let mut next_voter = first_voter + POLL_VOTERS;
+    // Unvote op numbers live in their own range so they never meet vote op ids.
+    let mut next_unvote_op = 1u64 << 40;
+
+    let mut group = c.benchmark_group("domain/apply_vote");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("public_poll_voters", POLL_VOTERS), |b| {
+        b.iter_custom(|iters| {
+            // Time the votes of a chunk of new voters, then take those votes back untimed so
+            // the poll stays at about POLL_VOTERS voters however many iterations run.
+            const CHUNK: u64 = 1_024;
+            let mut timed = Duration::ZERO;
+            let mut remaining = iters;
+            while remaining > 0 {
+                let chunk = remaining.min(CHUNK);
+                let votes: Vec<Command> = (0..chunk)
+                    .map(|k| {
+                        clock += POLL_STEP_MS;
+                        vote_cmd(next_voter + k, clock, &items)
+                    })
+                    .collect();
+                next_voter += chunk;
+                let start = Instant::now();
+                for cmd in &votes {
+                    black_box(apply(&mut state, black_box(cmd), &limits).expect("vote"));
+                }
+                timed += start.elapsed();
+                for cmd in votes {
+                    let Op::Vote { item } = cmd.op else {
+                        unreachable!("built as votes")
+                    };
+                    clock += POLL_STEP_MS;
+                    let unvote = command(op_id(next_unvote_op), cmd.by, clock, Op::Unvote { item });
+                    next_unvote_op += 1;
+                    apply(&mut state, &unvote, &limits).expect("unvote");
+                }
+                remaining -= chunk;
+            }
+            timed
+        });
+    });
+    group.finish();
+}
+
+fn bench_parse_op(c: &mut Criterion) {
+    let raw = r#"{"kind":"add_item","text":"Buy oat milk, 2 l","after":"0190a5c4-3b1e-7c2a-9f3d-5e6a7b8c9d0e"}"#;
+    let mut group = c.benchmark_group("domain/parse_op");
+    group.throughput(Throughput::Bytes(raw.len() as u64));
+    group.bench_function("add_item", |b| {
+        b.iter(|| parse_op(black_box(raw)).expect("parses"));
+    });
+    group.finish();
+}
+
+fn bench_encode_snapshot(c: &mut Criterion) {
+    let limits = Limits::default();
+    let (state, _) = list_with_items(1_000, &limits);
+    let encoded_len = encode_snapshot(&state).len() as u64;
+    let mut group = c.benchmark_group("domain/encode_snapshot");
+    group.throughput(Throughput::Bytes(encoded_len));
+    group.bench_function(BenchmarkId::new("items", 1_000), |b| {
+        b.iter(|| encode_snapshot(black_box(&state)));
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_add_item,
+    bench_vote,
+    bench_parse_op,
+    bench_encode_snapshot
+);
+criterion_main!(benches);
