@@ -218,7 +218,7 @@ impl Committer {
         if stage.is_empty() {
             return Ok(());
         }
-        let mut batch = self.db.batch();
+        let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), stage.len());
         stage.write_to(&self.tables, &mut batch);
         batch.commit().map_err(backend)?;
         if self.fsync {

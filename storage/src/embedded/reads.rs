@@ -10,11 +10,24 @@ use crate::record;
 use crate::{Batch, Error, Membership, Snapshot, UserRecord};
 
 /// The stored head of `list`, 0 if it has none.
+///
+/// Appends do not write the `heads` keyspace (that would double the memtable inserts of the
+/// hottest write path): the head is the `last_seq` of the list's newest batch. Only a prune,
+/// which may delete that batch, records the head there, atomically with the deletions. So the
+/// head is the larger of the two; data written when appends still wrote `heads` reads the same.
 pub(super) fn head(t: &Tables, list: Uuid) -> Result<u64, Error> {
-    match t.heads.get(list.as_bytes()).map_err(backend)? {
-        Some(bytes) => record::decode_head(&bytes),
-        None => Ok(0),
-    }
+    let recorded = match t.heads.get(list.as_bytes()).map_err(backend)? {
+        Some(bytes) => record::decode_head(&bytes)?,
+        None => 0,
+    };
+    let newest = match t.batches.prefix(list.as_bytes()).next_back() {
+        Some(guard) => {
+            let (_key, value) = guard.into_inner().map_err(backend)?;
+            record::batch_last_seq(&value)?
+        }
+        None => 0,
+    };
+    Ok(recorded.max(newest))
 }
 
 /// Batches of `list` with `last_seq > after_seq`, in seq order, at most `max_batches`.

@@ -56,7 +56,7 @@ impl HeadCache {
 pub(super) struct Stage {
     /// New batch records by (list, first_seq), with their last_seq.
     batches: BTreeMap<(Uuid, u64), (u64, Vec<u8>)>,
-    /// New heads; one entry per list however many appends the group carried.
+    /// Heads to record, for lists whose batches a prune deletes (appends record none).
     heads: HashMap<Uuid, u64>,
     /// Stored batch keys to delete (pruning).
     batch_deletes: BTreeSet<(Uuid, u64)>,
@@ -76,7 +76,7 @@ impl Stage {
         match op {
             Op::Append { list, batch } => self.append(t, heads, list, batch),
             Op::WriteSnapshot { list, snapshot } => self.write_snapshot(t, list, snapshot),
-            Op::Prune { list, up_to_seq } => self.prune(t, list, up_to_seq),
+            Op::Prune { list, up_to_seq } => self.prune(t, heads, list, up_to_seq),
             Op::CreateUser(user) => self.create_user(t, user),
             Op::PutMembership {
                 user_id,
@@ -106,8 +106,8 @@ impl Stage {
             });
         }
         check_value_len(batch.body.len(), "batch body")?;
+        // Only the cache: the stored head is derived from the newest batch (see `reads::head`).
         heads.heads.insert(list, batch.last_seq);
-        self.heads.insert(list, batch.last_seq);
         self.batches.insert(
             (list, batch.first_seq),
             (batch.last_seq, record::encode_batch(&batch)),
@@ -132,7 +132,16 @@ impl Stage {
         Ok(())
     }
 
-    fn prune(&mut self, t: &Tables, list: Uuid, up_to_seq: u64) -> Result<(), Error> {
+    fn prune(
+        &mut self,
+        t: &Tables,
+        heads: &mut HeadCache,
+        list: Uuid,
+        up_to_seq: u64,
+    ) -> Result<(), Error> {
+        // Pruning may delete the newest batch, which is where the head is read from otherwise:
+        // record it in the same atomic write.
+        let head = heads.get(t, list)?;
         // Batches are stored in seq order and their last_seqs increase, so the scan stops at the
         // first batch that survives: it reads only what it deletes, plus one.
         let mut doomed = Vec::new();
@@ -143,6 +152,8 @@ impl Stage {
             }
             doomed.push(record::decode_batch_key(&key)?);
         }
+        // Always (prunes are rare): it may also drop batches staged earlier in this group.
+        self.heads.insert(list, head);
         self.batch_deletes.extend(doomed);
         // Batches appended earlier in this group are pruned by never writing them.
         self.batches
@@ -195,6 +206,17 @@ impl Stage {
             && self.users.is_empty()
             && self.usernames.is_empty()
             && self.memberships.is_empty()
+    }
+
+    /// How many items `write_to` will write (to size the batch once).
+    pub(super) fn len(&self) -> usize {
+        self.batches.len()
+            + self.batch_deletes.len()
+            + self.heads.len()
+            + self.snapshots.len()
+            + self.users.len()
+            + self.usernames.len()
+            + self.memberships.len()
     }
 
     /// Moves every staged change into `out`, one item per key.
