@@ -52,6 +52,8 @@ pub struct ListActorState {
     pub(super) fanout: Fanout,
     pub(super) index: IndexSync,
     pub(super) snapshot_seq: u64,
+    /// Size of the latest snapshot written or loaded (sets the snapshot interval).
+    pub(super) snapshot_bytes: usize,
     pub(super) snapshot_writing: bool,
     pub(super) snapshot_cache: Option<(u64, Bytes)>,
     pub(super) last_activity: Instant,
@@ -86,6 +88,7 @@ impl ListActorState {
             fanout,
             index: IndexSync::repair(&loaded.index_changes),
             snapshot_seq: loaded.snapshot_seq,
+            snapshot_bytes: loaded.snapshot_bytes,
             snapshot_writing: false,
             snapshot_cache: None,
             last_activity: Instant::now(),

@@ -26,6 +26,8 @@ pub struct Loaded {
     pub state: ListState,
     /// The seq of the snapshot it started from (0 if none).
     pub snapshot_seq: u64,
+    /// The size of that snapshot in bytes (0 if none).
+    pub snapshot_bytes: usize,
     /// Encoded events replayed after the snapshot (for `since` resume), oldest first.
     pub tail: Vec<(u64, Bytes)>,
     /// Membership and title changes among the replayed events. The "my lists" index is synced
@@ -51,21 +53,22 @@ pub async fn load(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError
 
 async fn load_once(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError> {
     let limits = &context.config.limits;
-    let (mut state, snapshot_seq) = match context.events.latest_snapshot(list).await? {
-        Some(snapshot) => {
-            let state = decode_snapshot(&snapshot.body)
-                .map_err(|error| LoadError::Decode(error.to_string()))?;
-            if state.seq() != snapshot.seq || state.list_id() != list {
-                return Err(LoadError::Integrity(format!(
-                    "snapshot of {list} at {} holds seq {}",
-                    snapshot.seq,
-                    state.seq()
-                )));
+    let (mut state, snapshot_seq, snapshot_bytes) =
+        match context.events.latest_snapshot(list).await? {
+            Some(snapshot) => {
+                let state = decode_snapshot(&snapshot.body)
+                    .map_err(|error| LoadError::Decode(error.to_string()))?;
+                if state.seq() != snapshot.seq || state.list_id() != list {
+                    return Err(LoadError::Integrity(format!(
+                        "snapshot of {list} at {} holds seq {}",
+                        snapshot.seq,
+                        state.seq()
+                    )));
+                }
+                (state, snapshot.seq, snapshot.body.len())
             }
-            (state, snapshot.seq)
-        }
-        None => (ListState::new(list), 0),
-    };
+            None => (ListState::new(list), 0, 0),
+        };
     let mut tail = Vec::new();
     let mut index_changes = Vec::new();
     loop {
@@ -118,6 +121,7 @@ async fn load_once(context: &ListContext, list: Uuid) -> Result<Loaded, LoadErro
     Ok(Loaded {
         state,
         snapshot_seq,
+        snapshot_bytes,
         tail,
         index_changes,
     })
