@@ -51,6 +51,10 @@ pub struct GatewayConfig {
     pub write_timeout: Duration,
     /// Concurrent WebSocket connections; past it an upgrade gets `503 unavailable`.
     pub connections_max: usize,
+    /// Bytes each WebSocket reads from its socket at a time. Allocated per connection for its
+    /// whole life (tungstenite's default is 128 KiB, which dominated the memory of idle
+    /// connections); bigger messages are still assembled, in more reads.
+    pub ws_read_buffer_bytes: usize,
     /// After the server sends a close frame, how long it keeps the socket open for the client
     /// to read it (so unread input does not reset the connection before the client sees why).
     pub close_linger: Duration,
@@ -80,6 +84,7 @@ impl Default for GatewayConfig {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
+            ws_read_buffer_bytes: 4096,
             connections_max: 100_000,
             close_linger: Duration::from_secs(1),
             shutdown_drain_timeout: Duration::from_secs(10),

@@ -32,6 +32,7 @@ pub(crate) async fn upgrade(
     let message_bytes_max = inner.config.ws_message_bytes_hard_max;
     let tracker = inner.connections.clone();
     let response = upgrade
+        .read_buffer_size(inner.config.ws_read_buffer_bytes)
         .max_message_size(message_bytes_max)
         .max_frame_size(message_bytes_max)
         .on_upgrade(move |socket| {

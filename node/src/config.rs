@@ -99,6 +99,9 @@ pub struct ServeArgs {
     /// getting a `too_large` error frame.
     #[arg(long, env = "LISTWIRE_WS_MESSAGE_BYTES_HARD_MAX", default_value_t = 1024 * 1024)]
     pub ws_message_bytes_hard_max: usize,
+    /// Bytes each WebSocket connection reads at a time (allocated per connection).
+    #[arg(long, env = "LISTWIRE_WS_READ_BUFFER_BYTES", default_value_t = 4096)]
+    pub ws_read_buffer_bytes: usize,
     /// Ops one WebSocket connection may have unanswered; past it the server stops reading.
     #[arg(
         long,

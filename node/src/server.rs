@@ -182,6 +182,7 @@ fn gateway_config(args: &ServeArgs, jwt_secret: Vec<u8>) -> GatewayConfig {
     GatewayConfig {
         ws_message_bytes_max: args.ws_message_bytes_max,
         ws_message_bytes_hard_max: args.ws_message_bytes_hard_max,
+        ws_read_buffer_bytes: args.ws_read_buffer_bytes,
         ops_in_flight_per_connection_max: args.ops_in_flight_per_connection_max,
         ping_interval: Duration::from_secs(args.ws_ping_interval_secs),
         idle_timeout: Duration::from_secs(args.ws_idle_timeout_secs),

@@ -75,6 +75,7 @@ async fn hot_poll_tally_is_exact() {
         items: 4,
         watchers: 5,
         attempts: 5,
+        http2: false,
     };
     let outcome = hot_poll::run(&target, &params).await.unwrap();
     assert_eq!(outcome.votes_acked, 300, "{outcome:?}");

@@ -92,6 +92,9 @@ enum Scenario {
         items: usize,
         #[arg(long, default_value_t = 100)]
         watchers: usize,
+        /// Vote over HTTP/2 (h2c) instead of HTTP/1.1 keep-alive.
+        #[arg(long)]
+        http2: bool,
     },
     /// Writes, fan-out and a poll at once.
     Mixed,
@@ -190,12 +193,14 @@ async fn run(cli: &Cli, target: &Target, name: &str) -> anyhow::Result<()> {
             rate,
             items,
             watchers,
+            http2,
         } => {
             let params = hot_poll::Params {
                 voters: *voters,
                 rate: *rate,
                 items: *items,
                 watchers: *watchers,
+                http2: *http2,
                 ..Default::default()
             };
             let outcome = hot_poll::run(target, &params).await?;

@@ -42,6 +42,8 @@ pub struct Params {
     pub watchers: usize,
     /// Attempts per vote (same op id) on retryable failures.
     pub attempts: u32,
+    /// Send votes over HTTP/2 (h2c, multiplexed) instead of HTTP/1.1 keep-alive connections.
+    pub http2: bool,
 }
 
 impl Default for Params {
@@ -52,6 +54,7 @@ impl Default for Params {
             items: 10,
             watchers: 100,
             attempts: 5,
+            http2: false,
         }
     }
 }
@@ -177,7 +180,11 @@ async fn vote_all(
     params: &Params,
     shared: &Arc<Shared>,
 ) -> VoteTotals {
-    let http = Http::new(target);
+    let http = if params.http2 {
+        Http::new_http2(target)
+    } else {
+        Http::new(target)
+    };
     // Minted before the clock starts: signing is the client's cost, not the server's.
     let tokens: Vec<String> = (0..params.voters)
         .map(|voter| target.token(VOTER_BASE + voter))

@@ -55,20 +55,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     let warm = create_lists(target, 1, |_| 0, json!({"title": "warm"})).await?;
     let _warm_socket = wire::connect(target, 0).await?;
     settle().await;
-    let baseline = resident_bytes(pid)?;
-    let mut sockets = Vec::with_capacity(params.connections);
-    for index in 0..params.connections {
-        sockets.push(wire::connect(target, 10 + index as u64).await?);
-    }
-    settle().await;
-    let with_connections = resident_bytes(pid)?;
-    progress(format_args!(
-        "memory: {} idle connections: +{} KiB",
-        params.connections,
-        with_connections.saturating_sub(baseline) / 1024
-    ));
-    drop(sockets);
-    settle().await;
+    // Lists first: freed socket memory would otherwise be reused by the lists and hide them.
     let before_lists = resident_bytes(pid)?;
     let lists = create_lists(
         target,
@@ -94,9 +81,22 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         .await;
     settle().await;
     let with_lists = resident_bytes(pid)?;
+    let baseline = with_lists;
+    let mut sockets = Vec::with_capacity(params.connections);
+    for index in 0..params.connections {
+        sockets.push(wire::connect(target, 10 + index as u64).await?);
+    }
+    settle().await;
+    let with_connections = resident_bytes(pid)?;
+    progress(format_args!(
+        "memory: {} idle connections: +{} KiB",
+        params.connections,
+        with_connections.saturating_sub(baseline) / 1024
+    ));
+    drop(sockets);
     let _ = warm;
     Ok(Outcome {
-        baseline_bytes: baseline,
+        baseline_bytes: before_lists,
         bytes_per_connection: with_connections.saturating_sub(baseline) as f64
             / params.connections.max(1) as f64,
         bytes_per_list: with_lists.saturating_sub(before_lists) as f64 / params.lists.max(1) as f64,

@@ -38,6 +38,7 @@ impl Default for Params {
                 items: 10,
                 watchers: 50,
                 attempts: 5,
+                http2: false,
             },
         }
     }

@@ -27,6 +27,19 @@ impl Http {
         }
     }
 
+    /// A client that speaks HTTP/2 without upgrade (h2c), multiplexing many requests over few
+    /// connections, as a load balancer in front of listwire would.
+    pub fn new_http2(target: &Target) -> Self {
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap_or_default();
+        Self {
+            client,
+            base: target.http_url().to_owned(),
+        }
+    }
+
     /// `POST /v1/lists` as `token`.
     pub async fn create_list(&self, token: &str, body: Value) -> anyhow::Result<Uuid> {
         let response = self
