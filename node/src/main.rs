@@ -3,13 +3,6 @@
 use clap::Parser;
 use listwire::cli::{run_client, Cli, Command};
 use listwire::config::LogFormat;
-use mimalloc::MiMalloc;
-
-/// mimalloc instead of the system allocator: the op path allocates many small, short-lived
-/// buffers (frames, events, replies) across threads, where glibc malloc showed up as ~13% of
-/// server CPU in profiles (see BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
