@@ -16,6 +16,8 @@ pub enum StoreKind {
     Embedded,
     /// Process memory only: nothing survives a restart. For demos and tests.
     Memory,
+    /// A ScyllaDB cluster (`--scylla-*` settings): for clusters of listwire nodes.
+    Scylla,
 }
 
 /// Log output format.
@@ -43,6 +45,44 @@ pub struct ServeArgs {
     /// first start and kept in `<data-dir>/jwt-secret`.
     #[arg(long, env = "LISTWIRE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// ScyllaDB contact points, `host:port,host:port` (with `--store scylla`).
+    #[arg(long, env = "LISTWIRE_SCYLLA_NODES", default_value = "127.0.0.1:9042")]
+    pub scylla_nodes: String,
+    /// ScyllaDB keyspace (created with tablets disabled if missing).
+    #[arg(long, env = "LISTWIRE_SCYLLA_KEYSPACE", default_value = "listwire")]
+    pub scylla_keyspace: String,
+    /// Replication of a new keyspace: `SimpleStrategy:1` (development) or
+    /// `NetworkTopologyStrategy:dc1=3,dc2=3` (production).
+    #[arg(
+        long,
+        env = "LISTWIRE_SCYLLA_REPLICATION",
+        default_value = "SimpleStrategy:1"
+    )]
+    pub scylla_replication: String,
+    /// Consistency of reads and writes: `local_quorum` (default), `quorum`, `one`, `all`, ...
+    #[arg(
+        long,
+        env = "LISTWIRE_SCYLLA_CONSISTENCY",
+        default_value = "local_quorum"
+    )]
+    pub scylla_consistency: String,
+    /// Consistency of conditions (lightweight transactions): `local_serial` or `serial`.
+    #[arg(
+        long,
+        env = "LISTWIRE_SCYLLA_SERIAL_CONSISTENCY",
+        default_value = "local_serial"
+    )]
+    pub scylla_serial_consistency: String,
+    /// ScyllaDB request timeout in milliseconds.
+    #[arg(
+        long,
+        env = "LISTWIRE_SCYLLA_REQUEST_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub scylla_request_timeout_ms: u64,
+    /// Retries of idempotent ScyllaDB requests on transient failures.
+    #[arg(long, env = "LISTWIRE_SCYLLA_RETRIES", default_value_t = 3)]
+    pub scylla_retries: u32,
     /// Skip fsync on group commit. Unsafe: acknowledged ops may be lost on power failure.
     #[arg(long, env = "LISTWIRE_NO_FSYNC")]
     pub no_fsync: bool,
@@ -209,12 +249,36 @@ impl ServeArgs {
         if self.item_text_bytes_max >= self.ws_message_bytes_max {
             return Err("--item-text-bytes-max must be below --ws-message-bytes-max".into());
         }
+        if self.store == StoreKind::Scylla {
+            self.scylla_config()?;
+        }
         if let Some(secret) = &self.jwt_secret {
             if secret.len() < 32 {
                 return Err("--jwt-secret must be at least 32 bytes".into());
             }
         }
         Ok(())
+    }
+
+    /// The ScyllaDB settings, parsed and checked.
+    pub fn scylla_config(&self) -> Result<listwire_storage::scylla::ScyllaConfig, String> {
+        use listwire_storage::scylla::config::{
+            check_keyspace, parse_consistency, parse_nodes, parse_replication,
+            parse_serial_consistency, ScyllaConfig,
+        };
+        let text = |error: listwire_storage::Error| error.to_string();
+        check_keyspace(&self.scylla_keyspace).map_err(text)?;
+        Ok(ScyllaConfig {
+            nodes: parse_nodes(&self.scylla_nodes).map_err(text)?,
+            keyspace: self.scylla_keyspace.clone(),
+            replication: parse_replication(&self.scylla_replication).map_err(text)?,
+            consistency: parse_consistency(&self.scylla_consistency).map_err(text)?,
+            serial_consistency: parse_serial_consistency(&self.scylla_serial_consistency)
+                .map_err(text)?,
+            request_timeout: Duration::from_millis(self.scylla_request_timeout_ms.max(1)),
+            retries: self.scylla_retries,
+            ..ScyllaConfig::default()
+        })
     }
 
     /// The domain limits.
@@ -279,5 +343,23 @@ mod tests {
         assert!(zero.validate().unwrap_err().contains("items-max"));
         let short = ServeArgs::from_flags(["--jwt-secret", "short"]).unwrap();
         assert!(short.validate().unwrap_err().contains("32 bytes"));
+        let scylla = ServeArgs::from_flags([
+            "--store",
+            "scylla",
+            "--scylla-nodes",
+            "a:9042,b:9042",
+            "--scylla-replication",
+            "NetworkTopologyStrategy:dc1=3",
+        ])
+        .unwrap();
+        let config = scylla.scylla_config().unwrap();
+        assert_eq!(
+            config.nodes,
+            vec!["a:9042".to_string(), "b:9042".to_string()]
+        );
+        assert_eq!(scylla.validate(), Ok(()));
+        let bad = ServeArgs::from_flags(["--store", "scylla", "--scylla-replication", "Nonsense"])
+            .unwrap();
+        assert!(bad.validate().is_err());
     }
 }

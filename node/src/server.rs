@@ -89,6 +89,10 @@ fn describe_store(args: &ServeArgs) -> String {
     match args.store {
         StoreKind::Embedded => format!("{}", args.data_dir.join("store").display()),
         StoreKind::Memory => "memory (not durable)".into(),
+        StoreKind::Scylla => format!(
+            "scylla keyspace {} at {}",
+            args.scylla_keyspace, args.scylla_nodes
+        ),
     }
 }
 
@@ -129,6 +133,10 @@ async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
         (Some(secret), _) => secret.as_bytes().to_vec(),
         (None, StoreKind::Memory) => secret::generate(),
         (None, StoreKind::Embedded) => secret::load_or_create(&args.data_dir.join("jwt-secret"))?,
+        (None, StoreKind::Scylla) => {
+            tracing::warn!("no --jwt-secret: using one kept in the data directory; every node of a cluster needs the same secret");
+            secret::load_or_create(&args.data_dir.join("jwt-secret"))?
+        }
     };
     let host = Host::new(events.clone(), accounts.clone(), args.host_config());
     let router = Arc::new(LocalRouter::new(host.clone()));
@@ -157,6 +165,14 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<Stores> {
     match args.store {
         StoreKind::Memory => {
             let store = Arc::new(MemoryStore::new());
+            Ok((store.clone(), store))
+        }
+        StoreKind::Scylla => {
+            let config = args.scylla_config().map_err(anyhow::Error::msg)?;
+            let store = listwire_storage::scylla::ScyllaStore::connect(config)
+                .await
+                .context("connecting to ScyllaDB")?;
+            let store = Arc::new(store);
             Ok((store.clone(), store))
         }
         StoreKind::Embedded => {

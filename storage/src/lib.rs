@@ -6,7 +6,8 @@
 //! Main types: [`EventStore`] and [`AccountStore`] (the traits every backend implements),
 //! [`Batch`], [`Snapshot`], [`UserRecord`], [`Membership`], and the crate [`Error`].
 //! Backends: [`memory::MemoryStore`] (tests, simulation) and [`embedded::EmbeddedStore`]
-//! (fjall LSM under the data directory, one fsync per group commit).
+//! (fjall LSM under the data directory, one fsync per group commit), [`scylla::ScyllaStore`]
+//! (production ScyllaDB cluster, LWT conditional append; see `storage/SCHEMA.md`).
 //!
 //! Ownership safety: [`EventStore::append`] is conditional. A batch is written only if its
 //! `first_seq` is exactly one past the list's stored head, atomically. Two writers racing on one
@@ -20,6 +21,7 @@ pub mod embedded;
 mod error;
 pub mod memory;
 pub mod record;
+pub mod scylla;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 mod types;

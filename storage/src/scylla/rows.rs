@@ -1,0 +1,202 @@
+//! Row encoding and decoding, bucketing math and the reading of conditional results.
+//!
+//! Values reuse the versioned encodings of [`crate::record`]; seqs are stored as CQL `bigint`
+//! (i64), so every conversion is checked: a seq above `i64::MAX` is refused on the way in, a
+//! negative one is corrupt on the way out.
+
+use scylla::value::{CqlValue, Row};
+
+use crate::record;
+use crate::{Batch, Error};
+
+/// Seqs per bucket: a batch lives in partition `(list_id, first_seq / BUCKET_EVENTS)`.
+///
+/// 4096 events at a typical 100-500 bytes per encoded event make 0.4-2 MB and at most 4096 rows
+/// per partition, far below ScyllaDB's large-partition thresholds (100 MB / 100k rows), while a
+/// page of reads still touches one or two partitions. See `storage/SCHEMA.md`.
+pub const BUCKET_EVENTS: u64 = 4096;
+
+/// The bucket holding the batch that starts at `first_seq`.
+pub fn bucket_of(first_seq: u64) -> u64 {
+    first_seq / BUCKET_EVENTS
+}
+
+/// The first seq that falls in `bucket`.
+pub fn bucket_start(bucket: u64) -> u64 {
+    bucket.saturating_mul(BUCKET_EVENTS)
+}
+
+/// A seq as a CQL bigint. Seqs above `i64::MAX` cannot be stored.
+pub fn to_i64(value: u64, what: &str) -> Result<i64, Error> {
+    i64::try_from(value)
+        .map_err(|_| Error::InvalidArgument(format!("{what} {value} exceeds the bigint range")))
+}
+
+/// A stored bigint as a seq; negative values are corrupt.
+pub fn to_u64(value: i64, what: &str) -> Result<u64, Error> {
+    u64::try_from(value).map_err(|_| Error::Corrupt(format!("{what} is negative: {value}")))
+}
+
+/// Decodes a stored batch row `(first_seq, record)`.
+pub fn decode_batch_row(first_seq: i64, record: &[u8]) -> Result<Batch, Error> {
+    record::decode_batch(to_u64(first_seq, "batch first_seq")?, record)
+}
+
+/// The outcome of a conditional statement on the `heads` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LwtOutcome {
+    /// Whether the condition held and the write applied.
+    pub applied: bool,
+    /// The `head` column of the row the condition was checked against (0 when there was none
+    /// or the server did not return it).
+    pub head: u64,
+}
+
+/// Reads a conditional result: `[applied]` is the first column, read positionally as a
+/// boolean; ScyllaDB also returns the old row's columns, among which we look `head` up by name.
+pub fn lwt_outcome(names: &[&str], row: &Row) -> Result<LwtOutcome, Error> {
+    let applied = match row.columns.first() {
+        Some(Some(CqlValue::Boolean(applied))) => *applied,
+        other => {
+            return Err(Error::Corrupt(format!(
+                "conditional result: first column is not [applied]: {other:?}"
+            )))
+        }
+    };
+    let head = match names.iter().position(|n| *n == "head") {
+        Some(i) => match row.columns.get(i) {
+            Some(Some(CqlValue::BigInt(head))) => to_u64(*head, "head")?,
+            Some(None) | None => 0,
+            Some(Some(other)) => {
+                return Err(Error::Corrupt(format!("head column has type {other:?}")));
+            }
+        },
+        None => 0,
+    };
+    Ok(LwtOutcome { applied, head })
+}
+
+/// The `user_id` returned by a losing `INSERT INTO usernames … IF NOT EXISTS`, if any.
+pub fn lwt_user_id(names: &[&str], row: &Row) -> Option<uuid::Uuid> {
+    let i = names.iter().position(|n| *n == "user_id")?;
+    match row.columns.get(i) {
+        Some(Some(CqlValue::Uuid(id))) => Some(*id),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn buckets() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(1), 0);
+        assert_eq!(bucket_of(BUCKET_EVENTS - 1), 0);
+        assert_eq!(bucket_of(BUCKET_EVENTS), 1);
+        assert_eq!(bucket_of(3 * BUCKET_EVENTS + 7), 3);
+        assert_eq!(bucket_start(2), 2 * BUCKET_EVENTS);
+        assert_eq!(bucket_start(u64::MAX), u64::MAX);
+        for seq in [1, 4095, 4096, 4097, 1 << 40] {
+            let b = bucket_of(seq);
+            assert!(bucket_start(b) <= seq && seq < bucket_start(b + 1));
+        }
+    }
+
+    #[test]
+    fn seq_conversions() {
+        assert_eq!(to_i64(5, "seq").ok(), Some(5));
+        assert!(matches!(
+            to_i64(u64::MAX, "seq"),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert_eq!(to_u64(5, "seq").ok(), Some(5));
+        assert!(matches!(to_u64(-1, "seq"), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn batch_round_trip() {
+        let batch = Batch {
+            first_seq: 7,
+            last_seq: 9,
+            body: Bytes::from_static(b"events"),
+        };
+        let stored = record::encode_batch(&batch);
+        assert_eq!(decode_batch_row(7, &stored).ok(), Some(batch));
+        assert!(matches!(
+            decode_batch_row(10, &stored),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_batch_row(-1, &stored),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_batch_row(7, &[9, 9]),
+            Err(Error::Corrupt(_))
+        ));
+    }
+
+    fn row(values: Vec<Option<CqlValue>>) -> Row {
+        Row { columns: values }
+    }
+
+    #[test]
+    fn conditional_results() {
+        let names = ["[applied]", "list_id", "head", "tail_first", "tail"];
+        let won = row(vec![Some(CqlValue::Boolean(true)), None, None, None, None]);
+        let outcome = lwt_outcome(&names, &won).ok();
+        assert_eq!(
+            outcome,
+            Some(LwtOutcome {
+                applied: true,
+                head: 0
+            })
+        );
+        let lost = row(vec![
+            Some(CqlValue::Boolean(false)),
+            None,
+            Some(CqlValue::BigInt(42)),
+        ]);
+        let outcome = lwt_outcome(&names, &lost).ok();
+        assert_eq!(
+            outcome,
+            Some(LwtOutcome {
+                applied: false,
+                head: 42
+            })
+        );
+        let update_names = ["[applied]", "head"];
+        let lost = row(vec![
+            Some(CqlValue::Boolean(false)),
+            Some(CqlValue::BigInt(4)),
+        ]);
+        assert_eq!(
+            lwt_outcome(&update_names, &lost).map(|o| o.head).ok(),
+            Some(4)
+        );
+        let garbage = row(vec![Some(CqlValue::BigInt(1))]);
+        assert!(matches!(
+            lwt_outcome(&names, &garbage),
+            Err(Error::Corrupt(_))
+        ));
+        let negative = row(vec![
+            Some(CqlValue::Boolean(false)),
+            Some(CqlValue::BigInt(-3)),
+        ]);
+        assert!(lwt_outcome(&update_names, &negative).is_err());
+        let id = uuid::Uuid::new_v4();
+        let taken = row(vec![
+            Some(CqlValue::Boolean(false)),
+            None,
+            Some(CqlValue::Uuid(id)),
+        ]);
+        assert_eq!(
+            lwt_user_id(&["[applied]", "username", "user_id"], &taken),
+            Some(id)
+        );
+    }
+}
