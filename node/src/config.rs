@@ -83,6 +83,9 @@ pub struct ServeArgs {
     /// Retries of idempotent ScyllaDB requests on transient failures.
     #[arg(long, env = "LISTWIRE_SCYLLA_RETRIES", default_value_t = 3)]
     pub scylla_retries: u32,
+    /// Background flush/compaction threads of the embedded store (0 = one per core, up to 4).
+    #[arg(long, env = "LISTWIRE_STORE_WORKER_THREADS", default_value_t = 0)]
+    pub store_worker_threads: usize,
     /// Skip fsync on group commit. Unsafe: acknowledged ops may be lost on power failure.
     #[arg(long, env = "LISTWIRE_NO_FSYNC")]
     pub no_fsync: bool,

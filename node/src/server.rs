@@ -180,6 +180,7 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<Stores> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let options = EmbeddedOptions {
                 fsync: !args.no_fsync,
+                worker_threads: args.store_worker_threads,
                 ..EmbeddedOptions::default()
             };
             let store = tokio::task::spawn_blocking(move || open_embedded(&dir, options)).await??;

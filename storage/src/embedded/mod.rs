@@ -55,6 +55,9 @@ pub struct EmbeddedOptions {
     pub fsync: bool,
     /// Block cache size in bytes. Default 64 MiB.
     pub cache_bytes: u64,
+    /// Background flush and compaction threads; 0 lets fjall choose (one per core, up to 4).
+    /// Default 0.
+    pub worker_threads: usize,
 }
 
 impl Default for EmbeddedOptions {
@@ -64,6 +67,7 @@ impl Default for EmbeddedOptions {
             group_max_requests: 1024,
             fsync: true,
             cache_bytes: 64 << 20,
+            worker_threads: 0,
         }
     }
 }
@@ -140,17 +144,18 @@ impl EmbeddedStore {
     /// have a directory open at a time (fjall holds a lock file); a second open fails with
     /// [`Error::Backend`] saying the directory is in use.
     pub fn open(dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, Error> {
-        let db = Database::builder(dir)
-            .cache_size(options.cache_bytes)
-            .open()
-            .map_err(|err| match err {
-                fjall::Error::Locked => Error::Backend(format!(
-                    "data directory {} is already in use by another open store; \
+        let mut builder = Database::builder(dir).cache_size(options.cache_bytes);
+        if options.worker_threads > 0 {
+            builder = builder.worker_threads(options.worker_threads);
+        }
+        let db = builder.open().map_err(|err| match err {
+            fjall::Error::Locked => Error::Backend(format!(
+                "data directory {} is already in use by another open store; \
                      close that store first",
-                    dir.display()
-                )),
-                other => Error::Backend(format!("opening {}: {other}", dir.display())),
-            })?;
+                dir.display()
+            )),
+            other => Error::Backend(format!("opening {}: {other}", dir.display())),
+        })?;
         let tables = Tables::open(&db)?;
         let (sender, receiver) = flume::bounded(options.queue_capacity.max(1));
         let poisoned = Arc::new(AtomicBool::new(false));
