@@ -237,14 +237,7 @@ fn metrics_handle() -> PrometheusHandle {
             }
             crate::metrics::describe();
             listwire_storage::embedded::describe_metrics();
-            let upkeep = handle.clone();
-            tokio::spawn(async move {
-                let mut interval = tokio::time::interval(Duration::from_secs(5));
-                loop {
-                    interval.tick().await;
-                    upkeep.run_upkeep();
-                }
-            });
+            // Histogram upkeep runs in `listwire_gateway::serve`, which owns the handle's route.
             handle
         })
         .clone()
