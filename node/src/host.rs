@@ -90,7 +90,7 @@ impl ListContext {
 
 /// One active (or activating) list on this node.
 pub struct Slot {
-    inflight: Arc<AtomicUsize>,
+    inflight: AtomicUsize,
     actor: OnceCell<ActorRef<ListMsg>>,
     /// Set (under the host lock, together with removal from the map) when activation failed:
     /// no actor may ever start in a slot that is no longer the list's current one.
@@ -106,14 +106,22 @@ enum ActorUnavailable {
 }
 
 /// Proof that a message was admitted; dropping it (when the message is answered) frees the place.
-#[derive(Debug)]
 pub struct Admitted {
-    inflight: Arc<AtomicUsize>,
+    slot: Arc<Slot>,
+}
+
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inflight = self.slot.inflight.load(Ordering::Relaxed);
+        f.debug_struct("Admitted")
+            .field("inflight", &inflight)
+            .finish()
+    }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        self.slot.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -310,7 +318,7 @@ impl HostInner {
                     ));
                 }
                 let slot = Arc::new(Slot {
-                    inflight: Arc::new(AtomicUsize::new(0)),
+                    inflight: AtomicUsize::new(0),
                     actor: OnceCell::new(),
                     retired: AtomicBool::new(false),
                 });
@@ -324,9 +332,7 @@ impl HostInner {
             return Err(EdgeError::new(ErrorCode::Busy, "list is overloaded; retry"));
         }
         slot.inflight.fetch_add(1, Ordering::AcqRel);
-        let admitted = Admitted {
-            inflight: slot.inflight.clone(),
-        };
+        let admitted = Admitted { slot: slot.clone() };
         Ok(Some((slot, admitted)))
     }
 
