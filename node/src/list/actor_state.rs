@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::fanout::{Fanout, VotePlan};
 use super::index::IndexSync;
 use super::load::Loaded;
-use super::{frames, rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest, SubscribeRequest};
+use super::{rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest};
 use crate::domain::{apply, create, evolve, Change, Event, ListState};
 use crate::host::{Admitted, ListContext, Slot};
 use crate::metrics as m;
@@ -59,7 +59,10 @@ pub struct ListActorState {
     pub(super) last_activity: Instant,
     pub(super) shutdown: Option<oneshot::Sender<()>>,
     pub(super) shutdown_index_attempts: u32,
-    pub(super) timers: Vec<JoinHandle<()>>,
+    /// The housekeeping tick.
+    pub(super) tick: JoinHandle<()>,
+    /// The timer of the pending tally, if one is armed.
+    pub(super) tally_timer: Option<JoinHandle<()>>,
 }
 
 impl ListActorState {
@@ -94,7 +97,8 @@ impl ListActorState {
             last_activity: Instant::now(),
             shutdown: None,
             shutdown_index_attempts: 0,
-            timers: vec![tick],
+            tick,
+            tally_timer: None,
             context: args.context,
         };
         state
@@ -146,8 +150,9 @@ impl ListActorState {
             }
             ListMsg::Tick => self.on_tick().await,
             ListMsg::TallyDue => {
+                self.tally_timer = None;
                 if self.fanout.tally_pending() {
-                    self.fanout.publish_tally(&self.durable, Instant::now());
+                    self.publish_pending_tally(Instant::now());
                 }
             }
             ListMsg::Shutdown { done } => {
@@ -307,7 +312,7 @@ impl ListActorState {
         let plan = self.fanout.plan(all_votes, now);
         if plan == VotePlan::Delta && self.fanout.tally_pending() {
             // The tally stands for every coalesced vote before this batch; it goes out first.
-            self.fanout.publish_tally(&self.durable, now);
+            self.publish_pending_tally(now);
         }
         let mut access_changed = false;
         for (event, encoded) in batching.events.iter().zip(&batching.encoded) {
@@ -329,9 +334,8 @@ impl ListActorState {
         match plan {
             VotePlan::Coalesce => {
                 if let Some(delay) = self.fanout.coalesced(now) {
-                    self.timers.retain(|timer| !timer.is_finished());
                     let myself = self.myself.clone();
-                    self.timers.push(tokio::spawn(async move {
+                    self.tally_timer = Some(tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
                         let _ = myself.send_message(ListMsg::TallyDue);
                     }));
@@ -386,56 +390,18 @@ impl ListActorState {
         self.myself.stop(Some("aborted".into()));
     }
 
+    /// Publishes the owed tally and disarms its timer, so a timer armed for this tally cannot
+    /// fire into the next coalescing window and publish that one early.
+    pub(super) fn publish_pending_tally(&mut self, now: Instant) {
+        if let Some(timer) = self.tally_timer.take() {
+            timer.abort();
+        }
+        self.fanout.publish_tally(&self.durable, now);
+    }
+
     /// Whether ops are applied but not yet durable (pending or in flight).
     pub(super) fn has_unflushed(&self) -> bool {
         self.in_flight.is_some() || !self.pending.events.is_empty()
-    }
-
-    fn on_subscribe(&mut self, request: SubscribeRequest) {
-        let SubscribeRequest {
-            user,
-            since,
-            sink,
-            reply,
-            admitted,
-        } = request;
-        if reply.is_closed() {
-            // The caller timed out and told the client it is not subscribed; keep it so.
-            return;
-        }
-        let answer = self.authorize_read(user).and_then(|()| {
-            let list = self.list;
-            let durable = &self.durable;
-            let cache = &mut self.snapshot_cache;
-            let queued = self.fanout.subscribe(sink, user, since, durable, || {
-                frames::snapshot(list, durable.seq(), &cached_state(cache, durable))
-            });
-            if queued {
-                Ok(())
-            } else {
-                Err(EdgeError::unavailable("connection closed"))
-            }
-        });
-        let _ = reply.send(answer);
-        drop(admitted);
-    }
-
-    fn read_snapshot(&mut self, user: Uuid) -> Result<Bytes, EdgeError> {
-        self.authorize_read(user)?;
-        Ok(cached_state(&mut self.snapshot_cache, &self.durable))
-    }
-
-    fn authorize_read(&self, user: Uuid) -> Result<(), EdgeError> {
-        if !self.durable.exists() {
-            return Err(EdgeError::new(ErrorCode::NotFound, "no such list"));
-        }
-        if !self.durable.can_view(user) {
-            return Err(EdgeError::new(
-                ErrorCode::Forbidden,
-                "not a member of this list",
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -443,17 +409,6 @@ impl Drop for ListActorState {
     fn drop(&mut self) {
         // Also covers a panic in a handler, where `post_stop` does not run.
         self.stopped();
-    }
-}
-
-fn cached_state(cache: &mut Option<(u64, Bytes)>, durable: &ListState) -> Bytes {
-    match cache {
-        Some((seq, json)) if *seq == durable.seq() => json.clone(),
-        _ => {
-            let json = Bytes::from(durable.snapshot_json());
-            *cache = Some((durable.seq(), json.clone()));
-            json
-        }
     }
 }
 

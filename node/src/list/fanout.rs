@@ -193,7 +193,8 @@ impl Fanout {
             return;
         }
         let frame = frames::tally(self.list, durable.seq(), &durable.tally_json());
-        self.publish(frame, durable.seq(), "tally");
+        self.metrics.tallies_published.increment(1);
+        self.publish(frame, durable.seq());
     }
 
     /// Publishes a durable batch as one delta frame.
@@ -212,14 +213,11 @@ impl Fanout {
             return;
         }
         let frame = frames::delta(self.list, from, to, events);
-        self.publish(frame, to, "delta");
+        self.metrics.deltas_published.increment(1);
+        self.publish(frame, to);
     }
 
-    fn publish(&mut self, frame: Bytes, to: u64, kind: &'static str) {
-        match kind {
-            "tally" => self.metrics.tallies_published.increment(1),
-            _ => self.metrics.deltas_published.increment(1),
-        }
+    fn publish(&mut self, frame: Bytes, to: u64) {
         self.metrics
             .fanout_subscribers
             .record(self.subscribers.len() as f64);

@@ -115,7 +115,8 @@ impl ListActorState {
 
     /// Called when the actor stops: cancel timers. Unanswered replies answer `unavailable` on drop.
     pub fn stopped(&mut self) {
-        for timer in self.timers.drain(..) {
+        self.tick.abort();
+        if let Some(timer) = self.tally_timer.take() {
             timer.abort();
         }
         self.fanout

@@ -12,6 +12,7 @@ pub mod frames;
 mod index;
 mod lifecycle;
 mod load;
+mod reads;
 
 use std::time::Instant;
 
