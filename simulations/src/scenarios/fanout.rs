@@ -84,7 +84,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     // Acks come back to the writer; keep reading them so its queue never fills.
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = writer_stream.next().await {} });
     // Warm-up barrier: every subscriber has seen edit 0 before the measured edits start.
-    writer.send(edit(target, list, item, 0)).await?;
+    writer.send(edit(list, item, 0)).await?;
     for _ in 0..params.subscribers {
         tokio::time::timeout(Duration::from_secs(30), ready_rx.recv()).await?;
     }
@@ -101,7 +101,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         }
         for _ in due {
             sequence += 1;
-            writer.feed(edit(target, list, item, sequence)).await?;
+            writer.feed(edit(list, item, sequence)).await?;
         }
         writer.flush().await?;
     }
@@ -153,15 +153,9 @@ async fn prepare_list(target: &Target, owner: u64) -> anyhow::Result<(Uuid, Uuid
     Ok((list, item))
 }
 
-fn edit(
-    target: &Target,
-    list: Uuid,
-    item: Uuid,
-    sequence: u64,
-) -> tokio_tungstenite::tungstenite::Message {
+fn edit(list: Uuid, item: Uuid, sequence: u64) -> tokio_tungstenite::tungstenite::Message {
     let text = marker_text(unix_nanos(), sequence);
     let op = format!(r#"{{"kind":"edit_item","item":"{item}","text":"{text}"}}"#);
-    let _ = target;
     op_frame(list, Uuid::new_v4(), &op)
 }
 

@@ -52,7 +52,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         .context("the memory scenario needs a node started by the bench (no --url)")?;
     let settle = || tokio::time::sleep(Duration::from_secs(2));
     // Warm the allocator and the runtime with one of each first, so baselines are fair.
-    let warm = create_lists(target, 1, |_| 0, json!({"title": "warm"})).await?;
+    create_lists(target, 1, |_| 0, json!({"title": "warm"})).await?;
     let _warm_socket = wire::connect(target, 0).await?;
     settle().await;
     // Lists first: freed socket memory would otherwise be reused by the lists and hide them.
@@ -94,7 +94,6 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         with_connections.saturating_sub(baseline) / 1024
     ));
     drop(sockets);
-    let _ = warm;
     Ok(Outcome {
         baseline_bytes: before_lists,
         bytes_per_connection: with_connections.saturating_sub(baseline) as f64
