@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::record::MembershipRecord;
 use crate::{AccountStore, Batch, Error, EventStore, Membership, Snapshot, UserRecord};
 
 /// An in-memory [`EventStore`] and [`AccountStore`]. Cloning is cheap and shares the data.
@@ -25,7 +26,8 @@ struct State {
     lists: HashMap<Uuid, ListState>,
     users: HashMap<Uuid, UserRecord>,
     usernames: HashMap<String, Uuid>,
-    memberships: HashMap<Uuid, BTreeMap<Uuid, Membership>>,
+    /// Per user, by list: live entries and removals (tombstones), each with its version.
+    memberships: HashMap<Uuid, BTreeMap<Uuid, MembershipRecord>>,
     closed: bool,
 }
 
@@ -185,22 +187,27 @@ impl AccountStore for MemoryStore {
 
     async fn put_membership(&self, user_id: Uuid, membership: Membership) -> Result<(), Error> {
         let mut state = self.lock_for_write()?;
-        state
-            .memberships
-            .entry(user_id)
-            .or_default()
-            .insert(membership.list_id, membership);
+        let list_id = membership.list_id;
+        put_if_newer(
+            state.memberships.entry(user_id).or_default(),
+            list_id,
+            MembershipRecord::Live(membership),
+        );
         Ok(())
     }
 
-    async fn remove_membership(&self, user_id: Uuid, list_id: Uuid) -> Result<(), Error> {
+    async fn remove_membership(
+        &self,
+        user_id: Uuid,
+        list_id: Uuid,
+        version: u64,
+    ) -> Result<(), Error> {
         let mut state = self.lock_for_write()?;
-        if let Some(lists) = state.memberships.get_mut(&user_id) {
-            lists.remove(&list_id);
-            if lists.is_empty() {
-                state.memberships.remove(&user_id);
-            }
-        }
+        put_if_newer(
+            state.memberships.entry(user_id).or_default(),
+            list_id,
+            MembershipRecord::Removed { list_id, version },
+        );
         Ok(())
     }
 
@@ -209,7 +216,27 @@ impl AccountStore for MemoryStore {
             .lock()
             .memberships
             .get(&user_id)
-            .map(|lists| lists.values().take(limit).cloned().collect())
+            .map(|lists| {
+                lists
+                    .values()
+                    .filter_map(|entry| entry.clone().into_live())
+                    .take(limit)
+                    .collect()
+            })
             .unwrap_or_default())
+    }
+}
+
+/// Stores `record` for `list_id` unless a higher version is stored.
+fn put_if_newer(
+    lists: &mut BTreeMap<Uuid, MembershipRecord>,
+    list_id: Uuid,
+    record: MembershipRecord,
+) {
+    let newer = lists
+        .get(&list_id)
+        .is_none_or(|stored| record.version() >= stored.version());
+    if newer {
+        lists.insert(list_id, record);
     }
 }

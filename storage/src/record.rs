@@ -9,8 +9,12 @@
 //! | batch      | `[1][last_seq u64][body]` (`first_seq` lives in the key)                |
 //! | snapshot   | `[1][seq u64][body]`                                                    |
 //! | user       | `[1][created_at_ms u64][u16 len][username][u16 len][password_hash]`     |
-//! | membership | `[1][u8 len][role][u16 len][title]` (`list_id` lives in the key)        |
+//! | membership | `[2][version u64][1][u8 len][role][u16 len][title]`, or a removal: `[2][version u64][0]` (`list_id` lives in the key) |
 //! | head       | `[1][head u64]`                                                         |
+//!
+//! Membership records are at format version 2, which added the entry's version (the list seq it
+//! reflects, so index writes are ordered) and removals kept as tombstones. Version 1 records
+//! (`[1][u8 len][role][u16 len][title]`) still decode, as live entries at version 0.
 //!
 //! The head is versioned like everything else: it is not derivable from the batches once they
 //! are pruned, so it is as precious as any other record and deserves the same upgrade path.
@@ -23,8 +27,43 @@ use uuid::Uuid;
 
 use crate::{Batch, Error, Membership, Snapshot, UserRecord};
 
-/// The format version written by this release at the start of every record.
+/// The format version written by this release at the start of every record but memberships.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The format version of membership records written by this release.
+pub const MEMBERSHIP_FORMAT_VERSION: u8 = 2;
+
+/// A stored index entry: a live membership, or a removal remembered at its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipRecord {
+    /// The user is a member.
+    Live(Membership),
+    /// The user was removed from the list as of list seq `version`.
+    Removed {
+        /// The list.
+        list_id: Uuid,
+        /// The list seq of the removal.
+        version: u64,
+    },
+}
+
+impl MembershipRecord {
+    /// The list seq this record reflects.
+    pub fn version(&self) -> u64 {
+        match self {
+            MembershipRecord::Live(membership) => membership.version,
+            MembershipRecord::Removed { version, .. } => *version,
+        }
+    }
+
+    /// The membership, if the record is live.
+    pub fn into_live(self) -> Option<Membership> {
+        match self {
+            MembershipRecord::Live(membership) => Some(membership),
+            MembershipRecord::Removed { .. } => None,
+        }
+    }
+}
 
 /// Length of a batch key: list id (16 bytes) followed by `first_seq` (u64 big-endian).
 pub const BATCH_KEY_LEN: usize = 24;
@@ -166,37 +205,71 @@ pub fn decode_user(user_id: Uuid, bytes: &[u8]) -> Result<UserRecord, Error> {
     })
 }
 
-/// Encodes a membership record. The list id is not included: it is part of the key.
-/// Fails with [`Error::InvalidArgument`] if the role is longer than 255 bytes or the title longer
-/// than 65,535 bytes.
+/// Encodes a live membership record (format 2). The list id is not included: it is part of the
+/// key. Fails with [`Error::InvalidArgument`] if the role is longer than 255 bytes or the title
+/// longer than 65,535 bytes.
 pub fn encode_membership(membership: &Membership) -> Result<Vec<u8>, Error> {
     let role = membership.role.as_bytes();
     let title = membership.title.as_bytes();
     let role_len = u8::try_from(role.len()).map_err(|_| {
         Error::InvalidArgument(format!("role is {} bytes, at most 255 allowed", role.len()))
     })?;
-    let mut out = Vec::with_capacity(4 + role.len() + title.len());
-    out.push(FORMAT_VERSION);
+    let mut out = Vec::with_capacity(13 + role.len() + title.len());
+    out.push(MEMBERSHIP_FORMAT_VERSION);
+    out.extend_from_slice(&membership.version.to_be_bytes());
+    out.push(1);
     out.push(role_len);
     out.extend_from_slice(role);
     put_u16_prefixed(&mut out, title, "title")?;
     Ok(out)
 }
 
-/// Decodes a membership record stored for `list_id`.
-pub fn decode_membership(list_id: Uuid, bytes: &[u8]) -> Result<Membership, Error> {
+/// Encodes the removal of a membership as of list seq `version` (format 2).
+pub fn encode_membership_removed(version: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
+    out.push(MEMBERSHIP_FORMAT_VERSION);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.push(0);
+    out
+}
+
+/// Decodes a membership record (format 1 or 2) stored for `list_id`.
+pub fn decode_membership(list_id: Uuid, bytes: &[u8]) -> Result<MembershipRecord, Error> {
     let mut r = Reader::new(bytes, "membership record");
-    r.version()?;
+    let version = match r.u8()? {
+        1 => 0,
+        MEMBERSHIP_FORMAT_VERSION => {
+            let version = r.u64()?;
+            match r.u8()? {
+                1 => version,
+                0 => {
+                    r.finish()?;
+                    return Ok(MembershipRecord::Removed { list_id, version });
+                }
+                other => {
+                    return Err(Error::Corrupt(format!(
+                        "membership record: unknown entry state {other}"
+                    )))
+                }
+            }
+        }
+        other => {
+            return Err(Error::Corrupt(format!(
+                "membership record: unknown format version {other} (this build reads versions 1 and {MEMBERSHIP_FORMAT_VERSION})"
+            )))
+        }
+    };
     let len = usize::from(r.u8()?);
     let role = r.string(len)?;
     let len = usize::from(r.u16()?);
     let title = r.string(len)?;
     r.finish()?;
-    Ok(Membership {
+    Ok(MembershipRecord::Live(Membership {
         list_id,
         role,
         title,
-    })
+        version,
+    }))
 }
 
 /// Encodes a list head record.
@@ -309,153 +382,5 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user() -> UserRecord {
-        UserRecord {
-            user_id: Uuid::from_u128(7),
-            username: "ada".into(),
-            password_hash: "$argon2id$v=19$x".into(),
-            created_at_ms: 1_700_000_000_000,
-        }
-    }
-
-    fn membership() -> Membership {
-        Membership {
-            list_id: Uuid::from_u128(9),
-            role: "editor".into(),
-            title: "Groceries".into(),
-        }
-    }
-
-    fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, Error>, needle: &str) {
-        match result {
-            Err(Error::Corrupt(msg)) => assert!(msg.contains(needle), "message {msg:?}"),
-            other => panic!("expected Corrupt containing {needle:?}, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn round_trips() -> Result<(), Error> {
-        let batch = Batch {
-            first_seq: 4,
-            last_seq: 6,
-            body: Bytes::from_static(b"events"),
-        };
-        assert_eq!(decode_batch(4, &encode_batch(&batch))?, batch);
-        let snap = Snapshot {
-            seq: 6,
-            body: Bytes::from_static(b"state"),
-        };
-        assert_eq!(decode_snapshot(&encode_snapshot(&snap))?, snap);
-        assert_eq!(decode_user(user().user_id, &encode_user(&user())?)?, user());
-        let m = membership();
-        assert_eq!(decode_membership(m.list_id, &encode_membership(&m)?)?, m);
-        assert_eq!(decode_head(&encode_head(42))?, 42);
-        let list = Uuid::from_u128(3);
-        assert_eq!(decode_batch_key(&batch_key(list, 5))?, (list, 5));
-        Ok(())
-    }
-
-    #[test]
-    fn every_truncation_of_fixed_records_is_corrupt() -> Result<(), Error> {
-        let user_bytes = encode_user(&user())?;
-        for len in 0..user_bytes.len() {
-            let cut = user_bytes.get(..len).unwrap_or_default();
-            assert_corrupt(decode_user(Uuid::nil(), cut), "user record: truncated");
-        }
-        let m_bytes = encode_membership(&membership())?;
-        for len in 0..m_bytes.len() {
-            let cut = m_bytes.get(..len).unwrap_or_default();
-            assert_corrupt(decode_membership(Uuid::nil(), cut), "truncated");
-        }
-        let head = encode_head(5);
-        for len in 0..head.len() {
-            let cut = head.get(..len).unwrap_or_default();
-            assert_corrupt(decode_head(cut), "head record: truncated");
-        }
-        // Batch and snapshot bodies run to the end, so only the header can be truncated.
-        assert_corrupt(decode_batch(1, &[1, 0, 0]), "batch record: truncated");
-        assert_corrupt(decode_snapshot(&[1]), "snapshot record: truncated");
-        assert_corrupt(decode_batch(1, &[]), "truncated");
-        Ok(())
-    }
-
-    #[test]
-    fn unknown_version_is_corrupt() -> Result<(), Error> {
-        let mut b = encode_batch(&Batch {
-            first_seq: 1,
-            last_seq: 1,
-            body: Bytes::new(),
-        });
-        if let Some(v) = b.first_mut() {
-            *v = 2;
-        }
-        assert_corrupt(decode_batch(1, &b), "unknown format version 2");
-        let mut s = encode_snapshot(&Snapshot {
-            seq: 1,
-            body: Bytes::new(),
-        });
-        if let Some(v) = s.first_mut() {
-            *v = 0;
-        }
-        assert_corrupt(decode_snapshot(&s), "unknown format version 0");
-        let mut u = encode_user(&user())?;
-        if let Some(v) = u.first_mut() {
-            *v = 255;
-        }
-        assert_corrupt(decode_user(Uuid::nil(), &u), "unknown format version 255");
-        let mut m = encode_membership(&membership())?;
-        if let Some(v) = m.first_mut() {
-            *v = 9;
-        }
-        assert_corrupt(decode_membership(Uuid::nil(), &m), "unknown format version");
-        assert_corrupt(decode_head(&[7, 0, 0, 0, 0, 0, 0, 0, 1]), "unknown format");
-        Ok(())
-    }
-
-    #[test]
-    fn trailing_garbage_is_corrupt() -> Result<(), Error> {
-        let mut u = encode_user(&user())?;
-        u.push(0xff);
-        assert_corrupt(decode_user(Uuid::nil(), &u), "1 unexpected trailing bytes");
-        let mut m = encode_membership(&membership())?;
-        m.extend_from_slice(b"xx");
-        assert_corrupt(decode_membership(Uuid::nil(), &m), "2 unexpected trailing");
-        let mut h = encode_head(1).to_vec();
-        h.push(0);
-        assert_corrupt(decode_head(&h), "trailing");
-        let mut k = batch_key(Uuid::nil(), 1).to_vec();
-        k.push(0);
-        assert_corrupt(decode_batch_key(&k), "trailing");
-        Ok(())
-    }
-
-    #[test]
-    fn invalid_contents_are_corrupt() {
-        // last_seq below first_seq cannot come from a valid append.
-        let b = encode_batch(&Batch {
-            first_seq: 5,
-            last_seq: 5,
-            body: Bytes::new(),
-        });
-        assert_corrupt(decode_batch(6, &b), "below first_seq");
-        // A username that is not UTF-8.
-        let bad = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0];
-        assert_corrupt(decode_user(Uuid::nil(), &bad), "not UTF-8");
-    }
-
-    #[test]
-    fn oversized_fields_are_rejected_on_encode() {
-        let mut u = user();
-        u.username = "x".repeat(70_000);
-        assert!(matches!(encode_user(&u), Err(Error::InvalidArgument(_))));
-        let mut m = membership();
-        m.role = "r".repeat(256);
-        assert!(matches!(
-            encode_membership(&m),
-            Err(Error::InvalidArgument(_))
-        ));
-    }
-}
+#[path = "record_tests.rs"]
+mod tests;

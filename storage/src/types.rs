@@ -85,6 +85,10 @@ pub struct Membership {
     pub role: String,
     /// The list's title as of the last index update.
     pub title: String,
+    /// The list's seq this entry reflects. Index writes are ordered by it: a write (or removal)
+    /// older than what is stored for the same user and list is ignored, so a late write from a
+    /// stopped owner can never undo a newer one.
+    pub version: u64,
 }
 
 /// Accounts and the user → lists index.
@@ -96,10 +100,19 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, Error>;
     /// Looks a user up by id.
     async fn user_by_id(&self, user_id: Uuid) -> Result<Option<UserRecord>, Error>;
-    /// Inserts or replaces the index entry for (`user_id`, `membership.list_id`).
+    /// Inserts or replaces the index entry for (`user_id`, `membership.list_id`), unless the
+    /// stored entry or removal for that pair has a higher version (then nothing changes and the
+    /// call still succeeds). An equal version replaces: it describes the same list state.
     async fn put_membership(&self, user_id: Uuid, membership: Membership) -> Result<(), Error>;
-    /// Removes the index entry for (`user_id`, `list_id`), if present.
-    async fn remove_membership(&self, user_id: Uuid, list_id: Uuid) -> Result<(), Error>;
-    /// The user's index entries, ordered by list id, at most `limit` of them.
+    /// Removes the index entry for (`user_id`, `list_id`) as of list seq `version`, unless the
+    /// stored entry has a higher version. The removal is remembered (a tombstone), so a put with
+    /// a lower version arriving later is ignored.
+    async fn remove_membership(
+        &self,
+        user_id: Uuid,
+        list_id: Uuid,
+        version: u64,
+    ) -> Result<(), Error>;
+    /// The user's live index entries (removals are skipped), ordered by list id, at most `limit`.
     async fn memberships(&self, user_id: Uuid, limit: usize) -> Result<Vec<Membership>, Error>;
 }

@@ -35,6 +35,7 @@ async fn everything_survives_close_and_reopen() {
         list_id: list,
         role: "owner".into(),
         title: "Shopping".into(),
+        version: 1,
     };
     let snap = Snapshot {
         seq: 3,

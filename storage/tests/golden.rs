@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use listwire_storage::record;
+use listwire_storage::record::{self, MembershipRecord};
 use listwire_storage::{Batch, Error, Membership, Snapshot, UserRecord};
 use uuid::Uuid;
 
@@ -71,6 +71,14 @@ fn membership_v1() -> Membership {
         list_id: LIST_ID,
         role: "editor".into(),
         title: "Wochenmarkt 🥕".into(),
+        version: 0,
+    }
+}
+
+fn membership_v2() -> Membership {
+    Membership {
+        version: 0x0a0b_0c0d_0e0f_1011,
+        ..membership_v1()
     }
 }
 
@@ -100,13 +108,40 @@ fn user_v1_decodes_and_reencodes() -> Result<(), Error> {
 }
 
 #[test]
-fn membership_v1_decodes_and_reencodes() -> Result<(), Error> {
-    let bytes = golden(
-        "membership_v1.bin",
-        &record::encode_membership(&membership_v1())?,
+fn membership_v1_decodes_as_a_live_entry_at_version_0() -> Result<(), Error> {
+    // Written by format 1, before entries carried versions; this build writes format 2.
+    let bytes = read_golden("membership_v1.bin");
+    assert_eq!(
+        record::decode_membership(LIST_ID, &bytes)?,
+        MembershipRecord::Live(membership_v1())
     );
-    assert_eq!(record::decode_membership(LIST_ID, &bytes)?, membership_v1());
-    assert_eq!(record::encode_membership(&membership_v1())?, bytes);
+    Ok(())
+}
+
+#[test]
+fn membership_v2_decodes_and_reencodes() -> Result<(), Error> {
+    let bytes = golden(
+        "membership_v2.bin",
+        &record::encode_membership(&membership_v2())?,
+    );
+    assert_eq!(bytes.first(), Some(&2), "version byte");
+    assert_eq!(
+        record::decode_membership(LIST_ID, &bytes)?,
+        MembershipRecord::Live(membership_v2())
+    );
+    assert_eq!(record::encode_membership(&membership_v2())?, bytes);
+    let removed = golden(
+        "membership_removed_v2.bin",
+        &record::encode_membership_removed(77),
+    );
+    assert_eq!(
+        record::decode_membership(LIST_ID, &removed)?,
+        MembershipRecord::Removed {
+            list_id: LIST_ID,
+            version: 77
+        }
+    );
+    assert_eq!(record::encode_membership_removed(77), removed);
     Ok(())
 }
 
@@ -132,4 +167,16 @@ fn golden_layouts_match_the_documented_format() {
     expected.extend_from_slice(&u16::try_from(title.len()).expect("short").to_be_bytes());
     expected.extend_from_slice(title);
     assert_eq!(read_golden("membership_v1.bin"), expected);
+
+    let mut expected = vec![2u8];
+    expected.extend_from_slice(&0x0a0b_0c0d_0e0f_1011u64.to_be_bytes());
+    expected.extend_from_slice(&[1, 6]);
+    expected.extend_from_slice(b"editor");
+    expected.extend_from_slice(&u16::try_from(title.len()).expect("short").to_be_bytes());
+    expected.extend_from_slice(title);
+    assert_eq!(read_golden("membership_v2.bin"), expected);
+    let mut expected = vec![2u8];
+    expected.extend_from_slice(&77u64.to_be_bytes());
+    expected.push(0);
+    assert_eq!(read_golden("membership_removed_v2.bin"), expected);
 }

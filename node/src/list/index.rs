@@ -1,36 +1,47 @@
 //! Keeps the user → lists index ("my lists") in step with durable membership changes.
 //!
 //! The list actor is the authority on membership; the index is derived from it and updated
-//! after the events are durable, one sync task at a time per list, coalescing changes (the
-//! latest role of a user wins) so a burst of shares or renames does not become a burst of tasks.
-//! Snapshots wait for it, so after a crash only the changes after the latest snapshot can be
-//! missing; activation replays those (`repair`).
+//! after the events are durable, one sync task at a time per list, coalescing changes (a burst
+//! of shares or renames does not become a burst of tasks). Each write states a user's entry as
+//! of one durable seq (`Membership::version`), and the store ignores writes older than what it
+//! holds, so a late write from a task that outlived its actor (the list moved, the node paused)
+//! can never undo a newer one. Snapshots wait for the index, so after a crash only the changes
+//! after the latest snapshot can be missing; activation replays those (`repair`).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use listwire_storage::Membership;
 use ractor::ActorRef;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::ListMsg;
 use crate::domain::{Change, ListState, Role};
 use crate::host::ListContext;
-use std::sync::Arc;
 
 const CONCURRENT_WRITES: usize = 64;
 
-/// What a sync task reports back: the entries it could not write.
+/// What a sync task reports back: the users whose entries it could not write.
 #[derive(Debug, Default)]
 pub struct IndexOutcome {
-    failed: Vec<(Uuid, Option<Role>)>,
+    failed: Vec<Uuid>,
 }
 
 /// Pending index work of one list.
 #[derive(Debug, Default)]
 pub struct IndexSync {
-    running: bool,
-    pending: BTreeMap<Uuid, Option<Role>>,
+    /// The running sync task, aborted when the actor stops.
+    task: Option<JoinHandle<()>>,
+    /// Users whose entries must be written from the durable state.
+    pending: BTreeSet<Uuid>,
     resync_all: bool,
+}
+
+/// One entry to write: the user's role as of `version`, or `None` for "not a member".
+struct Entry {
+    user: Uuid,
+    role: Option<Role>,
 }
 
 impl IndexSync {
@@ -38,13 +49,10 @@ impl IndexSync {
     pub fn note(&mut self, change: &Change) {
         match change {
             Change::Create { owner, .. } => {
-                self.pending.insert(*owner, Some(Role::Owner));
+                self.pending.insert(*owner);
             }
-            Change::Share { user, role, .. } => {
-                self.pending.insert(*user, Some(*role));
-            }
-            Change::Unshare { user, .. } => {
-                self.pending.insert(*user, None);
+            Change::Share { user, .. } | Change::Unshare { user, .. } => {
+                self.pending.insert(*user);
             }
             // Every member's entry carries the title.
             Change::Rename { .. } => self.resync_all = true,
@@ -64,46 +72,59 @@ impl IndexSync {
 
     /// Whether any work is queued or running.
     pub fn is_busy(&self) -> bool {
-        self.running || !self.pending.is_empty() || self.resync_all
+        self.is_running() || !self.pending.is_empty() || self.resync_all
     }
 
     /// Whether a sync task is running.
     pub fn is_running(&self) -> bool {
-        self.running
+        self.task.is_some()
     }
 
-    /// Starts a sync task if none is running and there is work.
+    /// Starts a sync task if none is running and there is work. Every entry is written as of
+    /// `durable.seq()`, from `durable` itself: the role a user has there, or none.
     pub fn start(
         &mut self,
         context: &Arc<ListContext>,
         durable: &ListState,
         myself: &ActorRef<ListMsg>,
     ) {
-        if self.running || (self.pending.is_empty() && !self.resync_all) {
+        if self.is_running() || (self.pending.is_empty() && !self.resync_all) {
             return;
         }
-        let mut work = std::mem::take(&mut self.pending);
+        let mut users = std::mem::take(&mut self.pending);
         if std::mem::take(&mut self.resync_all) {
-            for (user, _username, role) in durable.members() {
-                work.entry(user).or_insert(Some(role));
-            }
+            users.extend(durable.members().map(|(user, _username, _role)| user));
         }
-        self.running = true;
+        let work: Vec<Entry> = users
+            .into_iter()
+            .map(|user| Entry {
+                user,
+                role: durable.role_of(user),
+            })
+            .collect();
         let accounts = context.accounts.clone();
         let list = durable.list_id();
         let title = durable.title().to_owned();
+        let version = durable.seq();
         let myself = myself.clone();
-        tokio::spawn(async move {
-            let outcome = write_entries(accounts, list, title, work.into_iter().collect()).await;
+        self.task = Some(tokio::spawn(async move {
+            let outcome = write_entries(accounts, list, title, version, work).await;
             let _ = myself.send_message(ListMsg::IndexSynced(outcome));
-        });
+        }));
     }
 
-    /// Handles a finished task: failed entries are queued again unless superseded.
+    /// Handles a finished task: failed entries are queued again (rewritten from the then
+    /// durable state).
     pub fn finished(&mut self, outcome: IndexOutcome) {
-        self.running = false;
-        for (user, role) in outcome.failed {
-            self.pending.entry(user).or_insert(role);
+        self.task = None;
+        self.pending.extend(outcome.failed);
+    }
+
+    /// Stops a running task (the actor is stopping). Writes already sent may still land; their
+    /// versions keep them from undoing anything newer.
+    pub fn cancel(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
         }
     }
 }
@@ -112,32 +133,34 @@ async fn write_entries(
     accounts: Arc<dyn listwire_storage::AccountStore>,
     list: Uuid,
     title: String,
-    work: Vec<(Uuid, Option<Role>)>,
+    version: u64,
+    work: Vec<Entry>,
 ) -> IndexOutcome {
     let mut outcome = IndexOutcome::default();
     for chunk in work.chunks(CONCURRENT_WRITES) {
-        let writes = chunk.iter().map(|(user, role)| {
+        let writes = chunk.iter().map(|entry| {
             let accounts = accounts.clone();
             let title = title.clone();
             async move {
-                let result = match role {
+                let result = match entry.role {
                     Some(role) => {
                         let membership = Membership {
                             list_id: list,
                             role: role.as_str().to_owned(),
                             title,
+                            version,
                         };
-                        accounts.put_membership(*user, membership).await
+                        accounts.put_membership(entry.user, membership).await
                     }
-                    None => accounts.remove_membership(*user, list).await,
+                    None => accounts.remove_membership(entry.user, list, version).await,
                 };
-                (*user, *role, result)
+                (entry.user, result)
             }
         });
-        for (user, role, result) in futures_util::future::join_all(writes).await {
+        for (user, result) in futures_util::future::join_all(writes).await {
             if let Err(error) = result {
                 tracing::warn!(list = %list, %error, "membership index update failed; will retry");
-                outcome.failed.push((user, role));
+                outcome.failed.push(user);
             }
         }
     }

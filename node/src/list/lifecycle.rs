@@ -116,6 +116,7 @@ impl ListActorState {
     /// Called when the actor stops: cancel timers. Unanswered replies answer `unavailable` on drop.
     pub fn stopped(&mut self) {
         self.tick.abort();
+        self.index.cancel();
         if let Some(timer) = self.tally_timer.take() {
             timer.abort();
         }

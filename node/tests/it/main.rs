@@ -7,6 +7,7 @@ mod crash;
 mod host;
 mod http;
 mod idempotency;
+mod index;
 mod limits;
 mod live;
 mod permissions;

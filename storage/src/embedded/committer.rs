@@ -45,6 +45,7 @@ pub(super) enum Op {
     RemoveMembership {
         user_id: Uuid,
         list_id: Uuid,
+        version: u64,
     },
 }
 

@@ -9,7 +9,7 @@
 //! | `snapshots`   | list id                            | snapshot record    |
 //! | `users`       | user id                            | user record        |
 //! | `usernames`   | username bytes                     | user id (16 bytes) |
-//! | `memberships` | user id ‖ list id                  | membership record  |
+//! | `memberships` | user id ‖ list id                  | membership record (live or removed) |
 //!
 //! Writes: every write goes through one committer OS thread fed by a bounded flume channel.
 //! The thread takes a group of queued requests, validates them in order against what is stored
@@ -304,8 +304,18 @@ impl AccountStore for EmbeddedStore {
         .await
     }
 
-    async fn remove_membership(&self, user_id: Uuid, list_id: Uuid) -> Result<(), Error> {
-        self.submit(Op::RemoveMembership { user_id, list_id }).await
+    async fn remove_membership(
+        &self,
+        user_id: Uuid,
+        list_id: Uuid,
+        version: u64,
+    ) -> Result<(), Error> {
+        self.submit(Op::RemoveMembership {
+            user_id,
+            list_id,
+            version,
+        })
+        .await
     }
 
     async fn memberships(&self, user_id: Uuid, limit: usize) -> Result<Vec<Membership>, Error> {

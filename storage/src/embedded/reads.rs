@@ -114,17 +114,26 @@ pub(super) fn user_by_id(t: &Tables, user_id: Uuid) -> Result<Option<UserRecord>
         .transpose()
 }
 
-/// The user's index entries, ordered by list id (the key order), at most `limit`.
+/// The user's live index entries, ordered by list id (the key order), at most `limit`.
 pub(super) fn memberships(
     t: &Tables,
     user_id: Uuid,
     limit: usize,
 ) -> Result<Vec<Membership>, Error> {
     let mut out = Vec::new();
-    for guard in t.memberships.prefix(user_id.as_bytes()).take(limit) {
+    if limit == 0 {
+        return Ok(out);
+    }
+    // Removals are kept as tombstones (so late, older writes stay ignored); skip them.
+    for guard in t.memberships.prefix(user_id.as_bytes()) {
         let (key, value) = guard.into_inner().map_err(backend)?;
         let (_, list_id) = record::decode_membership_key(&key)?;
-        out.push(record::decode_membership(list_id, &value)?);
+        if let Some(membership) = record::decode_membership(list_id, &value)?.into_live() {
+            out.push(membership);
+            if out.len() >= limit {
+                break;
+            }
+        }
     }
     Ok(out)
 }

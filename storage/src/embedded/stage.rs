@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::committer::Op;
 use super::{backend, Tables};
 use crate::record;
-use crate::{Batch, Error, Membership, Snapshot, UserRecord};
+use crate::{Batch, Error, Snapshot, UserRecord};
 
 /// When the head cache grows past this many lists it is cleared between groups. Entries reload
 /// from the `heads` keyspace on a miss, so clearing costs one read per list touched again.
@@ -66,8 +66,9 @@ pub(super) struct Stage {
     users: HashMap<Uuid, Vec<u8>>,
     /// New username index entries.
     usernames: HashMap<String, Uuid>,
-    /// Membership puts (`Some`) and removals (`None`) by key; the last request wins.
-    memberships: BTreeMap<[u8; 32], Option<Vec<u8>>>,
+    /// Membership records (live entries and removals) by key, with their versions; the highest
+    /// version wins, as against the stored record.
+    memberships: BTreeMap<[u8; 32], (u64, Vec<u8>)>,
 }
 
 impl Stage {
@@ -81,11 +82,19 @@ impl Stage {
             Op::PutMembership {
                 user_id,
                 membership,
-            } => self.put_membership(user_id, &membership),
-            Op::RemoveMembership { user_id, list_id } => {
-                self.memberships
-                    .insert(record::membership_key(user_id, list_id), None);
-                Ok(())
+            } => {
+                let key = record::membership_key(user_id, membership.list_id);
+                let encoded = record::encode_membership(&membership)?;
+                self.stage_membership(t, key, membership.version, encoded)
+            }
+            Op::RemoveMembership {
+                user_id,
+                list_id,
+                version,
+            } => {
+                let key = record::membership_key(user_id, list_id);
+                let encoded = record::encode_membership_removed(version);
+                self.stage_membership(t, key, version, encoded)
             }
         }
     }
@@ -188,12 +197,27 @@ impl Stage {
         Ok(())
     }
 
-    fn put_membership(&mut self, user_id: Uuid, membership: &Membership) -> Result<(), Error> {
-        let encoded = record::encode_membership(membership)?;
-        self.memberships.insert(
-            record::membership_key(user_id, membership.list_id),
-            Some(encoded),
-        );
+    /// Stages a membership record unless the staged or stored record for `key` is newer.
+    fn stage_membership(
+        &mut self,
+        t: &Tables,
+        key: [u8; 32],
+        version: u64,
+        encoded: Vec<u8>,
+    ) -> Result<(), Error> {
+        let current = match self.memberships.get(&key) {
+            Some((staged, _)) => Some(*staged),
+            None => match t.memberships.get(key).map_err(backend)? {
+                Some(bytes) => {
+                    let (_, list_id) = record::decode_membership_key(&key)?;
+                    Some(record::decode_membership(list_id, &bytes)?.version())
+                }
+                None => None,
+            },
+        };
+        if current.is_none_or(|stored| version >= stored) {
+            self.memberships.insert(key, (version, encoded));
+        }
         Ok(())
     }
 
@@ -241,11 +265,8 @@ impl Stage {
         for (username, user_id) in self.usernames {
             out.insert(&t.usernames, username.into_bytes(), *user_id.as_bytes());
         }
-        for (key, value) in self.memberships {
-            match value {
-                Some(value) => out.insert(&t.memberships, key, value),
-                None => out.remove(&t.memberships, key),
-            }
+        for (key, (_, value)) in self.memberships {
+            out.insert(&t.memberships, key, value);
         }
     }
 }

@@ -147,7 +147,13 @@ impl ScyllaStore {
             .map_err(errors::rows("memberships"))?
         {
             let (key, bytes) = row.map_err(|e| Error::Corrupt(format!("membership row: {e}")))?;
-            out.push(record::decode_membership(record::decode_id(key)?, bytes)?);
+            // Removals are row deletions here (see `membership_timestamp`); a removal record
+            // could only come from another backend's data and is skipped like a tombstone.
+            if let Some(membership) =
+                record::decode_membership(record::decode_id(key)?, bytes)?.into_live()
+            {
+                out.push(membership);
+            }
         }
         Ok(out)
     }

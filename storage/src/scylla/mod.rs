@@ -215,8 +215,9 @@ impl AccountStore for ScyllaStore {
         self.check_open()?;
         let record = crate::record::encode_membership(&membership)?;
         let key = membership.list_id.as_bytes().to_vec();
+        let timestamp = rows::membership_timestamp(membership.version)?;
         self.retry(|| async {
-            let values = (user_id, key.as_slice(), record.as_slice());
+            let values = (user_id, key.as_slice(), record.as_slice(), timestamp);
             self.inner
                 .session
                 .execute_unpaged(&self.inner.st.membership_put, values)
@@ -227,13 +228,20 @@ impl AccountStore for ScyllaStore {
         .await
     }
 
-    async fn remove_membership(&self, user_id: Uuid, list_id: Uuid) -> Result<(), Error> {
+    async fn remove_membership(
+        &self,
+        user_id: Uuid,
+        list_id: Uuid,
+        version: u64,
+    ) -> Result<(), Error> {
         self.check_open()?;
         let key = list_id.as_bytes().to_vec();
+        let timestamp = rows::membership_timestamp(version)?;
         self.retry(|| async {
+            let values = (timestamp, user_id, key.as_slice());
             self.inner
                 .session
-                .execute_unpaged(&self.inner.st.membership_delete, (user_id, key.as_slice()))
+                .execute_unpaged(&self.inner.st.membership_delete, values)
                 .await
                 .map(|_| ())
                 .map_err(errors::exec("remove membership"))

@@ -37,6 +37,22 @@ pub fn to_u64(value: i64, what: &str) -> Result<u64, Error> {
     u64::try_from(value).map_err(|_| Error::Corrupt(format!("{what} is negative: {value}")))
 }
 
+/// Write timestamps of index entries start here: above any real microsecond clock (2^60 µs is
+/// about 36,000 years), so entries written before versioning existed always lose to versioned
+/// ones, and versioned writes order among themselves by list seq alone.
+pub const MEMBERSHIP_TIMESTAMP_BASE: i64 = 1 << 60;
+
+/// The CQL write timestamp of an index entry (or its deletion) at list seq `version`. ScyllaDB
+/// keeps the cell with the highest timestamp, so a late write from a stopped owner, carrying an
+/// older seq, can never undo a newer one. A deletion wins a tie, which cannot happen: one list
+/// state gives one answer per user.
+pub fn membership_timestamp(version: u64) -> Result<i64, Error> {
+    let version = to_i64(version, "membership version")?;
+    MEMBERSHIP_TIMESTAMP_BASE
+        .checked_add(version)
+        .ok_or_else(|| Error::InvalidArgument(format!("membership version {version} is too large")))
+}
+
 /// Decodes a stored batch row `(first_seq, record)`.
 pub fn decode_batch_row(first_seq: i64, record: &[u8]) -> Result<Batch, Error> {
     record::decode_batch(to_u64(first_seq, "batch first_seq")?, record)

@@ -55,9 +55,9 @@ pub(crate) struct Statements {
     pub username_insert: PreparedStatement,
     /// Reads a username's user id.
     pub username_select: PreparedStatement,
-    /// Writes a membership.
+    /// Writes a membership, with its version as the write timestamp.
     pub membership_put: PreparedStatement,
-    /// Deletes a membership.
+    /// Deletes a membership, with its version as the write timestamp.
     pub membership_delete: PreparedStatement,
     /// A user's memberships, with a limit.
     pub memberships_select: PreparedStatement,
@@ -131,8 +131,8 @@ impl Preparer<'_> {
             user_select: self.prep("SELECT record FROM {ks}.users WHERE user_id = ?", I).await?,
             username_insert: self.prep("INSERT INTO {ks}.usernames (username, user_id) VALUES (?, ?) IF NOT EXISTS", C).await?,
             username_select: self.prep("SELECT user_id FROM {ks}.usernames WHERE username = ?", I).await?,
-            membership_put: self.prep("INSERT INTO {ks}.memberships (user_id, list_key, record) VALUES (?, ?, ?)", I).await?,
-            membership_delete: self.prep("DELETE FROM {ks}.memberships WHERE user_id = ? AND list_key = ?", I).await?,
+            membership_put: self.prep("INSERT INTO {ks}.memberships (user_id, list_key, record) VALUES (?, ?, ?) USING TIMESTAMP ?", I).await?,
+            membership_delete: self.prep("DELETE FROM {ks}.memberships USING TIMESTAMP ? WHERE user_id = ? AND list_key = ?", I).await?,
             memberships_select: self.prep("SELECT list_key, record FROM {ks}.memberships WHERE user_id = ? LIMIT ?", I).await?,
         })
     }

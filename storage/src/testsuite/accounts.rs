@@ -19,6 +19,7 @@ pub async fn account_store_contract<S: AccountStore + ?Sized>(store: &S) {
     users(store).await;
     concurrent_signups(store).await;
     memberships(store).await;
+    membership_versions(store).await;
 }
 
 async fn users<S: AccountStore + ?Sized>(store: &S) {
@@ -99,10 +100,15 @@ async fn concurrent_signups<S: AccountStore + ?Sized>(store: &S) {
 }
 
 pub(super) fn membership(list_id: Uuid, role: &str, title: &str) -> Membership {
+    versioned(list_id, role, title, 1)
+}
+
+fn versioned(list_id: Uuid, role: &str, title: &str, version: u64) -> Membership {
     Membership {
         list_id,
         role: role.to_owned(),
         title: title.to_owned(),
+        version,
     }
 }
 
@@ -135,9 +141,9 @@ async fn memberships<S: AccountStore + ?Sized>(store: &S) {
     };
     let replaced = membership(second, "viewer", "renamed");
     ok(store.put_membership(me, replaced.clone()).await, "replace");
-    ok(store.remove_membership(me, first).await, "remove");
+    ok(store.remove_membership(me, first, 2).await, "remove");
     ok(
-        store.remove_membership(me, Uuid::new_v4()).await,
+        store.remove_membership(me, Uuid::new_v4(), 1).await,
         "remove absent",
     );
     ok(
@@ -163,4 +169,86 @@ async fn memberships<S: AccountStore + ?Sized>(store: &S) {
         vec![membership(first, "editor", "t")],
         "index is per user"
     );
+}
+
+/// Index writes are ordered by the list seq they reflect: a put or removal older than what is
+/// stored is ignored, whatever order the writes arrive in. This is what keeps a late write from
+/// a stopped list owner (a share still retrying when the list moved) from undoing a later
+/// unshare (issue "Correctness hardening", item 5).
+async fn membership_versions<S: AccountStore + ?Sized>(store: &S) {
+    let user = Uuid::new_v4();
+    let list = Uuid::new_v4();
+    let read = || store.memberships(user, 100);
+    ok(
+        store
+            .put_membership(user, versioned(list, "editor", "t", 5))
+            .await,
+        "share at 5",
+    );
+    ok(store.remove_membership(user, list, 7).await, "unshare at 7");
+    ok(
+        store
+            .put_membership(user, versioned(list, "editor", "t", 6))
+            .await,
+        "late share at 6",
+    );
+    assert!(
+        ok(read().await, "after late put").is_empty(),
+        "a put older than the stored removal is ignored"
+    );
+    ok(
+        store
+            .put_membership(user, versioned(list, "viewer", "t2", 8))
+            .await,
+        "share again at 8",
+    );
+    ok(
+        store.remove_membership(user, list, 7).await,
+        "late unshare at 7",
+    );
+    assert_eq!(
+        ok(read().await, "after late removal"),
+        vec![versioned(list, "viewer", "t2", 8)],
+        "a removal older than the stored entry is ignored"
+    );
+    ok(
+        store
+            .put_membership(user, versioned(list, "viewer", "t2", 8))
+            .await,
+        "same version again",
+    );
+    ok(
+        store
+            .put_membership(user, versioned(list, "editor", "t3", 4))
+            .await,
+        "stale put",
+    );
+    assert_eq!(
+        ok(read().await, "after stale put"),
+        vec![versioned(list, "viewer", "t2", 8)],
+        "an equal version is idempotent and an older put changes nothing"
+    );
+    // Removals are skipped by `memberships` and do not count against its limit.
+    let mut lists: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    lists.sort();
+    let other = Uuid::new_v4();
+    for (index, list) in lists.iter().enumerate() {
+        let entry = versioned(*list, "owner", "x", 1);
+        ok(store.put_membership(other, entry).await, "put for limit");
+        if index % 2 == 0 {
+            ok(
+                store.remove_membership(other, *list, 2).await,
+                "remove for limit",
+            );
+        }
+    }
+    let live: Vec<Uuid> = lists.iter().skip(1).step_by(2).copied().collect();
+    let got = ok(store.memberships(other, 2).await, "limit over removals");
+    assert_eq!(
+        got.iter().map(|m| m.list_id).collect::<Vec<_>>(),
+        live,
+        "the limit counts live entries only"
+    );
+    let first = ok(store.memberships(other, 1).await, "limit 1 over removals");
+    assert_eq!(first.len(), 1, "one live entry past a leading removal");
 }

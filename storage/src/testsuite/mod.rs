@@ -82,7 +82,7 @@ pub async fn close_contract<S: EventStore + AccountStore + ?Sized>(store: &S) {
         store
             .put_membership(Uuid::new_v4(), membership(list, "owner", "t"))
             .await,
-        store.remove_membership(Uuid::new_v4(), list).await,
+        store.remove_membership(Uuid::new_v4(), list, 1).await,
     ];
     for result in refused {
         assert!(
