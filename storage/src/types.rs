@@ -41,6 +41,11 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Batches of `list` with `last_seq > after_seq`, in seq order, at most `max_batches` of them.
     /// A caller pages by calling again with the last returned batch's `last_seq`.
+    ///
+    /// The returned batches are contiguous (each starts one past the previous one's end). If the
+    /// history after `after_seq` was pruned, the first batch starts past `after_seq + 1` (the
+    /// caller reloads from the newer snapshot that justified the prune); a read racing a prune
+    /// never fails because of it.
     async fn read_batches(
         &self,
         list: Uuid,

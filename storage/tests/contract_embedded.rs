@@ -36,6 +36,12 @@ async fn embedded_racing_writers_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_reads_racing_prunes_contract() {
+    let (_dir, store) = open();
+    testsuite::reads_racing_prunes_contract(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_account_store_contract() {
     let (_dir, store) = open();
     testsuite::account_store_contract(&store).await;

@@ -16,6 +16,11 @@ async fn memory_racing_writers_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_reads_racing_prunes_contract() {
+    testsuite::reads_racing_prunes_contract(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_account_store_contract() {
     testsuite::account_store_contract(&MemoryStore::new()).await;
 }

@@ -56,6 +56,14 @@ async fn scylla_racing_writers_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scylla_reads_racing_prunes_contract() {
+    let Some(store) = connect("reads_racing_prunes_contract").await else {
+        return;
+    };
+    testsuite::reads_racing_prunes_contract(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scylla_account_store_contract() {
     let Some(store) = connect("account_store_contract").await else {
         return;

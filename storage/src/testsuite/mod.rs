@@ -15,7 +15,7 @@ use crate::{AccountStore, Batch, Error, EventStore, Snapshot};
 use accounts::{membership, user};
 
 pub use accounts::account_store_contract;
-pub use events::{event_store_contract, racing_writers_contract};
+pub use events::{event_store_contract, racing_writers_contract, reads_racing_prunes_contract};
 
 /// Unwraps `result` or panics with `what` and the error.
 pub(super) fn ok<T>(result: Result<T, Error>, what: &str) -> T {
