@@ -197,7 +197,7 @@ impl Host {
             if self.is_shutting_down() {
                 return Err((EdgeError::unavailable("node is shutting down"), message));
             }
-            let (slot, admitted) = match self.inner.admit(list, activation) {
+            let (slot, admitted) = match self.inner.admit(list, activation, message.is_control()) {
                 Ok(Some(admission)) => admission,
                 Ok(None) => return Ok(()),
                 Err(error) => return Err((error, message)),
@@ -299,10 +299,13 @@ impl HostInner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Admits one message for `list`. A control message (see [`ListMsg::is_control`]) is never
+    /// refused for load; it is still counted, so the list cannot passivate under it.
     fn admit(
         &self,
         list: Uuid,
         activation: Activation,
+        control: bool,
     ) -> Result<Option<(Arc<Slot>, Admitted)>, EdgeError> {
         let config = &self.context.config;
         let mut slots = self.slots_lock();
@@ -327,7 +330,7 @@ impl HostInner {
                 slot
             }
         };
-        if slot.inflight.load(Ordering::Acquire) >= config.list_inflight_max {
+        if !control && slot.inflight.load(Ordering::Acquire) >= config.list_inflight_max {
             m::admission_rejections().increment(1);
             return Err(EdgeError::new(ErrorCode::Busy, "list is overloaded; retry"));
         }

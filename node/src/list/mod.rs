@@ -133,6 +133,13 @@ impl ListMsg {
         }
     }
 
+    /// Whether the message frees resources and must never be refused by admission control:
+    /// refusing an unsubscribe with `busy` would keep frames flowing to a connection that
+    /// asked them to stop, and keep the list from passivating while that connection lives.
+    pub fn is_control(&self) -> bool {
+        matches!(self, ListMsg::Unsubscribe { .. })
+    }
+
     /// Answers the message's requester with `error` (used when the host refuses it).
     pub fn refuse(self, error: EdgeError) {
         match self {

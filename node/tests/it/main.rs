@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod hardening;
 mod crash;
 mod host;
 mod http;

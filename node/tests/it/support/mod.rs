@@ -2,6 +2,8 @@
 //! OS, real WebSocket clients, polling with deadlines instead of sleeps.
 #![allow(dead_code)]
 
+pub mod gated;
+
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;

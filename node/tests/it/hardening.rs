@@ -1,0 +1,95 @@
+//! Regression tests for the durability-path hardening (issue "Correctness hardening of the
+//! durability path, before the cluster builds on it"): component tests of the host and list
+//! actors over the in-memory store behind a gate that can hold appends. No sockets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use listwire::host::{Host, HostConfig};
+use listwire::router::LocalRouter;
+use listwire_gateway::{ErrorCode, FrameSink, OpOutcome, Outbound, Principal, Reply, Router};
+use listwire_storage::memory::MemoryStore;
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::support::eventually;
+use crate::support::gated::GatedStore;
+
+pub(crate) fn alice() -> Principal {
+    Principal {
+        user_id: Uuid::from_u128(1),
+        username: "alice".into(),
+    }
+}
+
+pub(crate) fn raw(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.to_owned()).unwrap()
+}
+
+pub(crate) fn gated_host(gate: &Arc<GatedStore>, config: HostConfig) -> (Host, LocalRouter) {
+    let host = Host::new(gate.clone(), gate.inner.clone(), config);
+    let router = LocalRouter::new(host.clone());
+    (host, router)
+}
+
+/// Submits `op` with `op_id` and returns a receiver for its outcome.
+pub(crate) async fn submit_with(
+    router: &LocalRouter,
+    list: Uuid,
+    op_id: Uuid,
+    op: &str,
+) -> oneshot::Receiver<OpOutcome> {
+    let (outcome_tx, outcome) = oneshot::channel();
+    let reply = Reply::new(move |result| {
+        let _ = outcome_tx.send(result);
+    });
+    router.submit(&alice(), list, op_id, raw(op), reply).await;
+    outcome
+}
+
+pub(crate) fn add_op(text: &str) -> String {
+    format!(r#"{{"kind":"add_item","text":"{text}","after":null}}"#)
+}
+
+/// Item 10: an unsubscribe that arrives while the list is at its in-flight limit is still
+/// delivered (control messages are never refused for load), so no more frames reach the
+/// connection that asked to stop.
+#[tokio::test]
+async fn an_unsubscribe_is_never_refused_as_busy() {
+    let gate = GatedStore::new(Arc::new(MemoryStore::new()));
+    let config = HostConfig {
+        list_inflight_max: 3,
+        ..HostConfig::default()
+    };
+    let (_host, router) = gated_host(&gate, config);
+    let list = router
+        .create_list(&alice(), raw(r#"{"title":"full"}"#))
+        .await
+        .unwrap();
+    let (sink, frames) = FrameSink::new(7, alice().user_id, 64, CancellationToken::new());
+    router.subscribe(&alice(), list, None, sink).await.unwrap();
+    assert!(matches!(frames.try_recv(), Ok(Outbound::Frame(_))), "snapshot first");
+
+    gate.hold();
+    let mut outcomes = Vec::new();
+    for index in 0..3 {
+        let op = add_op(&format!("held {index}"));
+        outcomes.push(submit_with(&router, list, Uuid::new_v4(), &op).await);
+    }
+    eventually(Duration::from_secs(5), || async { gate.waiting() == 1 }).await;
+    let refused = submit_with(&router, list, Uuid::new_v4(), &add_op("over")).await;
+    let refused = refused.await.unwrap().unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Busy, "the list is at its limit");
+
+    router.unsubscribe(list, 7).await;
+    gate.open();
+    for outcome in outcomes {
+        outcome.await.unwrap().unwrap();
+    }
+    // The ops are durable and published; the unsubscribed connection got none of it.
+    let later = submit_with(&router, list, Uuid::new_v4(), &add_op("after")).await;
+    later.await.unwrap().unwrap();
+    assert!(frames.try_recv().is_err(), "no frame after unsubscribing");
+}
