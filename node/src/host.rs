@@ -15,7 +15,7 @@ use std::time::Duration;
 use listwire_gateway::{EdgeError, ErrorCode};
 use listwire_storage::{AccountStore, EventStore};
 use ractor::{Actor, ActorRef, MessagingErr};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::domain::Limits;
@@ -95,6 +95,41 @@ pub struct Slot {
     /// Set (under the host lock, together with removal from the map) when activation failed:
     /// no actor may ever start in a slot that is no longer the list's current one.
     retired: AtomicBool,
+    /// One permit, held by the list's append in flight (an actor has at most one) until the
+    /// store has answered it, even if the actor died meanwhile.
+    appending: Arc<Semaphore>,
+    /// The `appending` of the list's previous slot, when its actor stopped with an append in
+    /// flight: this slot's actor loads only once that append has resolved, so it never reads a
+    /// batch whose fate is still open (on the embedded store: written but not yet fsync'd).
+    predecessor: Option<Arc<Semaphore>>,
+}
+
+/// Proof that the list's one append is in flight; dropping it (once the store has answered)
+/// lets a successor actor load.
+pub struct AppendGuard {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    fn new(predecessor: Option<Arc<Semaphore>>) -> Self {
+        Self {
+            inflight: AtomicUsize::new(0),
+            actor: OnceCell::new(),
+            retired: AtomicBool::new(false),
+            appending: Arc::new(Semaphore::new(1)),
+            predecessor,
+        }
+    }
+
+    /// Marks an append in flight. `None` if one already is, which the actor never allows.
+    pub fn start_append(&self) -> Option<AppendGuard> {
+        let permit = self.appending.clone().try_acquire_owned().ok()?;
+        Some(AppendGuard { _permit: permit })
+    }
+
+    fn has_append_in_flight(&self) -> bool {
+        self.appending.available_permits() == 0
+    }
 }
 
 /// Why no actor could be had from a slot.
@@ -127,6 +162,9 @@ impl Drop for Admitted {
 
 struct HostInner {
     slots: Mutex<HashMap<Uuid, Arc<Slot>>>,
+    /// Appends still in flight of list actors that stopped; taken by the list's next slot.
+    /// Locked only while `slots` is held (lock order: `slots`, then `draining`).
+    draining: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
     context: Arc<ListContext>,
     activations: Semaphore,
     shutting_down: AtomicBool,
@@ -157,6 +195,7 @@ impl Host {
         let activations = Semaphore::new(config.activations_concurrent_max);
         let inner = Arc::new_cyclic(|weak| HostInner {
             slots: Mutex::new(HashMap::new()),
+            draining: Mutex::new(HashMap::new()),
             context: Arc::new(ListContext {
                 events,
                 accounts,
@@ -235,6 +274,13 @@ impl Host {
                 if slot.retired.load(Ordering::Acquire) {
                     return Err(ActorUnavailable::Retired);
                 }
+                if let Some(previous) = &slot.predecessor {
+                    // The previous actor died with an append in flight; its store call has a
+                    // deadline, so this wait ends. Only then is the list's history settled.
+                    let _settled = previous.acquire().await.map_err(|_| {
+                        ActorUnavailable::Failed(EdgeError::unavailable("node is shutting down"))
+                    })?;
+                }
                 let _permit = self.inner.activations.acquire().await.map_err(|_| {
                     ActorUnavailable::Failed(EdgeError::unavailable("node is shutting down"))
                 })?;
@@ -261,6 +307,21 @@ impl Host {
             })
             .await?;
         Ok(actor.clone())
+    }
+
+    /// Kills the actor of `list` abruptly, as a crash of that actor would (no flush, no final
+    /// snapshot, `post_stop` does not run), and waits until it is gone. Fault injection for
+    /// tests and the simulation; returns whether the list had a running actor.
+    pub async fn kill(&self, list: Uuid) -> bool {
+        let actor = {
+            let slots = self.inner.slots_lock();
+            slots.get(&list).and_then(|slot| slot.actor.get().cloned())
+        };
+        let Some(actor) = actor else {
+            return false;
+        };
+        let _ = actor.kill_and_wait(Some(Duration::from_secs(5))).await;
+        true
     }
 
     /// Flushes and stops every list actor (each writes a snapshot), waiting at most `timeout`.
@@ -320,11 +381,8 @@ impl HostInner {
                         "too many active lists on this node; retry",
                     ));
                 }
-                let slot = Arc::new(Slot {
-                    inflight: AtomicUsize::new(0),
-                    actor: OnceCell::new(),
-                    retired: AtomicBool::new(false),
-                });
+                let predecessor = self.draining_lock().remove(&list);
+                let slot = Arc::new(Slot::new(predecessor));
                 slots.insert(list, slot.clone());
                 m::active_lists().set(slots.len() as f64);
                 slot
@@ -364,7 +422,19 @@ impl HostInner {
         {
             slots.remove(&list);
             m::active_lists().set(slots.len() as f64);
+            if slot.has_append_in_flight() {
+                let mut draining = self.draining_lock();
+                // Entries whose append has resolved are no longer needed.
+                draining.retain(|_, appending| appending.available_permits() == 0);
+                draining.insert(list, slot.appending.clone());
+            }
         }
+    }
+
+    fn draining_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Semaphore>>> {
+        self.draining
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Marks a slot whose activation failed and removes it, under the lock, so every waiter on

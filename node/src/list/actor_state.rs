@@ -263,8 +263,15 @@ impl ListActorState {
         let store = self.context.events.clone();
         let list = self.list;
         let myself = self.myself.clone();
+        // Held until the store answers, even if this actor dies meanwhile: the host activates
+        // no successor for this list before that (see `Slot::start_append`).
+        let guard = self.slot.start_append();
+        if guard.is_none() {
+            tracing::error!(list = %self.list, "an append was already marked in flight");
+        }
         tokio::spawn(async move {
             let result = store.append(list, batch).await;
+            drop(guard);
             let _ = myself.send_message(ListMsg::Durable(result));
         });
         self.in_flight = Some((batching, Instant::now()));

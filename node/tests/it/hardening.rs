@@ -9,6 +9,7 @@ use listwire::host::{Host, HostConfig};
 use listwire::router::LocalRouter;
 use listwire_gateway::{ErrorCode, FrameSink, OpOutcome, Outbound, Principal, Reply, Router};
 use listwire_storage::memory::MemoryStore;
+use listwire_storage::EventStore;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -70,7 +71,10 @@ async fn an_unsubscribe_is_never_refused_as_busy() {
         .unwrap();
     let (sink, frames) = FrameSink::new(7, alice().user_id, 64, CancellationToken::new());
     router.subscribe(&alice(), list, None, sink).await.unwrap();
-    assert!(matches!(frames.try_recv(), Ok(Outbound::Frame(_))), "snapshot first");
+    assert!(
+        matches!(frames.try_recv(), Ok(Outbound::Frame(_))),
+        "snapshot first"
+    );
 
     gate.hold();
     let mut outcomes = Vec::new();
@@ -92,4 +96,45 @@ async fn an_unsubscribe_is_never_refused_as_busy() {
     let later = submit_with(&router, list, Uuid::new_v4(), &add_op("after")).await;
     later.await.unwrap().unwrap();
     assert!(frames.try_recv().is_err(), "no frame after unsubscribing");
+}
+
+/// Item 8: a list actor that dies with an append in flight (here killed, as a panic would end
+/// it) must not be replaced before that append has resolved; otherwise the successor may load
+/// without the batch (and fork the history when it lands) or, on the embedded store, read it
+/// before it is fsync'd. The successor loads after the held append commits and continues it.
+#[tokio::test]
+async fn a_list_that_died_mid_append_restarts_only_after_the_append_resolved() {
+    let gate = GatedStore::new(Arc::new(MemoryStore::new()));
+    let (host, router) = gated_host(&gate, HostConfig::default());
+    let list = router
+        .create_list(&alice(), raw(r#"{"title":"crashy"}"#))
+        .await
+        .unwrap();
+    gate.hold();
+    let first = submit_with(&router, list, Uuid::new_v4(), &add_op("in flight")).await;
+    eventually(Duration::from_secs(5), || async { gate.waiting() == 1 }).await;
+    assert!(host.kill(list).await, "the list had an actor");
+    let dropped = first.await.unwrap().unwrap_err();
+    assert_eq!(
+        dropped.code,
+        ErrorCode::Unavailable,
+        "the killed op's outcome is unknown"
+    );
+
+    let successor = {
+        let router = router.clone();
+        tokio::spawn(async move {
+            let op = add_op("after restart");
+            submit_with(&router, list, Uuid::new_v4(), &op).await.await
+        })
+    };
+    gate.open();
+    let seq = successor.await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        seq, 3,
+        "the successor saw the resolved append and continued after it"
+    );
+    let history = gate.inner.read_batches(list, 0, 10).await.unwrap();
+    let seqs: Vec<(u64, u64)> = history.iter().map(|b| (b.first_seq, b.last_seq)).collect();
+    assert_eq!(seqs, vec![(1, 1), (2, 2), (3, 3)], "one contiguous history");
 }

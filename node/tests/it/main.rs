@@ -3,8 +3,8 @@
 mod support;
 
 mod cli;
-mod hardening;
 mod crash;
+mod hardening;
 mod host;
 mod http;
 mod idempotency;
