@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Background flush/compaction threads of the embedded store (0 = one per core, up to 4).
     #[arg(long, env = "LISTWIRE_STORE_WORKER_THREADS", default_value_t = 0)]
     pub store_worker_threads: usize,
+    /// How long an embedded-store request may wait for the disk (queueing, commit and fsync, or
+    /// a read) before it fails as `unavailable`, in milliseconds.
+    #[arg(long, env = "LISTWIRE_STORE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub store_request_timeout_ms: u64,
     /// Skip fsync on group commit. Unsafe: acknowledged ops may be lost on power failure.
     #[arg(long, env = "LISTWIRE_NO_FSYNC")]
     pub no_fsync: bool,
@@ -228,6 +232,10 @@ impl ServeArgs {
             ),
             ("outbound-queue-frames", self.outbound_queue_frames),
             ("connections-max", self.connections_max),
+            (
+                "store-request-timeout-ms",
+                self.store_request_timeout_ms as usize,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {

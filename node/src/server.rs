@@ -181,6 +181,7 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<Stores> {
             let options = EmbeddedOptions {
                 fsync: !args.no_fsync,
                 worker_threads: args.store_worker_threads,
+                request_timeout: Duration::from_millis(args.store_request_timeout_ms),
                 ..EmbeddedOptions::default()
             };
             let store = tokio::task::spawn_blocking(move || open_embedded(&dir, options)).await??;

@@ -129,3 +129,84 @@ async fn reads_start_at_the_straddling_batch_in_long_histories() {
         }
     }
 }
+
+/// Hardening item 8, store side: fjall shows a committed group to readers before the
+/// committer's fsync returns. A read must not answer from it until it is durable, or the node
+/// could acknowledge or publish an op whose fsync then fails. The test holds the committer
+/// between commit and fsync and checks a read of the new batch waits for the fsync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_never_answer_from_a_group_before_its_fsync() {
+    let (_dir, store) = open();
+    let list = Uuid::new_v4();
+    store.append(list, batch(1, 1)).await.expect("first append");
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    store.set_before_sync_hook(Some(Box::new(move || {
+        let _ = held_tx.send(());
+        // Blocks until released, then (once the test drops the sender) never again.
+        let _ = release_rx.recv();
+    })));
+    let appending = {
+        let store = store.clone();
+        tokio::spawn(async move { store.append(list, batch(2, 2)).await })
+    };
+    tokio::task::spawn_blocking(move || held_rx.recv())
+        .await
+        .expect("join")
+        .expect("the committer reached the hook");
+    let mut reading = {
+        let store = store.clone();
+        tokio::spawn(async move { store.read_batches(list, 0, 10).await })
+    };
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut reading).await;
+    assert!(
+        early.is_err(),
+        "a read waits while the group is not fsync'd"
+    );
+    release_tx.send(()).expect("release the committer");
+    drop(release_tx);
+    appending.await.expect("join").expect("second append");
+    let read = reading.await.expect("join").expect("read after the fsync");
+    assert_eq!(read, vec![batch(1, 1), batch(2, 2)]);
+}
+
+/// Hardening item 9, store side: a stalled disk must not hang every op. With the committer
+/// held before its fsync, a write and a read both fail with the retryable `Unavailable` once
+/// the request timeout passes; the write's outcome is unknown (here it commits once released).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_committer_answers_unavailable_within_the_request_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = EmbeddedOptions {
+        request_timeout: std::time::Duration::from_millis(200),
+        ..EmbeddedOptions::default()
+    };
+    let store = EmbeddedStore::open(dir.path(), options).expect("open store");
+    let list = Uuid::new_v4();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    store.set_before_sync_hook(Some(Box::new(move || {
+        let _ = release_rx.recv();
+    })));
+    let stalled = store.append(list, batch(1, 1)).await;
+    match stalled {
+        Err(Error::Unavailable(message)) => assert!(message.contains("unknown"), "{message}"),
+        other => panic!("a stalled append is Unavailable with an unknown outcome, got {other:?}"),
+    }
+    let read = store.read_batches(list, 0, 10).await;
+    assert!(
+        matches!(read, Err(Error::Unavailable(_))),
+        "a read of unsynced data times out too, got {read:?}"
+    );
+    drop(release_tx);
+    let mut head = 0;
+    for _ in 0..100 {
+        head = store.head(list).await.unwrap_or(0);
+        if head == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        head, 1,
+        "the timed-out append committed once the disk came back"
+    );
+}

@@ -10,7 +10,6 @@
 //! earlier could strand requests that were already queued. When the channel disconnects it
 //! syncs once more, if it was never closed, and exits.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +18,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::metrics::CommitterMetrics;
+use super::progress::Progress;
 use super::stage::{HeadCache, Stage};
 use super::{backend, EmbeddedOptions, Tables};
 use crate::{Batch, Error, Membership, Snapshot, UserRecord};
@@ -66,7 +66,7 @@ pub(super) struct Committer {
     receiver: flume::Receiver<Message>,
     group_max: usize,
     fsync: bool,
-    poisoned: Arc<AtomicBool>,
+    progress: Arc<Progress>,
     closed: bool,
     heads: HeadCache,
     metrics: CommitterMetrics,
@@ -78,7 +78,7 @@ impl Committer {
         tables: Tables,
         receiver: flume::Receiver<Message>,
         options: &EmbeddedOptions,
-        poisoned: Arc<AtomicBool>,
+        progress: Arc<Progress>,
     ) -> Self {
         Self {
             db,
@@ -86,7 +86,7 @@ impl Committer {
             receiver,
             group_max: options.group_max_requests.max(1),
             fsync: options.fsync,
-            poisoned,
+            progress,
             closed: false,
             heads: HeadCache::default(),
             metrics: CommitterMetrics::new(),
@@ -154,11 +154,11 @@ impl Committer {
     }
 
     fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Acquire)
+        self.progress.is_poisoned()
     }
 
     fn poison(&mut self, err: &Error) {
-        self.poisoned.store(true, Ordering::Release);
+        self.progress.poison();
         self.metrics.poisoned.increment(1);
         tracing::error!(
             error = %err,
@@ -214,17 +214,22 @@ impl Committer {
             .record(started.elapsed().as_secs_f64());
     }
 
-    /// Writes the stage as one atomic batch, then fsyncs once (unless fsync is off).
+    /// Writes the stage as one atomic batch, then fsyncs once (unless fsync is off). The group
+    /// is announced before it becomes visible and published as synced after the fsync, so
+    /// readers never answer from data that is not durable (see `progress`).
     fn write_stage(&self, stage: Stage) -> Result<(), Error> {
         if stage.is_empty() {
             return Ok(());
         }
         let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), stage.len());
         stage.write_to(&self.tables, &mut batch);
+        let group = self.progress.announce();
         batch.commit().map_err(backend)?;
+        self.progress.before_sync();
         if self.fsync {
             self.db.persist(PersistMode::SyncData).map_err(backend)?;
         }
+        self.progress.synced(group);
         Ok(())
     }
 }

@@ -24,6 +24,7 @@
 
 mod committer;
 pub mod metrics;
+mod progress;
 mod reads;
 mod stage;
 
@@ -31,6 +32,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
@@ -39,6 +41,7 @@ use uuid::Uuid;
 
 use crate::{AccountStore, Batch, Error, EventStore, Membership, Snapshot, UserRecord};
 use committer::{Committer, Message, Op};
+use progress::Progress;
 
 pub use self::metrics::describe_metrics;
 
@@ -58,6 +61,10 @@ pub struct EmbeddedOptions {
     /// Background flush and compaction threads; 0 lets fjall choose (one per core, up to 4).
     /// Default 0.
     pub worker_threads: usize,
+    /// How long a request may wait for the committer (to be queued, then answered) or a read
+    /// for the disk, before it fails with [`Error::Unavailable`]. A write that timed out after
+    /// it was queued may still be committed: its outcome is unknown. Default 10 s.
+    pub request_timeout: Duration,
 }
 
 impl Default for EmbeddedOptions {
@@ -68,6 +75,7 @@ impl Default for EmbeddedOptions {
             fsync: true,
             cache_bytes: 64 << 20,
             worker_threads: 0,
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -125,14 +133,15 @@ struct Inner {
     sender: Option<flume::Sender<Message>>,
     committer: Option<JoinHandle<()>>,
     closed: AtomicBool,
-    poisoned: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedStore")
             .field("closed", &self.inner.closed.load(Ordering::Relaxed))
-            .field("poisoned", &self.inner.poisoned.load(Ordering::Relaxed))
+            .field("poisoned", &self.inner.progress.is_poisoned())
             .finish_non_exhaustive()
     }
 }
@@ -158,8 +167,8 @@ impl EmbeddedStore {
         })?;
         let tables = Tables::open(&db)?;
         let (sender, receiver) = flume::bounded(options.queue_capacity.max(1));
-        let poisoned = Arc::new(AtomicBool::new(false));
-        let committer = Committer::new(db, tables.clone(), receiver, &options, poisoned.clone());
+        let progress = Arc::new(Progress::new());
+        let committer = Committer::new(db, tables.clone(), receiver, &options, progress.clone());
         let handle = std::thread::Builder::new()
             .name("listwire-committer".into())
             .spawn(move || committer.run())
@@ -170,22 +179,33 @@ impl EmbeddedStore {
                 sender: Some(sender),
                 committer: Some(handle),
                 closed: AtomicBool::new(false),
-                poisoned,
+                progress,
+                request_timeout: options.request_timeout,
             }),
         })
     }
 
-    /// Sends `op` to the committer and waits until it is durable (or refused).
+    /// Sends `op` to the committer and waits until it is durable (or refused), both within the
+    /// request timeout.
     async fn submit(&self, op: Op) -> Result<(), Error> {
-        if self.inner.poisoned.load(Ordering::Acquire) {
+        if self.inner.progress.is_poisoned() {
             return Err(Error::Poisoned);
         }
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
         }
         let (reply, answer) = oneshot::channel();
-        self.send(Message::Write { op, reply }).await?;
-        answer.await.map_err(|_| self.committer_gone())?
+        let timeout = self.inner.request_timeout;
+        let queued = tokio::time::timeout(timeout, self.send(Message::Write { op, reply })).await;
+        queued.map_err(|_| {
+            Error::Unavailable("storage queue is full; the write was not queued, retry".into())
+        })??;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(answered) => answered.map_err(|_| self.committer_gone())?,
+            Err(_elapsed) => Err(Error::Unavailable(
+                "storage did not answer in time; the outcome is unknown, retry".into(),
+            )),
+        }
     }
 
     async fn send(&self, message: Message) -> Result<(), Error> {
@@ -194,6 +214,15 @@ impl EmbeddedStore {
             .send_async(message)
             .await
             .map_err(|_| self.committer_gone())
+    }
+
+    /// Installs a hook the committer runs between a group's commit and its fsync (tests use
+    /// it to hold a group visible but not yet durable).
+    #[cfg(feature = "testsuite")]
+    pub fn set_before_sync_hook(&self, hook: Option<Box<dyn Fn() + Send>>) {
+        if let Ok(mut slot) = self.inner.progress.before_sync.lock() {
+            *slot = hook;
+        }
     }
 
     /// The error for a committer that stopped answering. It only exits once every handle is
@@ -211,13 +240,26 @@ impl EmbeddedStore {
     {
         // After a failed sync, written-but-unsynced data may be visible to reads and may not
         // survive a restart; serving it could acknowledge or publish what is not durable.
-        if self.inner.poisoned.load(Ordering::Acquire) {
+        if self.inner.progress.is_poisoned() {
             return Err(Error::Poisoned);
         }
         let tables = self.inner.tables.clone();
-        tokio::task::spawn_blocking(move || f(&tables))
-            .await
-            .map_err(|e| Error::Backend(format!("storage read task failed: {e}")))?
+        let timeout = self.inner.request_timeout;
+        let read = tokio::task::spawn_blocking(move || f(&tables));
+        let value = match tokio::time::timeout(timeout, read).await {
+            Ok(joined) => {
+                joined.map_err(|e| Error::Backend(format!("storage read task failed: {e}")))??
+            }
+            Err(_elapsed) => {
+                return Err(Error::Unavailable(
+                    "storage read did not finish in time; retry".into(),
+                ))
+            }
+        };
+        // What was read may include a group committed but not yet fsync'd: answer only once
+        // it is durable.
+        self.inner.progress.wait_synced(timeout).await?;
+        Ok(value)
     }
 }
 
@@ -276,8 +318,14 @@ impl EventStore for EmbeddedStore {
     async fn close(&self) -> Result<(), Error> {
         self.inner.closed.store(true, Ordering::Release);
         let (reply, answer) = oneshot::channel();
-        self.send(Message::Close { reply }).await?;
-        answer.await.map_err(|_| self.committer_gone())?
+        let closing = async {
+            self.send(Message::Close { reply }).await?;
+            answer.await.map_err(|_| self.committer_gone())?
+        };
+        // The final sync can take longer than one request: allow a few request timeouts.
+        tokio::time::timeout(self.inner.request_timeout * 3, closing)
+            .await
+            .map_err(|_| Error::Unavailable("storage did not finish closing in time".into()))?
     }
 }
 
