@@ -49,6 +49,10 @@ pub struct GatewayConfig {
     pub idle_timeout: Duration,
     /// Longest a burst of outbound frames may take to reach the socket; exceeded → close 1008.
     pub write_timeout: Duration,
+    /// Longest a client waits for an op's answer (HTTP or WebSocket). Past it the op is answered
+    /// `unavailable` ("outcome unknown; retry with the same op_id"): it may still be applied,
+    /// and the retry is answered from the list's op-id window.
+    pub op_timeout: Duration,
     /// Concurrent WebSocket connections; past it an upgrade gets `503 unavailable`.
     pub connections_max: usize,
     /// Bytes each WebSocket reads from its socket at a time. Allocated per connection for its
@@ -84,6 +88,7 @@ impl Default for GatewayConfig {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
+            op_timeout: Duration::from_secs(10),
             ws_read_buffer_bytes: 4096,
             connections_max: 100_000,
             close_linger: Duration::from_secs(1),
@@ -174,6 +179,7 @@ impl GatewayConfig {
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
             ("write_timeout", self.write_timeout),
+            ("op_timeout", self.op_timeout),
             ("maintenance_interval", self.maintenance_interval),
         ];
         for (name, value) in positive_durations {

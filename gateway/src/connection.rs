@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::deadlines::Deadlines;
 use crate::error::{EdgeError, ErrorCode};
 use crate::frames::{self, ClientFrame};
 use crate::gateway::Inner;
@@ -56,6 +57,8 @@ struct Shared {
     /// A close reason chosen before cancelling; the first one chosen wins.
     close_reason: Mutex<Option<(u16, &'static str)>>,
     ops_in_flight: Arc<Semaphore>,
+    /// Unanswered ops and when they are answered `unavailable` if their owner stays silent.
+    deadlines: Deadlines,
 }
 
 /// How the reader stopped.
@@ -93,6 +96,10 @@ where
         ops_in_flight: Arc::new(Semaphore::new(
             inner.config.ops_in_flight_per_connection_max,
         )),
+        deadlines: Deadlines::new(
+            inner.config.op_timeout,
+            inner.config.ops_in_flight_per_connection_max,
+        ),
         inner,
     });
     tracing::debug!(connection_id, user_id = %shared.principal.user_id, "connection opened");
@@ -275,7 +282,12 @@ async fn submit(shared: &Shared, list: Uuid, op_id: Uuid, op: Box<serde_json::va
         return;
     };
     let sink = shared.sink.clone();
+    let pending = shared.deadlines.track(op_id, list, permit);
     let reply = Reply::new(move |outcome| {
+        if !pending.claim() {
+            // Already answered `unavailable` at its deadline.
+            return;
+        }
         let frame = match outcome {
             Ok(seq) => frames::ack_frame(op_id, list, seq),
             Err(error) => {
@@ -284,7 +296,6 @@ async fn submit(shared: &Shared, list: Uuid, op_id: Uuid, op: Box<serde_json::va
             }
         };
         let _ = sink.push(frame);
-        drop(permit);
     });
     shared
         .inner
@@ -323,15 +334,22 @@ where
     let burst_rx = outbound_rx.clone();
     let mut outbound = outbound_rx.into_stream();
     loop {
+        let next_deadline = shared.deadlines.next();
         let burst = tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => break,
             _ = ping.tick() => vec![Message::Ping(bytes::Bytes::new())],
+            () = tokio::time::sleep_until(next_deadline.unwrap_or_else(Instant::now)),
+                if next_deadline.is_some() => expired_ops(&shared),
+            () = shared.deadlines.armed.notified(), if next_deadline.is_none() => continue,
             first = outbound.next() => match first {
                 Some(first) => collect_burst(&shared, first, &burst_rx),
                 None => break,
             },
         };
+        if burst.is_empty() {
+            continue;
+        }
         let frame_count = burst
             .iter()
             .filter(|message| matches!(message, Message::Text(_)))
@@ -351,6 +369,23 @@ where
     }
     shared.cancel.cancel();
     send_close(&shared, &mut writer).await;
+}
+
+/// Error frames for the ops whose deadline passed unanswered: their outcome is unknown.
+fn expired_ops(shared: &Shared) -> Vec<Message> {
+    let error = EdgeError::unavailable(
+        "no answer in time; the outcome is unknown, retry with the same op_id",
+    );
+    shared
+        .deadlines
+        .expire(Instant::now())
+        .into_iter()
+        .filter_map(|op| {
+            names::count_error(error.code);
+            let frame = frames::error_frame(&error, Some(op.op_id), Some(op.list));
+            Utf8Bytes::try_from(frame).ok().map(Message::Text)
+        })
+        .collect()
 }
 
 /// `first` and whatever else is queued now (up to [`BURST_FRAMES_MAX`]), as messages.

@@ -12,11 +12,13 @@ use crate::config::GatewayConfig;
 use crate::gateway::Gateway;
 use crate::router::{Account, Accounts, OpOutcome, Router};
 
-/// Records calls; subscribe queues one snapshot frame, submit acks with seq 7.
+/// Records calls; subscribe queues one snapshot frame, submit acks with seq 7 (or, for an op
+/// whose JSON mentions "hang", keeps the reply unanswered).
 #[derive(Default)]
 struct RecordingRouter {
     sinks: StdMutex<Vec<FrameSink>>,
     unsubscribed: StdMutex<Vec<Uuid>>,
+    held: StdMutex<Vec<Reply>>,
 }
 
 #[async_trait]
@@ -26,9 +28,13 @@ impl Router for RecordingRouter {
         _principal: &Principal,
         _list: Uuid,
         _op_id: Uuid,
-        _op: Box<RawValue>,
+        op: Box<RawValue>,
         reply: Reply,
     ) {
+        if op.get().contains("hang") {
+            self.held.lock().unwrap().push(reply);
+            return;
+        }
         reply.send(OpOutcome::Ok(7));
     }
     async fn subscribe(
@@ -227,6 +233,44 @@ async fn pings_then_closes_an_idle_connection() {
     };
     assert!(pings >= 1);
     assert_eq!(close.map(|frame| frame.code), Some(1008));
+    drop(client_tx);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+// Goal: an op whose owner never answers is answered `unavailable` ("outcome unknown") once
+// `op_timeout` passes, frees its in-flight place, and a late answer is never sent.
+#[tokio::test]
+async fn an_unanswered_op_times_out_as_outcome_unknown() {
+    let config = GatewayConfig {
+        op_timeout: Duration::from_millis(150),
+        ops_in_flight_per_connection_max: 1,
+        ..GatewayConfig::default()
+    };
+    let (client_tx, client_rx, router, task) = start_with(config);
+    let list = Uuid::now_v7();
+    let op = |op_id: Uuid, title: &str| {
+        text(format!(
+            r#"{{"type":"op","list":"{list}","op_id":"{op_id}","op":{{"kind":"rename","title":"{title}"}}}}"#
+        ))
+    };
+    let stuck = Uuid::now_v7();
+    client_tx.send_async(op(stuck, "hang")).await.unwrap();
+    let error = next_json(&client_rx).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "unavailable");
+    assert_eq!(error["op_id"], stuck.to_string());
+    assert!(error["message"].as_str().unwrap().contains("unknown"));
+    // The late answer is dropped, and the one in-flight place is free again.
+    let late = router.held.lock().unwrap().pop().unwrap();
+    late.send(OpOutcome::Ok(9));
+    let next = Uuid::now_v7();
+    client_tx.send_async(op(next, "fine")).await.unwrap();
+    let ack = next_json(&client_rx).await;
+    assert_eq!(ack["op_id"], next.to_string());
+    assert_eq!(ack["seq"], 7);
     drop(client_tx);
     tokio::time::timeout(Duration::from_secs(5), task)
         .await

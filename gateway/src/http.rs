@@ -267,7 +267,10 @@ async fn create_list(
     if !raw.get().starts_with('{') {
         return Err(EdgeError::invalid("body must be a json object").into());
     }
-    let list_id = gateway.inner.router.create_list(&principal, raw).await?;
+    let creating = gateway.inner.router.create_list(&principal, raw);
+    let list_id = tokio::time::timeout(gateway.inner.config.op_timeout, creating)
+        .await
+        .map_err(|_elapsed| outcome_unknown())??;
     Ok(json(
         StatusCode::CREATED,
         frames::encode(&CreatedList { list_id }),
@@ -303,12 +306,21 @@ async fn submit_op(
         .router
         .submit(&principal, list, op_id, op, reply)
         .await;
-    // The reply answers exactly once, with `unavailable` if it is dropped unanswered.
-    let outcome = outcome_rx
-        .await
-        .unwrap_or_else(|_| Err(EdgeError::unavailable("the op was dropped; retry")));
+    // The reply answers exactly once, with `unavailable` if it is dropped unanswered; a reply
+    // that does not come in time leaves the outcome unknown.
+    let outcome = match tokio::time::timeout(gateway.inner.config.op_timeout, outcome_rx).await {
+        Ok(answered) => {
+            answered.unwrap_or_else(|_| Err(EdgeError::unavailable("the op was dropped; retry")))
+        }
+        Err(_elapsed) => Err(outcome_unknown()),
+    };
     let seq = outcome?;
     Ok(json(StatusCode::OK, frames::encode(&SeqBody { seq })))
+}
+
+/// The answer to a write whose outcome did not arrive in time: it may still be applied.
+fn outcome_unknown() -> EdgeError {
+    EdgeError::unavailable("no answer in time; the outcome is unknown, retry with the same op_id")
 }
 
 async fn ready(State(gateway): State<Gateway>) -> ApiResult {

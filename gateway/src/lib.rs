@@ -28,6 +28,7 @@
 mod auth;
 mod config;
 mod connection;
+mod deadlines;
 pub mod error;
 mod frames;
 mod gateway;

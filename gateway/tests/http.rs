@@ -348,3 +348,28 @@ async fn auth_is_rate_limited_per_ip() {
         (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
     );
 }
+
+// Goal: an HTTP op whose owner never answers gets `503 unavailable` ("outcome unknown") after
+// `op_timeout`, instead of waiting forever.
+#[tokio::test]
+async fn an_unanswered_http_op_times_out_as_outcome_unknown() {
+    let config = listwire_gateway::GatewayConfig {
+        op_timeout: std::time::Duration::from_millis(150),
+        ..test_config()
+    };
+    let server = TestServer::start(config).await;
+    let client = reqwest::Client::new();
+    let list = Uuid::now_v7();
+    let response = client
+        .post(server.url(&format!("/v1/lists/{list}/ops")))
+        .bearer_auth(server.token())
+        .json(&json!({"op_id": Uuid::now_v7(), "op": {"kind": "rename", "title": "hang"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable");
+    assert!(body["message"].as_str().unwrap().contains("unknown"));
+    assert_eq!(server.router.held.lock().unwrap().len(), 1);
+}

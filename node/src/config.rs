@@ -88,7 +88,11 @@ pub struct ServeArgs {
     pub store_worker_threads: usize,
     /// How long an embedded-store request may wait for the disk (queueing, commit and fsync, or
     /// a read) before it fails as `unavailable`, in milliseconds.
-    #[arg(long, env = "LISTWIRE_STORE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "LISTWIRE_STORE_REQUEST_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub store_request_timeout_ms: u64,
     /// Skip fsync on group commit. Unsafe: acknowledged ops may be lost on power failure.
     #[arg(long, env = "LISTWIRE_NO_FSYNC")]
@@ -138,6 +142,13 @@ pub struct ServeArgs {
     /// Recent events each list keeps in memory to answer `subscribe` with `since`.
     #[arg(long, env = "LISTWIRE_RESUME_EVENTS_MAX", default_value_t = 4096)]
     pub resume_events_max: usize,
+    /// Longest a list activation (loading its snapshot and tail) may take, in milliseconds.
+    #[arg(long, env = "LISTWIRE_ACTIVATION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub activation_timeout_ms: u64,
+    /// Longest a client waits for an op's answer before it gets `unavailable` ("outcome
+    /// unknown; retry with the same op_id"); also bounds reads and subscriptions, in ms.
+    #[arg(long, env = "LISTWIRE_OP_TIMEOUT_MS", default_value_t = 10_000)]
+    pub op_timeout_ms: u64,
 
     /// Maximum WebSocket message size in bytes (bigger messages get `too_large`).
     #[arg(long, env = "LISTWIRE_WS_MESSAGE_BYTES_MAX", default_value_t = 64 * 1024)]
@@ -236,6 +247,8 @@ impl ServeArgs {
                 "store-request-timeout-ms",
                 self.store_request_timeout_ms as usize,
             ),
+            ("activation-timeout-ms", self.activation_timeout_ms as usize),
+            ("op-timeout-ms", self.op_timeout_ms as usize),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -314,6 +327,8 @@ impl ServeArgs {
             lists_active_max: self.lists_active_max,
             activations_concurrent_max: self.activations_concurrent_max,
             resume_events_max: self.resume_events_max,
+            activation_timeout: Duration::from_millis(self.activation_timeout_ms),
+            request_timeout: Duration::from_millis(self.op_timeout_ms),
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct HostConfig {
     pub activations_concurrent_max: usize,
     /// Recent events kept per list for `since` resume.
     pub resume_events_max: usize,
+    /// Longest a list activation (waiting for a predecessor's append, then loading) may take.
+    pub activation_timeout: Duration,
+    /// Longest the router waits for a list actor to answer a read, subscription or create.
+    pub request_timeout: Duration,
 }
 
 impl Default for HostConfig {
@@ -54,6 +58,8 @@ impl Default for HostConfig {
             lists_active_max: 100_000,
             activations_concurrent_max: 64,
             resume_events_max: 4096,
+            activation_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -275,11 +281,9 @@ impl Host {
                     return Err(ActorUnavailable::Retired);
                 }
                 if let Some(previous) = &slot.predecessor {
-                    // The previous actor died with an append in flight; its store call has a
-                    // deadline, so this wait ends. Only then is the list's history settled.
-                    let _settled = previous.acquire().await.map_err(|_| {
-                        ActorUnavailable::Failed(EdgeError::unavailable("node is shutting down"))
-                    })?;
+                    // The previous actor died with an append in flight; only once the store
+                    // has answered it is the list's history settled.
+                    self.await_predecessor(list, slot, previous).await?;
                 }
                 let _permit = self.inner.activations.acquire().await.map_err(|_| {
                     ActorUnavailable::Failed(EdgeError::unavailable("node is shutting down"))
@@ -307,6 +311,36 @@ impl Host {
             })
             .await?;
         Ok(actor.clone())
+    }
+
+    /// Waits (within the activation timeout) for the append a stopped actor of `list` left in
+    /// flight. On timeout the slot is retired, and the append stays recorded for the next try.
+    async fn await_predecessor(
+        &self,
+        list: Uuid,
+        slot: &Arc<Slot>,
+        previous: &Arc<Semaphore>,
+    ) -> Result<(), ActorUnavailable> {
+        let timeout = self.inner.context.config.activation_timeout;
+        match tokio::time::timeout(timeout, previous.acquire()).await {
+            Ok(Ok(_settled)) => {
+                let _slots = self.inner.slots_lock();
+                let mut draining = self.inner.draining_lock();
+                if draining
+                    .get(&list)
+                    .is_some_and(|recorded| Arc::ptr_eq(recorded, previous))
+                {
+                    draining.remove(&list);
+                }
+                Ok(())
+            }
+            _ => {
+                self.inner.retire(list, slot);
+                Err(ActorUnavailable::Failed(EdgeError::unavailable(
+                    "list is still settling an earlier write; retry",
+                )))
+            }
+        }
     }
 
     /// Kills the actor of `list` abruptly, as a crash of that actor would (no flush, no final
@@ -381,7 +415,9 @@ impl HostInner {
                         "too many active lists on this node; retry",
                     ));
                 }
-                let predecessor = self.draining_lock().remove(&list);
+                // Kept in `draining` until the new actor has waited for it, so a retired slot
+                // cannot lose it.
+                let predecessor = self.draining_lock().get(&list).cloned();
                 let slot = Arc::new(Slot::new(predecessor));
                 slots.insert(list, slot.clone());
                 m::active_lists().set(slots.len() as f64);

@@ -21,8 +21,6 @@ use crate::domain::{parse_create, parse_op, Command, Op, UserRef};
 use crate::host::{Activation, Host};
 use crate::list::{now_ms, rejection_to_edge, ListMsg, OpKind, OpRequest, SubscribeRequest};
 
-/// How long a read or subscription may wait for the list actor.
-const ACTOR_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most entries returned by `GET /v1/lists`.
 const MY_LISTS_MAX: usize = 10_000;
 
@@ -38,6 +36,10 @@ impl LocalRouter {
     pub fn new(host: Host) -> Self {
         let accounts = host.context().accounts.clone();
         Self { host, accounts }
+    }
+
+    fn answer_timeout(&self) -> Duration {
+        self.host.context().config.request_timeout
     }
 
     async fn dispatch(&self, list: Uuid, message: ListMsg, activation: Activation) {
@@ -95,15 +97,20 @@ pub fn storage_to_edge(error: listwire_storage::Error) -> EdgeError {
     }
 }
 
-async fn await_answer<T>(answer: oneshot::Receiver<Result<T, EdgeError>>) -> Result<T, EdgeError> {
-    match tokio::time::timeout(ACTOR_ANSWER_TIMEOUT, answer).await {
+/// Waits for a list actor's answer, at most `timeout`. A request that was dropped or timed
+/// out may still take effect (a create may still commit), so both say the outcome is unknown:
+/// never a definite failure.
+async fn await_answer<T>(
+    answer: oneshot::Receiver<Result<T, EdgeError>>,
+    timeout: Duration,
+) -> Result<T, EdgeError> {
+    match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(result)) => result,
         Ok(Err(_dropped)) => Err(EdgeError::unavailable(
-            "list stopped before answering; retry",
+            "list stopped before answering; the outcome is unknown, retry with the same op_id",
         )),
-        Err(_elapsed) => Err(EdgeError::new(
-            ErrorCode::Busy,
-            "list did not answer in time; retry",
+        Err(_elapsed) => Err(EdgeError::unavailable(
+            "list did not answer in time; the outcome is unknown, retry with the same op_id",
         )),
     }
 }
@@ -165,7 +172,7 @@ impl Router for LocalRouter {
             Activation::Activate,
         )
         .await;
-        await_answer(answer).await
+        await_answer(answer, self.answer_timeout()).await
     }
 
     async fn unsubscribe(&self, list: Uuid, connection_id: u64) {
@@ -184,7 +191,7 @@ impl Router for LocalRouter {
             admitted: None,
         };
         self.dispatch(list, message, Activation::Activate).await;
-        await_answer(answer).await
+        await_answer(answer, self.answer_timeout()).await
     }
 
     async fn create_list(
@@ -218,7 +225,9 @@ impl Router for LocalRouter {
         };
         self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate)
             .await;
-        await_answer(answer).await.map(|_seq| list)
+        await_answer(answer, self.answer_timeout())
+            .await
+            .map(|_seq| list)
     }
 
     async fn lists_of(&self, principal: &Principal) -> Result<Bytes, EdgeError> {

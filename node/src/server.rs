@@ -205,6 +205,7 @@ fn gateway_config(args: &ServeArgs, jwt_secret: Vec<u8>) -> GatewayConfig {
         ping_interval: Duration::from_secs(args.ws_ping_interval_secs),
         idle_timeout: Duration::from_secs(args.ws_idle_timeout_secs),
         write_timeout: Duration::from_secs(args.ws_write_timeout_secs),
+        op_timeout: Duration::from_millis(args.op_timeout_ms),
         http_body_bytes_max: args.http_body_bytes_max,
         subscriptions_per_connection_max: args.subscriptions_per_connection_max,
         outbound_queue_frames: args.outbound_queue_frames,

@@ -34,6 +34,8 @@ pub struct FakeRouter {
     pub not_ready: AtomicBool,
     pub lists: Mutex<HashMap<Uuid, String>>,
     pub unsubscribed: Mutex<Vec<(Uuid, u64)>>,
+    /// Replies of ops whose JSON mentions "hang": kept unanswered.
+    pub held: Mutex<Vec<Reply>>,
 }
 
 #[async_trait]
@@ -43,9 +45,13 @@ impl Router for FakeRouter {
         _principal: &Principal,
         _list: Uuid,
         _op_id: Uuid,
-        _op: Box<RawValue>,
+        op: Box<RawValue>,
         reply: Reply,
     ) {
+        if op.get().contains("hang") {
+            self.held.lock().unwrap().push(reply);
+            return;
+        }
         reply.send(Ok(self.seq.fetch_add(1, Ordering::SeqCst) + 1));
     }
 

@@ -18,6 +18,9 @@ pub enum LoadError {
     /// The stored history is inconsistent with itself.
     #[error("integrity: {0}")]
     Integrity(String),
+    /// Loading took longer than the activation timeout.
+    #[error("loading took longer than {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// A loaded list.

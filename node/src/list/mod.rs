@@ -178,7 +178,11 @@ impl Actor for ListActor {
         myself: ActorRef<ListMsg>,
         args: ListArgs,
     ) -> Result<ListActorState, ActorProcessingErr> {
-        let loaded = load::load(&args.context, args.list_id).await?;
+        let timeout = args.context.config.activation_timeout;
+        let loading = load::load(&args.context, args.list_id);
+        let loaded = tokio::time::timeout(timeout, loading)
+            .await
+            .map_err(|_| LoadError::Timeout(timeout))??;
         Ok(ListActorState::new(myself, args, loaded))
     }
 

@@ -138,3 +138,59 @@ async fn a_list_that_died_mid_append_restarts_only_after_the_append_resolved() {
     let seqs: Vec<(u64, u64)> = history.iter().map(|b| (b.first_seq, b.last_seq)).collect();
     assert_eq!(seqs, vec![(1, 1), (2, 2), (3, 3)], "one contiguous history");
 }
+
+/// Item 9: a create that does not finish in time may still commit, so it is answered
+/// `unavailable` with an unknown outcome (not `busy`, a definite refusal); the retry with the
+/// same `op_id` then reaches the same list and is answered from its op-id window.
+#[tokio::test]
+async fn a_create_that_times_out_is_answered_as_outcome_unknown() {
+    let gate = GatedStore::new(Arc::new(MemoryStore::new()));
+    let config = HostConfig {
+        request_timeout: Duration::from_millis(200),
+        ..HostConfig::default()
+    };
+    let (_host, router) = gated_host(&gate, config);
+    let op_id = Uuid::new_v4();
+    let body = format!(r#"{{"title":"slow","op_id":"{op_id}"}}"#);
+    gate.hold();
+    let timed_out = router.create_list(&alice(), raw(&body)).await.unwrap_err();
+    assert_eq!(timed_out.code, ErrorCode::Unavailable);
+    assert!(
+        timed_out.message.contains("unknown"),
+        "{}",
+        timed_out.message
+    );
+    gate.open();
+    eventually(Duration::from_secs(5), || async { gate.appended() == 1 }).await;
+    let list = router.create_list(&alice(), raw(&body)).await.unwrap();
+    let again = router.create_list(&alice(), raw(&body)).await.unwrap();
+    assert_eq!(list, again, "retries reach the same list");
+    let history = gate.inner.read_batches(list, 0, 10).await.unwrap();
+    assert_eq!(history.len(), 1, "created exactly once");
+}
+
+/// Item 9: an activation whose storage reads hang fails within the activation timeout with a
+/// retryable error, and frees its place: the next request activates the list afresh.
+#[tokio::test]
+async fn a_hanging_activation_fails_within_its_timeout() {
+    let gate = GatedStore::new(Arc::new(MemoryStore::new()));
+    let config = HostConfig {
+        activation_timeout: Duration::from_millis(200),
+        ..HostConfig::default()
+    };
+    let (host, router) = gated_host(&gate, config.clone());
+    let list = router
+        .create_list(&alice(), raw(r#"{"title":"cold"}"#))
+        .await
+        .unwrap();
+    host.shutdown(Duration::from_secs(5)).await;
+    let (host, router) = gated_host(&gate, config);
+    gate.hold_reads();
+    let outcome = submit_with(&router, list, Uuid::new_v4(), &add_op("x")).await;
+    let refused = outcome.await.unwrap().unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Unavailable);
+    assert_eq!(host.active_lists(), 0, "the failed activation left no slot");
+    gate.open();
+    let outcome = submit_with(&router, list, Uuid::new_v4(), &add_op("y")).await;
+    assert_eq!(outcome.await.unwrap().unwrap(), 2);
+}

@@ -16,6 +16,7 @@ pub struct GatedStore {
     /// The store behind the gate.
     pub inner: Arc<MemoryStore>,
     hold: AtomicBool,
+    hold_reads: AtomicBool,
     gate: Semaphore,
     waiting: AtomicUsize,
     appended: AtomicUsize,
@@ -27,6 +28,7 @@ impl GatedStore {
         Arc::new(Self {
             inner,
             hold: AtomicBool::new(false),
+            hold_reads: AtomicBool::new(false),
             gate: Semaphore::new(0),
             waiting: AtomicUsize::new(0),
             appended: AtomicUsize::new(0),
@@ -38,6 +40,11 @@ impl GatedStore {
         self.hold.store(true, Ordering::SeqCst);
     }
 
+    /// Holds every later snapshot read (the first read of an activation) until `open`.
+    pub fn hold_reads(&self) {
+        self.hold_reads.store(true, Ordering::SeqCst);
+    }
+
     /// Lets `count` held appends through.
     pub fn release(&self, count: usize) {
         self.gate.add_permits(count);
@@ -46,6 +53,7 @@ impl GatedStore {
     /// Stops holding and lets every held append through.
     pub fn open(&self) {
         self.hold.store(false, Ordering::SeqCst);
+        self.hold_reads.store(false, Ordering::SeqCst);
         self.gate.add_permits(1 << 20);
     }
 
@@ -87,6 +95,10 @@ impl EventStore for GatedStore {
     }
 
     async fn latest_snapshot(&self, list: Uuid) -> Result<Option<Snapshot>, Error> {
+        if self.hold_reads.load(Ordering::SeqCst) {
+            let permit = self.gate.acquire().await;
+            permit.map_err(|_| Error::ShuttingDown)?.forget();
+        }
         self.inner.latest_snapshot(list).await
     }
 
