@@ -329,6 +329,7 @@ impl ServeArgs {
             resume_events_max: self.resume_events_max,
             activation_timeout: Duration::from_millis(self.activation_timeout_ms),
             request_timeout: Duration::from_millis(self.op_timeout_ms),
+            ..crate::host::HostConfig::default()
         }
     }
 }

@@ -18,6 +18,7 @@ use ractor::{Actor, ActorRef, MessagingErr};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use crate::clock::{Clock, MonotonicClock};
 use crate::domain::Limits;
 use crate::list::{ListActor, ListArgs, ListMsg};
 use crate::metrics as m;
@@ -45,6 +46,8 @@ pub struct HostConfig {
     pub activation_timeout: Duration,
     /// Longest the router waits for a list actor to answer a read, subscription or create.
     pub request_timeout: Duration,
+    /// The clock list actors stamp events with (see `clock`).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for HostConfig {
@@ -60,6 +63,7 @@ impl Default for HostConfig {
             resume_events_max: 4096,
             activation_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
+            clock: Arc::new(MonotonicClock::new()),
         }
     }
 }

@@ -137,7 +137,8 @@ impl Router for LocalRouter {
         let command = Command {
             op_id,
             by: principal_ref(principal),
-            at_ms: now_ms(),
+            // Stamped by the list's owner (see `clock`).
+            at_ms: 0,
             op,
             target,
         };
@@ -214,7 +215,8 @@ impl Router for LocalRouter {
         let kind = OpKind::Create {
             op_id: op_id.unwrap_or_else(Uuid::new_v4),
             by: principal_ref(principal),
-            at_ms: now_ms(),
+            // Stamped by the list's owner (see `clock`).
+            at_ms: 0,
             create,
         };
         let request = OpRequest {

@@ -1,6 +1,9 @@
-//! Stored encodings, versioned: every encoded value is a format version byte (1), then JSON.
+//! Stored encodings, versioned: every encoded value is a format version byte, then JSON.
 //! JSON keeps stored records readable and lets `encode_batch(..)[1..]` be spliced into a delta frame.
 //! A new format gets a new version byte and a new golden file; old versions keep decoding.
+//!
+//! Format 2 (written now) adds each event's and each op-id window entry's op digest (16 hex
+//! digits; see `digest`). Format 1 decodes with every digest unknown (0).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -9,11 +12,13 @@ use uuid::Uuid;
 
 use super::event::Event;
 use super::invariants::check_invariants;
-use super::state::{Item, ListState, Member, OpRecord};
+use super::state::{AppliedOp, Item, ListState, Member, OpRecord};
 use super::types::{ItemId, Limits, ListId, Media, PollSettings, Role, UserId, Visibility};
 
-/// The only format version so far.
+/// The first format: no op digests.
 const FORMAT_V1: u8 = 1;
+/// The format this build writes: op digests in events and in the op-id window.
+pub const FORMAT_V2: u8 = 2;
 
 /// Why stored bytes could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +37,9 @@ pub enum CodecError {
     Inconsistent(String),
 }
 
-/// Encodes a batch of events: `[1]` followed by a JSON array of flat events.
+/// Encodes a batch of events: `[2]` followed by a JSON array of flat events.
 pub fn encode_batch(events: &[Event]) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
+    let mut out = vec![FORMAT_V2];
     // Events hold only strings, numbers, booleans and uuids, which always serialize.
     serde_json::to_writer(&mut out, events).expect("events serialize");
     out
@@ -49,7 +54,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Event>, CodecError> {
 /// Encodes everything needed to rebuild the state exactly, including per-user votes and the
 /// op-id dedupe window.
 pub fn encode_snapshot(state: &ListState) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
+    let mut out = vec![FORMAT_V2];
     serde_json::to_writer(&mut out, &SnapshotV1::from_state(state)).expect("snapshot serializes");
     out
 }
@@ -75,7 +80,8 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<ListState, CodecError> {
 fn versioned_body(bytes: &[u8]) -> Result<&[u8], CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
-        Some((&FORMAT_V1, json)) => Ok(json),
+        // Format 2 only added optional fields, so one parser reads both.
+        Some((&FORMAT_V1 | &FORMAT_V2, json)) => Ok(json),
         Some((&version, _)) => Err(CodecError::UnknownVersion(version)),
     }
 }
@@ -129,6 +135,13 @@ struct OpV1 {
     op_id: Uuid,
     seq: u64,
     at_ms: u64,
+    /// Format 2: the op digest; absent (0) in format 1.
+    #[serde(
+        default,
+        skip_serializing_if = "super::digest::hex::is_unknown",
+        with = "super::digest::hex"
+    )]
+    digest: u64,
 }
 
 impl SnapshotV1 {
@@ -171,6 +184,7 @@ impl SnapshotV1 {
                 op_id: record.op_id,
                 seq: record.seq,
                 at_ms: record.at_ms,
+                digest: record.digest,
             })
             .collect();
         SnapshotV1 {
@@ -229,13 +243,18 @@ impl SnapshotV1 {
         let mut op_log = VecDeque::with_capacity(self.op_ids.len());
         let mut op_index = HashMap::with_capacity(self.op_ids.len());
         for op in self.op_ids {
-            if op_index.insert(op.op_id, op.seq).is_some() {
+            let applied = AppliedOp {
+                seq: op.seq,
+                digest: op.digest,
+            };
+            if op_index.insert(op.op_id, applied).is_some() {
                 return Err(duplicate("op id", op.op_id));
             }
             op_log.push_back(OpRecord {
                 op_id: op.op_id,
                 seq: op.seq,
                 at_ms: op.at_ms,
+                digest: op.digest,
             });
         }
         Ok(ListState {

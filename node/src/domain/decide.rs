@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::decide_items;
 use super::decide_members;
 use super::decide_poll;
+use super::digest::{create_digest, op_digest};
 use super::event::{Change, Event};
 use super::evolve::evolve;
 use super::op::{Command, CreateList, Op};
@@ -73,9 +74,18 @@ pub fn decide(state: &ListState, cmd: &Command, limits: &Limits) -> Result<Chang
                 visibility: *visibility,
             })
         }
-        Op::Vote { item } => decide_poll::vote(state, user, *item, cmd.at_ms),
-        Op::Unvote { item } => decide_poll::unvote(state, user, *item, cmd.at_ms),
+        Op::Vote { item } => decide_poll::vote(state, user, *item, event_time(state, cmd.at_ms)),
+        Op::Unvote { item } => {
+            decide_poll::unvote(state, user, *item, event_time(state, cmd.at_ms))
+        }
     }
+}
+
+/// The time of the next event of `state` for a command stamped `at_ms`: never below the
+/// previous event's, so a list's time (which prunes its op-id window) never runs backwards,
+/// whatever the clock that stamped the command did.
+pub fn event_time(state: &ListState, at_ms: u64) -> u64 {
+    at_ms.max(state.clock_ms())
 }
 
 /// Decides `cmd`, builds its event (`seq = state.seq() + 1`) and folds it in. On `Ok` the state advanced;
@@ -86,7 +96,8 @@ pub fn apply(state: &mut ListState, cmd: &Command, limits: &Limits) -> Result<Ev
         seq: state.seq() + 1,
         op_id: cmd.op_id,
         by: cmd.by.user_id,
-        at_ms: cmd.at_ms,
+        at_ms: event_time(state, cmd.at_ms),
+        op_digest: op_digest(cmd.by.user_id, &cmd.op),
         change,
     };
     evolve(state, &event, limits);
@@ -121,6 +132,7 @@ pub fn create(
         op_id,
         by: by.user_id,
         at_ms,
+        op_digest: create_digest(by.user_id, create),
         change,
     };
     evolve(state, &event, limits);

@@ -15,8 +15,16 @@ pub struct Event {
     pub op_id: Uuid,
     /// The acting user.
     pub by: UserId,
-    /// The command's time.
+    /// The command's time, as the list's owner stamped it; never below the previous event's.
     pub at_ms: u64,
+    /// The digest of (sender, op) that produced it (see `digest`); 0 for events stored before
+    /// digests existed. Written as 16 hex digits, left out when 0.
+    #[serde(
+        default,
+        skip_serializing_if = "super::digest::hex::is_unknown",
+        with = "super::digest::hex"
+    )]
+    pub op_digest: u64,
     /// What changed.
     #[serde(flatten)]
     pub change: Change,

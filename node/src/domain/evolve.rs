@@ -3,7 +3,7 @@
 
 use super::event::{Change, Event};
 use super::invariants::{check_invariants, check_touched};
-use super::state::{Item, ListState, Member, OpRecord};
+use super::state::{AppliedOp, Item, ListState, Member, OpRecord};
 use super::types::{ItemId, Limits, Media, PollSettings, Role};
 
 /// Above this many items plus voters, debug builds check only what an event touched, not every
@@ -217,8 +217,13 @@ fn remember_op(state: &mut ListState, event: &Event, limits: &Limits) {
         op_id: event.op_id,
         seq: event.seq,
         at_ms: event.at_ms,
+        digest: event.op_digest,
     });
-    state.op_index.insert(event.op_id, event.seq);
+    let applied = AppliedOp {
+        seq: event.seq,
+        digest: event.op_digest,
+    };
+    state.op_index.insert(event.op_id, applied);
     while let Some(oldest) = state.op_log.front().copied() {
         let len = state.op_log.len();
         let over_max = len > limits.op_ids_kept_max;

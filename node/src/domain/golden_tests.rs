@@ -35,25 +35,58 @@ const GOLDEN_SCRIPT: &str = r#"
     alice t=1795230001900 op=o20 {"kind":"unshare","user":"carol"}
 "#;
 
+/// The golden script's events and state as format 1 stored them: without op digests.
+fn without_digests(mut golden: super::script::Run) -> super::script::Run {
+    for event in &mut golden.events {
+        event.op_digest = 0;
+    }
+    let mut replayed = super::ListState::new(golden.state.list_id());
+    for event in &golden.events {
+        super::evolve(&mut replayed, event, &Limits::default());
+    }
+    golden.state = replayed;
+    golden
+}
+
 #[test]
-fn golden_v1_files_decode_and_reencode_identically() {
-    // Goal: stored v1 batches and snapshots stay readable and byte-stable across code changes.
+fn golden_v1_files_decode_without_digests() {
+    // Goal: batches and snapshots stored by format 1 (before op digests) stay readable: every
+    // digest decodes as unknown (0), and nothing else changes.
+    let golden = without_digests(run(&Limits::default(), GOLDEN_SCRIPT));
+    assert_eq!(golden.events.len(), 20);
+    let stored_batch = read_golden("batch_v1.bin");
+    let stored_snapshot = read_golden("snapshot_v1.bin");
+    assert_eq!(stored_batch.first(), Some(&1));
+    assert_eq!(
+        decode_batch(&stored_batch).expect("golden v1 batch decodes"),
+        golden.events
+    );
+    assert_eq!(
+        decode_snapshot(&stored_snapshot).expect("golden v1 snapshot decodes"),
+        golden.state
+    );
+}
+
+#[test]
+fn golden_v2_files_decode_and_reencode_identically() {
+    // Goal: stored v2 batches and snapshots (with op digests) stay readable and byte-stable.
     let golden = run(&Limits::default(), GOLDEN_SCRIPT);
     assert!(
         !golden.transcript.contains(": "),
         "the golden script is all accepted:\n{}",
         golden.transcript
     );
-    assert_eq!(golden.events.len(), 20);
+    assert!(golden.events.iter().all(|event| event.op_digest != 0));
     let batch = encode_batch(&golden.events);
     let snapshot = encode_snapshot(&golden.state);
     if std::env::var("LISTWIRE_BLESS").as_deref() == Ok("1") {
-        std::fs::write(golden_path("batch_v1.bin"), &batch).expect("golden batch is writable");
-        std::fs::write(golden_path("snapshot_v1.bin"), &snapshot)
+        std::fs::write(golden_path("batch_v2.bin"), &batch).expect("golden batch is writable");
+        std::fs::write(golden_path("snapshot_v2.bin"), &snapshot)
             .expect("golden snapshot is writable");
     }
-    let stored_batch = read_golden("batch_v1.bin");
-    let stored_snapshot = read_golden("snapshot_v1.bin");
+    let stored_batch = read_golden("batch_v2.bin");
+    let stored_snapshot = read_golden("snapshot_v2.bin");
+    assert_eq!(stored_batch.first(), Some(&2));
     assert_eq!(
         decode_batch(&stored_batch).expect("golden batch decodes"),
         golden.events
@@ -80,8 +113,8 @@ fn codec_rejects_damaged_input() {
     let snapshot = encode_snapshot(&golden.state);
     assert!(matches!(decode_batch(&[]), Err(super::CodecError::Empty)));
     assert!(matches!(
-        decode_snapshot(&[2, b'{']),
-        Err(super::CodecError::UnknownVersion(2))
+        decode_snapshot(&[3, b'{']),
+        Err(super::CodecError::UnknownVersion(3))
     ));
     assert!(matches!(
         decode_batch(&batch[..batch.len() - 1]),

@@ -173,7 +173,9 @@ fn check_op_window(state: &ListState, limits: &Limits) -> Result<(), String> {
     }
     let mut previous_seq = 0;
     for record in &state.op_log {
-        if state.op_index.get(&record.op_id) != Some(&record.seq) {
+        let indexed = state.op_index.get(&record.op_id);
+        if indexed.map(|applied| (applied.seq, applied.digest)) != Some((record.seq, record.digest))
+        {
             return Err(format!(
                 "op {} is not indexed at seq {}",
                 record.op_id, record.seq

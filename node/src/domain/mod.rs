@@ -19,6 +19,7 @@ mod decide;
 mod decide_items;
 mod decide_members;
 mod decide_poll;
+mod digest;
 mod event;
 mod evolve;
 mod invariants;
@@ -36,14 +37,19 @@ mod script;
 mod tests;
 #[cfg(test)]
 mod tests_poll;
+#[cfg(test)]
+mod tests_time;
 
-pub use codec::{decode_batch, decode_snapshot, encode_batch, encode_snapshot, CodecError};
-pub use decide::{apply, create, decide};
+pub use codec::{
+    decode_batch, decode_snapshot, encode_batch, encode_snapshot, CodecError, FORMAT_V2,
+};
+pub use decide::{apply, create, decide, event_time};
+pub use digest::{create_digest, is_retry, op_digest};
 pub use event::{Change, Event};
 pub use evolve::evolve;
 pub use invariants::check_invariants;
 pub use op::{parse_create, parse_op, Command, CreateList, Op};
-pub use state::ListState;
+pub use state::{AppliedOp, ListState};
 pub use types::{
     ItemId, Limits, ListId, Media, MediaType, PollSettings, RejectCode, Rejection, Role, UserId,
     UserRef, Visibility,

@@ -32,6 +32,17 @@ pub(crate) struct OpRecord {
     pub(crate) op_id: Uuid,
     pub(crate) seq: u64,
     pub(crate) at_ms: u64,
+    /// The digest of (sender, op), 0 if unknown (see `digest`).
+    pub(crate) digest: u64,
+}
+
+/// What the op-id window remembers of an applied op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedOp {
+    /// The seq it got.
+    pub seq: u64,
+    /// The digest of (sender, op); 0 if unknown.
+    pub digest: u64,
 }
 
 /// The state of one list: changed only by `evolve` (through `apply` or `create`), read by everyone.
@@ -52,7 +63,7 @@ pub struct ListState {
     pub(crate) votes: BTreeMap<UserId, BTreeSet<ItemId>>,
     /// The dedupe window, oldest first, and its index.
     pub(crate) op_log: VecDeque<OpRecord>,
-    pub(crate) op_index: HashMap<Uuid, u64>,
+    pub(crate) op_index: HashMap<Uuid, AppliedOp>,
 }
 
 impl ListState {
@@ -150,7 +161,18 @@ impl ListState {
 
     /// The seq an already-applied op got, while its op id is in the dedupe window.
     pub fn op_seq(&self, op_id: Uuid) -> Option<u64> {
+        self.op_index.get(&op_id).map(|applied| applied.seq)
+    }
+
+    /// What the dedupe window remembers of the op with `op_id`, if it is there.
+    pub fn applied_op(&self, op_id: Uuid) -> Option<AppliedOp> {
         self.op_index.get(&op_id).copied()
+    }
+
+    /// The time of the last event (0 before any): the list's own clock, which event times never
+    /// go below. The newest op record is never pruned while any is kept.
+    pub fn clock_ms(&self) -> u64 {
+        self.op_log.back().map_or(0, |record| record.at_ms)
     }
 
     /// The list snapshot of PROTOCOL.md ("The list snapshot"); items in display order.

@@ -200,7 +200,7 @@ fn edit_done_move_remove_and_media() {
             ..Limits::default()
         },
         r#"
-        bob t=2000000 {"kind":"edit_item","item":"@milk","text":"oat milk"}
+        bob {"kind":"edit_item","item":"@milk","text":"oat milk"}
         bob {"kind":"edit_item","item":"@ghost","text":"x"}
         bob {"kind":"set_done","item":"@eggs","done":true}
         bob {"kind":"set_done","item":"@ghost","done":true}

@@ -90,10 +90,10 @@ fn poll_settings_rules() {
         alice {"kind":"set_poll","max_votes_per_user":2,"allow_change":true,"open":false}
         alice {"kind":"vote","item":"@a"}
         alice {"kind":"unvote","item":"@a"}
-        alice t=5000 {"kind":"set_poll","max_votes_per_user":2,"allow_change":true,"open":true,"close_at_ms":6000}
-        alice t=5999 {"kind":"unvote","item":"@a"}
-        alice t=6000 {"kind":"vote","item":"@a"}
-        alice t=6000 {"kind":"unvote","item":"@b"}
+        alice t=2000000 {"kind":"set_poll","max_votes_per_user":2,"allow_change":true,"open":true,"close_at_ms":2001000}
+        alice t=2000999 {"kind":"unvote","item":"@a"}
+        alice t=2001000 {"kind":"vote","item":"@a"}
+        alice t=2001000 {"kind":"unvote","item":"@b"}
         alice {"kind":"set_poll","max_votes_per_user":-1,"allow_change":true,"open":true}
         "#,
         r#"

@@ -15,7 +15,9 @@ use super::fanout::{Fanout, VotePlan};
 use super::index::IndexSync;
 use super::load::Loaded;
 use super::{rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest};
-use crate::domain::{apply, create, evolve, Change, Event, ListState};
+use crate::domain::{
+    apply, create, create_digest, evolve, is_retry, op_digest, Change, Event, ListState,
+};
 use crate::host::{Admitted, ListContext, Slot};
 use crate::metrics as m;
 
@@ -168,7 +170,7 @@ impl ListActorState {
 
     fn on_op(&mut self, request: OpRequest) {
         let OpRequest {
-            kind,
+            mut kind,
             reply,
             admitted,
             received,
@@ -177,11 +179,29 @@ impl ListActorState {
             reply.send(Err(EdgeError::unavailable("list is shutting down; retry")));
             return;
         }
-        let op_id = match &kind {
-            OpKind::Apply(command) => command.op_id,
-            OpKind::Create { op_id, .. } => *op_id,
+        // The owner stamps the time (never the gateway, whose clock may be another node's);
+        // the domain keeps it from going below the list's previous event.
+        let now_ms = self.context.config.clock.now_ms();
+        let op_id = match &mut kind {
+            OpKind::Apply(command) => {
+                command.at_ms = now_ms;
+                command.op_id
+            }
+            OpKind::Create { op_id, at_ms, .. } => {
+                *at_ms = now_ms;
+                *op_id
+            }
         };
-        if let Some(seq) = self.head.op_seq(op_id) {
+        if let Some(applied) = self.head.applied_op(op_id) {
+            if !is_retry(applied.digest, digest_of(&kind)) {
+                m::ops_rejected("conflict").increment(1);
+                reply.send(Err(EdgeError::new(
+                    ErrorCode::Conflict,
+                    format!("op_id {op_id} was already used for a different op; use a new op_id"),
+                )));
+                return;
+            }
+            let seq = applied.seq;
             self.context.metrics.duplicate_ops.increment(1);
             let waiter = Waiter {
                 seq,
@@ -419,12 +439,20 @@ impl Drop for ListActorState {
     }
 }
 
-/// The stored batch body: format version 1, then the JSON array of the events (the same bytes
+/// The digest of (sender, op) of a request, to tell a retry from a reused op id.
+fn digest_of(kind: &OpKind) -> u64 {
+    match kind {
+        OpKind::Apply(command) => op_digest(command.by.user_id, &command.op),
+        OpKind::Create { by, create, .. } => create_digest(by.user_id, create),
+    }
+}
+
+/// The stored batch body: the format version, then the JSON array of the events (the same bytes
 /// that go into delta frames), matching `domain::encode_batch`.
 fn encode_batch_body(encoded: &[Bytes]) -> Bytes {
     let payload: usize = encoded.iter().map(|event| event.len() + 1).sum();
     let mut body = BytesMut::with_capacity(payload + 3);
-    body.put_u8(1);
+    body.put_u8(crate::domain::FORMAT_V2);
     body.put_u8(b'[');
     for (index, event) in encoded.iter().enumerate() {
         if index > 0 {
