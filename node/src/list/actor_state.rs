@@ -91,7 +91,7 @@ impl ListActorState {
             in_flight: None,
             parked: Vec::new(),
             fanout,
-            index: IndexSync::repair(&loaded.index_changes),
+            index: loaded.index,
             snapshot_seq: loaded.snapshot_seq,
             snapshot_bytes: loaded.snapshot_bytes,
             snapshot_writing: false,

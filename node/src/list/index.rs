@@ -6,7 +6,7 @@
 //! of one durable seq (`Membership::version`), and the store ignores writes older than what it
 //! holds, so a late write from a task that outlived its actor (the list moved, the node paused)
 //! can never undo a newer one. Snapshots wait for the index, so after a crash only the changes
-//! after the latest snapshot can be missing; activation replays those (`repair`).
+//! after the latest snapshot can be missing; activation notes those while it replays them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -58,16 +58,6 @@ impl IndexSync {
             Change::Rename { .. } => self.resync_all = true,
             _ => {}
         }
-    }
-
-    /// Work for a freshly activated list: the membership changes after its latest snapshot,
-    /// whose index entries a crash may have left unwritten.
-    pub fn repair(changes: &[Change]) -> Self {
-        let mut sync = Self::default();
-        for change in changes {
-            sync.note(change);
-        }
-        sync
     }
 
     /// Whether any work is queued or running.

@@ -11,6 +11,7 @@ mod idempotency;
 mod index;
 mod limits;
 mod live;
+mod loading;
 mod permissions;
 mod resume;
 mod tidy;
