@@ -142,6 +142,9 @@ pub struct ServeArgs {
     /// Recent events each list keeps in memory to answer `subscribe` with `since`.
     #[arg(long, env = "LISTWIRE_RESUME_EVENTS_MAX", default_value_t = 4096)]
     pub resume_events_max: usize,
+    /// Most bytes of events in one stored batch of a list (later ops form the next batch).
+    #[arg(long, env = "LISTWIRE_BATCH_BYTES_MAX", default_value_t = 1 << 20)]
+    pub batch_bytes_max: usize,
     /// Longest a list activation (loading its snapshot and tail) may take, in milliseconds.
     #[arg(long, env = "LISTWIRE_ACTIVATION_TIMEOUT_MS", default_value_t = 10_000)]
     pub activation_timeout_ms: u64,
@@ -249,6 +252,7 @@ impl ServeArgs {
             ),
             ("activation-timeout-ms", self.activation_timeout_ms as usize),
             ("op-timeout-ms", self.op_timeout_ms as usize),
+            ("batch-bytes-max", self.batch_bytes_max),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -327,6 +331,7 @@ impl ServeArgs {
             lists_active_max: self.lists_active_max,
             activations_concurrent_max: self.activations_concurrent_max,
             resume_events_max: self.resume_events_max,
+            batch_bytes_max: self.batch_bytes_max,
             activation_timeout: Duration::from_millis(self.activation_timeout_ms),
             request_timeout: Duration::from_millis(self.op_timeout_ms),
             ..crate::host::HostConfig::default()

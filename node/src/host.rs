@@ -42,6 +42,10 @@ pub struct HostConfig {
     pub activations_concurrent_max: usize,
     /// Recent events kept per list for `since` resume.
     pub resume_events_max: usize,
+    /// Most bytes of events in one stored batch; later pending events form the next batch.
+    /// Keeps every append far below what a backend accepts in one write (ScyllaDB refuses
+    /// mutations over half a commitlog segment).
+    pub batch_bytes_max: usize,
     /// Longest a list activation (waiting for a predecessor's append, then loading) may take.
     pub activation_timeout: Duration,
     /// Longest the router waits for a list actor to answer a read, subscription or create.
@@ -61,6 +65,7 @@ impl Default for HostConfig {
             lists_active_max: 100_000,
             activations_concurrent_max: 64,
             resume_events_max: 4096,
+            batch_bytes_max: 1 << 20,
             activation_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             clock: Arc::new(MonotonicClock::new()),

@@ -21,6 +21,7 @@ const PASSIVATIONS: &str = "listwire_passivations_total";
 const ADMISSION_REJECTIONS: &str = "listwire_admission_rejections_total";
 const STALE_OWNER: &str = "listwire_stale_owner_rejections_total";
 const SNAPSHOTS: &str = "listwire_snapshots_written_total";
+const SNAPSHOT_FAILURES: &str = "listwire_snapshot_failures_total";
 const DUPLICATE_OPS: &str = "listwire_duplicate_ops_total";
 
 /// Registers descriptions once at startup.
@@ -61,6 +62,10 @@ pub fn describe() {
         "appends that lost the conditional write (stale owner fenced off)"
     );
     describe_counter!(SNAPSHOTS, "list snapshots written");
+    describe_counter!(
+        SNAPSHOT_FAILURES,
+        "list snapshots that failed to write (retried with backoff)"
+    );
     describe_counter!(
         DUPLICATE_OPS,
         "retried ops answered from the op-id dedupe window"
@@ -126,6 +131,10 @@ pub fn stale_owner() -> Counter {
 /// Snapshots written.
 pub fn snapshots() -> Counter {
     counter!(SNAPSHOTS)
+}
+/// Snapshots that failed to write.
+pub fn snapshot_failures() -> Counter {
+    counter!(SNAPSHOT_FAILURES)
 }
 /// Retries answered from the dedupe window.
 pub fn duplicate_ops() -> Counter {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::fanout::{Fanout, VotePlan};
 use super::index::IndexSync;
+use super::lifecycle::SnapshotBackoff;
 use super::load::Loaded;
 use super::{rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest};
 use crate::domain::{
@@ -30,11 +31,40 @@ struct Waiter {
 }
 
 /// Events applied to `head` and not yet handed to storage, or handed and not yet durable.
+/// `events`, `encoded` and `waiters` run in step: one waiter per event.
 #[derive(Default)]
 struct Batching {
     events: Vec<Event>,
     encoded: Vec<Bytes>,
     waiters: Vec<Waiter>,
+}
+
+impl Batching {
+    /// Takes the longest prefix whose stored body stays within `bytes_max` (always at least one
+    /// event: a single event is bounded by the domain limits), leaving the rest.
+    fn take_front(&mut self, bytes_max: usize) -> Batching {
+        // The body is a version byte, brackets and a comma between events.
+        let mut bytes = 3;
+        let mut count = 0;
+        for event in &self.encoded {
+            if count > 0 && bytes + event.len() + 1 > bytes_max {
+                break;
+            }
+            bytes += event.len() + 1;
+            count += 1;
+        }
+        if count >= self.events.len() {
+            return std::mem::take(self);
+        }
+        let events = self.events.split_off(count);
+        let encoded = self.encoded.split_off(count);
+        let waiters = self.waiters.split_off(count);
+        Batching {
+            events: std::mem::replace(&mut self.events, events),
+            encoded: std::mem::replace(&mut self.encoded, encoded),
+            waiters: std::mem::replace(&mut self.waiters, waiters),
+        }
+    }
 }
 
 /// The state of one list actor.
@@ -57,6 +87,8 @@ pub struct ListActorState {
     /// Size of the latest snapshot written or loaded (sets the snapshot interval).
     pub(super) snapshot_bytes: usize,
     pub(super) snapshot_writing: bool,
+    /// Waits between attempts after failed snapshots.
+    pub(super) snapshot_backoff: SnapshotBackoff,
     pub(super) snapshot_cache: Option<(u64, Bytes)>,
     pub(super) last_activity: Instant,
     pub(super) shutdown: Option<oneshot::Sender<()>>,
@@ -95,6 +127,7 @@ impl ListActorState {
             snapshot_seq: loaded.snapshot_seq,
             snapshot_bytes: loaded.snapshot_bytes,
             snapshot_writing: false,
+            snapshot_backoff: SnapshotBackoff::default(),
             snapshot_cache: None,
             last_activity: Instant::now(),
             shutdown: None,
@@ -141,9 +174,7 @@ impl ListActorState {
             ListMsg::Durable(result) => self.on_durable(result).await,
             ListMsg::SnapshotWritten { seq, ok } => {
                 self.snapshot_writing = false;
-                if ok {
-                    self.snapshot_seq = self.snapshot_seq.max(seq);
-                }
+                self.snapshot_written(seq, ok);
             }
             ListMsg::IndexSynced(outcome) => {
                 self.index.finished(outcome);
@@ -262,12 +293,13 @@ impl ListActorState {
         self.pending.waiters.push(waiter);
     }
 
-    /// Hands the pending batch to storage if no append is in flight.
+    /// Hands the pending batch to storage if no append is in flight: as many pending events as
+    /// fit in `batch_bytes_max` (at least one); the rest wait for the next batch.
     fn flush(&mut self) {
         if self.in_flight.is_some() || self.pending.events.is_empty() {
             return;
         }
-        let batching = std::mem::take(&mut self.pending);
+        let batching = self.pending.take_front(self.context.config.batch_bytes_max);
         let (Some(first), Some(last)) = (batching.events.first(), batching.events.last()) else {
             return;
         };

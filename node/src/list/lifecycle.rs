@@ -1,6 +1,8 @@
 //! The lifecycle of a list actor: periodic snapshots, housekeeping ticks, passivation when
 //! idle, and the flush-then-stop of a graceful shutdown.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use listwire_storage::Snapshot;
 use ractor::ActorRef;
@@ -21,6 +23,35 @@ const SNAPSHOT_BYTES_PER_EVENT: usize = 64;
 /// How often shutdown retries failed "my lists" index entries before giving up on them.
 const SHUTDOWN_INDEX_ATTEMPTS: u32 = 3;
 
+/// The first wait after a failed snapshot; it doubles with each failure in a row.
+const SNAPSHOT_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between snapshot attempts of a list whose snapshots keep failing.
+const SNAPSHOT_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// When a list may try its next snapshot after failures: encoding a big state and sending it
+/// every tick, only to fail again, would burn the node's CPU and storage bandwidth.
+#[derive(Debug, Default)]
+pub struct SnapshotBackoff {
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl SnapshotBackoff {
+    fn allows(&self, now: Instant) -> bool {
+        self.retry_at.is_none_or(|at| now >= at)
+    }
+
+    fn record(&mut self, ok: bool, now: Instant) {
+        if ok {
+            *self = Self::default();
+            return;
+        }
+        let wait = SNAPSHOT_BACKOFF_FIRST.saturating_mul(1 << self.failures.min(16));
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at = Some(now + wait.min(SNAPSHOT_BACKOFF_MAX));
+    }
+}
+
 impl ListActorState {
     pub(super) fn maybe_snapshot(&mut self) {
         let size_based = (self.snapshot_bytes / SNAPSHOT_BYTES_PER_EVENT) as u64;
@@ -28,6 +59,9 @@ impl ListActorState {
         let due = self.durable.seq() >= self.snapshot_seq + interval;
         // A snapshot promises the index is synced up to its seq (see `index.rs`).
         if !due || self.snapshot_writing || !self.durable.exists() || self.index.is_busy() {
+            return;
+        }
+        if !self.snapshot_backoff.allows(Instant::now()) {
             return;
         }
         self.snapshot_writing = true;
@@ -61,10 +95,12 @@ impl ListActorState {
         !self.has_unflushed() && !self.index.is_busy() && !self.snapshot_writing
     }
 
-    /// Snapshots if needed, then leaves the host if nothing is in flight.
+    /// Snapshots if needed, then leaves the host if nothing is in flight. A failed (or backed
+    /// off) snapshot does not keep the list in memory: its whole history is durable, and the
+    /// next activation replays it from the older snapshot.
     pub(super) async fn passivate(&mut self, myself: &ActorRef<ListMsg>) {
         if !self.write_final_snapshot().await {
-            return;
+            tracing::warn!(list = %self.list, "passivating without a final snapshot");
         }
         if self.context.try_release(self.list, &self.slot) {
             myself.stop(Some("passivated".into()));
@@ -96,9 +132,14 @@ impl ListActorState {
         self.myself.stop(Some("shutdown".into()));
     }
 
+    /// Writes a snapshot of the durable state now, unless one covers it already or recent
+    /// failures ask to wait; true when the state is covered by a snapshot afterwards.
     pub(super) async fn write_final_snapshot(&mut self) -> bool {
         if !self.durable.exists() || self.durable.seq() <= self.snapshot_seq {
             return true;
+        }
+        if !self.snapshot_backoff.allows(Instant::now()) {
+            return false;
         }
         let snapshot = Snapshot {
             seq: self.durable.seq(),
@@ -107,10 +148,18 @@ impl ListActorState {
         let seq = snapshot.seq;
         self.snapshot_bytes = snapshot.body.len();
         let ok = write_snapshot_and_prune(self.context.events.as_ref(), self.list, snapshot).await;
-        if ok {
-            self.snapshot_seq = seq;
-        }
+        self.snapshot_written(seq, ok);
         ok
+    }
+
+    /// Records the outcome of a snapshot write.
+    pub(super) fn snapshot_written(&mut self, seq: u64, ok: bool) {
+        self.snapshot_backoff.record(ok, Instant::now());
+        if ok {
+            self.snapshot_seq = self.snapshot_seq.max(seq);
+        } else {
+            m::snapshot_failures().increment(1);
+        }
     }
 
     /// Called when the actor stops: cancel timers. Unanswered replies answer `unavailable` on drop.

@@ -391,3 +391,79 @@ async fn a_reused_op_id_is_a_conflict_not_a_silent_ack() {
     let different = router.create_list(&alice(), raw(&create("two"))).await;
     assert_eq!(different.unwrap_err().code, ErrorCode::Conflict);
 }
+
+/// Item 3, actor side: ops that pile up behind an append in flight are sent as batches of at
+/// most `batch_bytes_max` bytes (the next batch takes the rest), so no append exceeds what a
+/// backend accepts in one write.
+#[tokio::test]
+async fn pending_ops_are_split_into_batches_of_bounded_bytes() {
+    let gate = GatedStore::new(Arc::new(MemoryStore::new()));
+    let config = HostConfig {
+        batch_bytes_max: 16 << 10,
+        ..HostConfig::default()
+    };
+    let (_host, router) = gated_host(&gate, config);
+    let list = router
+        .create_list(&alice(), raw(r#"{"title":"bulky"}"#))
+        .await
+        .unwrap();
+    gate.hold();
+    let text = "x".repeat(4000);
+    let mut outcomes = Vec::new();
+    for _ in 0..20 {
+        outcomes.push(submit_with(&router, list, Uuid::new_v4(), &add_op(&text)).await);
+    }
+    eventually(Duration::from_secs(5), || async { gate.waiting() == 1 }).await;
+    gate.open();
+    for outcome in outcomes {
+        outcome.await.unwrap().unwrap();
+    }
+    let history = gate.inner.read_batches(list, 0, 100).await.unwrap();
+    assert_eq!(history.last().unwrap().last_seq, 21);
+    assert!(
+        history.len() >= 7,
+        "20 ops of 4 KB in batches of 16 KiB: {}",
+        history.len()
+    );
+    for batch in &history {
+        assert!(
+            batch.body.len() <= 16 << 10,
+            "batch of {} bytes",
+            batch.body.len()
+        );
+    }
+}
+
+/// Item 3, actor side: a list whose snapshots keep failing still passivates (its history is
+/// durable; the next activation replays it) instead of re-encoding its snapshot every tick,
+/// and it tries once, not on every tick.
+#[tokio::test]
+async fn a_failing_snapshot_does_not_pin_the_list_or_retry_every_tick() {
+    let gate = GatedStore::new(Arc::new(MemoryStore::new()));
+    let config = HostConfig {
+        passivate_after: Duration::from_millis(100),
+        ..HostConfig::default()
+    };
+    let (host, router) = gated_host(&gate, config);
+    let list = router
+        .create_list(&alice(), raw(r#"{"title":"unsnappable"}"#))
+        .await
+        .unwrap();
+    gate.fail_snapshots();
+    submit_with(&router, list, Uuid::new_v4(), &add_op("a"))
+        .await
+        .await
+        .unwrap()
+        .unwrap();
+    eventually(Duration::from_secs(10), || async {
+        host.active_lists() == 0
+    })
+    .await;
+    assert_eq!(gate.snapshot_attempts(), 1, "one attempt, then passivated");
+    let outcome = submit_with(&router, list, Uuid::new_v4(), &add_op("b")).await;
+    assert_eq!(
+        outcome.await.unwrap().unwrap(),
+        3,
+        "reloads from the full history"
+    );
+}

@@ -20,6 +20,8 @@ pub struct GatedStore {
     gate: Semaphore,
     waiting: AtomicUsize,
     appended: AtomicUsize,
+    fail_snapshots: AtomicBool,
+    snapshot_attempts: AtomicUsize,
 }
 
 impl GatedStore {
@@ -32,6 +34,8 @@ impl GatedStore {
             gate: Semaphore::new(0),
             waiting: AtomicUsize::new(0),
             appended: AtomicUsize::new(0),
+            fail_snapshots: AtomicBool::new(false),
+            snapshot_attempts: AtomicUsize::new(0),
         })
     }
 
@@ -55,6 +59,16 @@ impl GatedStore {
         self.hold.store(false, Ordering::SeqCst);
         self.hold_reads.store(false, Ordering::SeqCst);
         self.gate.add_permits(1 << 20);
+    }
+
+    /// Makes every later snapshot write fail (as one too big for the backend would).
+    pub fn fail_snapshots(&self) {
+        self.fail_snapshots.store(true, Ordering::SeqCst);
+    }
+
+    /// Snapshot writes attempted so far.
+    pub fn snapshot_attempts(&self) -> usize {
+        self.snapshot_attempts.load(Ordering::SeqCst)
     }
 
     /// Appends waiting at the gate now.
@@ -91,6 +105,10 @@ impl EventStore for GatedStore {
     }
 
     async fn write_snapshot(&self, list: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+        self.snapshot_attempts.fetch_add(1, Ordering::SeqCst);
+        if self.fail_snapshots.load(Ordering::SeqCst) {
+            return Err(Error::Backend("snapshot refused by the test".into()));
+        }
         self.inner.write_snapshot(list, snapshot).await
     }
 
