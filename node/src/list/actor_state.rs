@@ -3,69 +3,23 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use listwire_gateway::{EdgeError, ErrorCode, Reply};
+use bytes::Bytes;
+use listwire_gateway::{EdgeError, ErrorCode};
 use listwire_storage::Batch;
 use ractor::ActorRef;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::batching::{digest_of, encode_batch_body, Batching, Waiter};
 use super::fanout::{Fanout, VotePlan};
 use super::index::IndexSync;
 use super::lifecycle::SnapshotBackoff;
 use super::load::Loaded;
 use super::{rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest};
-use crate::domain::{
-    apply, create, create_digest, evolve, is_retry, op_digest, Change, Event, ListState,
-};
-use crate::host::{Admitted, ListContext, Slot};
+use crate::domain::{apply, create, evolve, is_retry, Change, Event, ListState};
+use crate::host::{ListContext, Slot};
 use crate::metrics as m;
-
-/// An op waiting for its seq to become durable.
-struct Waiter {
-    seq: u64,
-    reply: Reply,
-    _admitted: Option<Admitted>,
-    received: Instant,
-}
-
-/// Events applied to `head` and not yet handed to storage, or handed and not yet durable.
-/// `events`, `encoded` and `waiters` run in step: one waiter per event.
-#[derive(Default)]
-struct Batching {
-    events: Vec<Event>,
-    encoded: Vec<Bytes>,
-    waiters: Vec<Waiter>,
-}
-
-impl Batching {
-    /// Takes the longest prefix whose stored body stays within `bytes_max` (always at least one
-    /// event: a single event is bounded by the domain limits), leaving the rest.
-    fn take_front(&mut self, bytes_max: usize) -> Batching {
-        // The body is a version byte, brackets and a comma between events.
-        let mut bytes = 3;
-        let mut count = 0;
-        for event in &self.encoded {
-            if count > 0 && bytes + event.len() + 1 > bytes_max {
-                break;
-            }
-            bytes += event.len() + 1;
-            count += 1;
-        }
-        if count >= self.events.len() {
-            return std::mem::take(self);
-        }
-        let events = self.events.split_off(count);
-        let encoded = self.encoded.split_off(count);
-        let waiters = self.waiters.split_off(count);
-        Batching {
-            events: std::mem::replace(&mut self.events, events),
-            encoded: std::mem::replace(&mut self.encoded, encoded),
-            waiters: std::mem::replace(&mut self.waiters, waiters),
-        }
-    }
-}
 
 /// The state of one list actor.
 pub struct ListActorState {
@@ -468,44 +422,5 @@ impl Drop for ListActorState {
     fn drop(&mut self) {
         // Also covers a panic in a handler, where `post_stop` does not run.
         self.stopped();
-    }
-}
-
-/// The digest of (sender, op) of a request, to tell a retry from a reused op id.
-fn digest_of(kind: &OpKind) -> u64 {
-    match kind {
-        OpKind::Apply(command) => op_digest(command.by.user_id, &command.op),
-        OpKind::Create { by, create, .. } => create_digest(by.user_id, create),
-    }
-}
-
-/// The stored batch body: the format version, then the JSON array of the events (the same bytes
-/// that go into delta frames), matching `domain::encode_batch`.
-fn encode_batch_body(encoded: &[Bytes]) -> Bytes {
-    let payload: usize = encoded.iter().map(|event| event.len() + 1).sum();
-    let mut body = BytesMut::with_capacity(payload + 3);
-    body.put_u8(crate::domain::FORMAT_V2);
-    body.put_u8(b'[');
-    for (index, event) in encoded.iter().enumerate() {
-        if index > 0 {
-            body.put_u8(b',');
-        }
-        body.put_slice(event);
-    }
-    body.put_u8(b']');
-    body.freeze()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The batch body built from per-event JSON must decode with the domain codec.
-    #[test]
-    fn batch_body_matches_domain_codec() {
-        let events: Vec<Event> = Vec::new();
-        let body = encode_batch_body(&[]);
-        assert_eq!(crate::domain::decode_batch(&body).unwrap(), events);
-        assert_eq!(&body[..], &crate::domain::encode_batch(&events)[..]);
     }
 }

@@ -7,6 +7,7 @@
 //! one frame per batch to subscribers. Reads (snapshots, subscriptions) see only `durable`.
 
 mod actor_state;
+mod batching;
 mod fanout;
 pub mod frames;
 mod index;

@@ -1,6 +1,8 @@
 //! The host: which list actors are active on this node, activation on first use, admission
 //! control, and the passivation handshake.
 //!
+//! `slot` holds what the host keeps per active list.
+//!
 //! Each active list has a [`Slot`]: an in-flight counter (admission control, since ractor
 //! mailboxes are unbounded) and the actor, spawned once. The counter is incremented under the
 //! host lock before a message is sent, and an actor may only leave the map (passivate) when the
@@ -8,20 +10,23 @@
 //! has decided to stop.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use listwire_gateway::{EdgeError, ErrorCode};
 use listwire_storage::{AccountStore, EventStore};
 use ractor::{Actor, ActorRef, MessagingErr};
-use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::clock::{Clock, MonotonicClock};
 use crate::domain::Limits;
 use crate::list::{ListActor, ListArgs, ListMsg};
+
+mod slot;
 use crate::metrics as m;
+pub use slot::{Admitted, AppendGuard, Slot};
 
 /// Settings of the host and its list actors.
 #[derive(Debug, Clone)]
@@ -103,76 +108,12 @@ impl ListContext {
     }
 }
 
-/// One active (or activating) list on this node.
-pub struct Slot {
-    inflight: AtomicUsize,
-    actor: OnceCell<ActorRef<ListMsg>>,
-    /// Set (under the host lock, together with removal from the map) when activation failed:
-    /// no actor may ever start in a slot that is no longer the list's current one.
-    retired: AtomicBool,
-    /// One permit, held by the list's append in flight (an actor has at most one) until the
-    /// store has answered it, even if the actor died meanwhile.
-    appending: Arc<Semaphore>,
-    /// The `appending` of the list's previous slot, when its actor stopped with an append in
-    /// flight: this slot's actor loads only once that append has resolved, so it never reads a
-    /// batch whose fate is still open (on the embedded store: written but not yet fsync'd).
-    predecessor: Option<Arc<Semaphore>>,
-}
-
-/// Proof that the list's one append is in flight; dropping it (once the store has answered)
-/// lets a successor actor load.
-pub struct AppendGuard {
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Slot {
-    fn new(predecessor: Option<Arc<Semaphore>>) -> Self {
-        Self {
-            inflight: AtomicUsize::new(0),
-            actor: OnceCell::new(),
-            retired: AtomicBool::new(false),
-            appending: Arc::new(Semaphore::new(1)),
-            predecessor,
-        }
-    }
-
-    /// Marks an append in flight. `None` if one already is, which the actor never allows.
-    pub fn start_append(&self) -> Option<AppendGuard> {
-        let permit = self.appending.clone().try_acquire_owned().ok()?;
-        Some(AppendGuard { _permit: permit })
-    }
-
-    fn has_append_in_flight(&self) -> bool {
-        self.appending.available_permits() == 0
-    }
-}
-
 /// Why no actor could be had from a slot.
 enum ActorUnavailable {
     /// The slot was retired by a failed activation; admit again to get a fresh one.
     Retired,
     /// Activation failed.
     Failed(EdgeError),
-}
-
-/// Proof that a message was admitted; dropping it (when the message is answered) frees the place.
-pub struct Admitted {
-    slot: Arc<Slot>,
-}
-
-impl std::fmt::Debug for Admitted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let inflight = self.slot.inflight.load(Ordering::Relaxed);
-        f.debug_struct("Admitted")
-            .field("inflight", &inflight)
-            .finish()
-    }
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.slot.inflight.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 struct HostInner {
