@@ -13,6 +13,7 @@ pub mod membership;
 pub mod metrics;
 mod node_id;
 pub mod placement;
+pub mod transport;
 
 pub use error::Error;
 pub use node_id::{NodeId, NODE_ID_BYTES_MAX};
