@@ -120,7 +120,7 @@ mod tests {
     fn state_change_is_updated() {
         let before = view(&[member("a", 1)]);
         let draining = member("a", 1).with_state(NodeState::Draining);
-        let after = view(&[draining.clone()]);
+        let after = view(std::slice::from_ref(&draining));
         assert_eq!(
             diff(&before, &after),
             [MemberEvent::Updated {

@@ -67,6 +67,9 @@ pub(crate) enum Frame {
     Proof([u8; TAG_BYTES]),
     /// Server → client: the client's proof was accepted.
     Welcome,
+    /// Server → client, just before closing: the handshake was refused, and why (a
+    /// [`RefusalCode`]), so the operator of the refused node sees the cause in its own logs.
+    Refused { code: u8 },
     /// A request with the caller's remaining time budget in milliseconds.
     Request {
         id: u64,
@@ -110,6 +113,7 @@ mod kind {
     pub const CHALLENGE: u8 = 2;
     pub const PROOF: u8 = 3;
     pub const WELCOME: u8 = 4;
+    pub const REFUSED: u8 = 5;
     pub const REQUEST: u8 = 16;
     pub const RESPONSE: u8 = 17;
     pub const FAILURE: u8 = 18;
@@ -142,6 +146,10 @@ impl Frame {
                 out.put_slice(tag);
             }
             Frame::Welcome => out.put_u8(kind::WELCOME),
+            Frame::Refused { code } => {
+                out.put_u8(kind::REFUSED);
+                out.put_u8(*code);
+            }
             Frame::Request {
                 id,
                 budget_ms,
@@ -215,6 +223,9 @@ impl Frame {
             }
             kind::PROOF => Frame::Proof(take_array(&mut bytes)?),
             kind::WELCOME => Frame::Welcome,
+            kind::REFUSED => Frame::Refused {
+                code: take_u8(&mut bytes)?,
+            },
             kind::REQUEST => Frame::Request {
                 id: take_u64(&mut bytes)?,
                 budget_ms: take_u32(&mut bytes)?,

@@ -48,6 +48,8 @@ pub(crate) enum Refusal {
     Version { theirs: u32 },
     /// A frame out of order, or a malformed id.
     Protocol(String),
+    /// The server refused us, with this reason code (see [`Refusal::code`]).
+    ByPeer(u8),
 }
 
 impl Refusal {
@@ -58,6 +60,29 @@ impl Refusal {
             Refusal::NodeId { .. } => "node_id",
             Refusal::Version { .. } => "version",
             Refusal::Protocol(_) => "protocol",
+            Refusal::ByPeer(_) => "by_peer",
+        }
+    }
+
+    /// The code a server sends the client in its `Refused` frame.
+    pub(crate) fn code(&self) -> u8 {
+        match self {
+            Refusal::Auth => 1,
+            Refusal::Cluster { .. } => 2,
+            Refusal::NodeId { .. } => 3,
+            Refusal::Version { .. } => 4,
+            Refusal::Protocol(_) | Refusal::ByPeer(_) => 5,
+        }
+    }
+
+    /// What a `Refused` frame's code means, for the refused side's logs and errors.
+    pub(crate) fn describe_code(code: u8) -> &'static str {
+        match code {
+            1 => "our proof did not verify (cluster secrets differ)",
+            2 => "we are in another cluster",
+            3 => "our node id is not acceptable to it",
+            4 => "it does not accept our protocol version",
+            _ => "protocol error",
         }
     }
 }
@@ -209,6 +234,10 @@ impl ClientHandshake {
                 Ok(ClientStep::Send(Frame::Proof(proof)))
             }
             (ClientState::AwaitWelcome(peer), Frame::Welcome) => Ok(ClientStep::Done(peer)),
+            (
+                ClientState::AwaitChallenge | ClientState::AwaitWelcome(_),
+                Frame::Refused { code },
+            ) => Err(Refusal::ByPeer(code)),
             (_, frame) => Err(Refusal::Protocol(format!(
                 "unexpected frame during handshake: {}",
                 frame_name(&frame)
@@ -314,6 +343,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::Challenge(..) => "challenge",
         Frame::Proof(_) => "proof",
         Frame::Welcome => "welcome",
+        Frame::Refused { .. } => "refused",
         _ => "post-handshake frame",
     }
 }

@@ -104,5 +104,9 @@ fn refused(config: &TransportConfig, refusal: Refusal) -> Error {
         Refusal::Cluster { theirs } => Error::Refused(format!("peer is in cluster {theirs:?}")),
         Refusal::NodeId { theirs } => Error::Refused(format!("unexpected peer node id {theirs:?}")),
         Refusal::Protocol(detail) => Error::Refused(detail),
+        Refusal::ByPeer(code) => Error::Refused(format!(
+            "peer refused the handshake: {}",
+            Refusal::describe_code(code)
+        )),
     }
 }

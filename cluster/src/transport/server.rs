@@ -146,12 +146,29 @@ async fn accept_handshake(
         let Some(received) = wire.next().await else {
             return Err(Error::ConnectionClosed("closed during handshake".into()));
         };
-        let frame = Frame::decode(received?.freeze())
-            .map_err(|error| refused(config, Refusal::Protocol(error.to_string())))?;
-        match handshake
-            .on_frame(frame)
-            .map_err(|refusal| refused(config, refusal))?
-        {
+        // An oversize or unreadable frame is the peer's fault too: count it as a refusal.
+        let step = received
+            .map_err(|error| Refusal::Protocol(format!("read failed: {error}")))
+            .and_then(|bytes| {
+                Frame::decode(bytes.freeze()).map_err(|error| Refusal::Protocol(error.to_string()))
+            })
+            .and_then(|frame| handshake.on_frame(frame));
+        let step = match step {
+            Ok(step) => step,
+            Err(refusal) => {
+                // Say why before closing, so the refused node's operator sees the cause.
+                let _ = wire
+                    .send(
+                        Frame::Refused {
+                            code: refusal.code(),
+                        }
+                        .encode(),
+                    )
+                    .await;
+                return Err(refused(config, refusal));
+            }
+        };
+        match step {
             ServerStep::Send(reply) => wire.send(reply.encode()).await?,
             ServerStep::SendAndDone(reply, peer) => {
                 wire.send(reply.encode()).await?;

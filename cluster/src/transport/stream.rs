@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{too_large_note, Connection};
@@ -28,6 +28,8 @@ pub(crate) enum StreamMsg {
 /// The server side's view of one stream.
 pub(crate) struct ServerStreamState {
     credit: AtomicU32,
+    /// Signalled when credit arrives, for [`StreamSender::push`].
+    credit_arrived: Notify,
     /// Cancelled when the client cancels the stream or the connection closes.
     pub(crate) cancelled: CancellationToken,
 }
@@ -36,6 +38,7 @@ impl ServerStreamState {
     pub(crate) fn new(window: u32, cancelled: CancellationToken) -> ServerStreamState {
         ServerStreamState {
             credit: AtomicU32::new(window),
+            credit_arrived: Notify::new(),
             cancelled,
         }
     }
@@ -46,6 +49,7 @@ impl ServerStreamState {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
                 Some(current.saturating_add(credit))
             });
+        self.credit_arrived.notify_one();
     }
 
     fn take_credit(&self) -> bool {
@@ -130,6 +134,49 @@ impl StreamSender {
         }
     }
 
+    /// Queues one item, waiting while the consumer is a window behind or the outbound queue
+    /// is full: backpressure instead of [`PushError::Full`], for streams that must not drop
+    /// (a bulk transfer, say). Fails with [`PushError::Closed`] once the stream is gone.
+    /// Cancel-safe: a cancelled call has sent nothing.
+    pub async fn push(&self, item: Bytes) -> Result<(), PushError> {
+        if item.len() > self.connection.max_payload_bytes {
+            return Err(PushError::TooLarge(item));
+        }
+        loop {
+            if self.state.cancelled.is_cancelled() {
+                return Err(PushError::Closed(item));
+            }
+            if self.state.take_credit() {
+                break;
+            }
+            tokio::select! {
+                _ = self.state.cancelled.cancelled() => {}
+                _ = self.state.credit_arrived.notified() => {}
+            }
+        }
+        // Gives the credit back if this future is dropped before the item is queued.
+        let mut credit_guard = CreditGuard {
+            state: &self.state,
+            armed: true,
+        };
+        let frame = Frame::StreamItem {
+            id: self.id,
+            payload: item,
+        };
+        let sent = tokio::select! {
+            _ = self.state.cancelled.cancelled() => Err(Bytes::new()),
+            sent = self.connection.outbound.send(frame) => sent.map_err(|error| item_of(error.0)),
+        };
+        credit_guard.armed = sent.is_err();
+        match sent {
+            Ok(()) => {
+                ::metrics::counter!(metrics::STREAM_ITEMS_SENT_TOTAL).increment(1);
+                Ok(())
+            }
+            Err(item) => Err(PushError::Closed(item)),
+        }
+    }
+
     /// Whether the client cancelled the stream or the connection closed.
     pub fn is_closed(&self) -> bool {
         self.state.cancelled.is_cancelled()
@@ -185,6 +232,19 @@ impl Drop for StreamSender {
                 code: Some(FailureCode::Abandoned),
                 payload: Bytes::new(),
             });
+        }
+    }
+}
+
+struct CreditGuard<'a> {
+    state: &'a ServerStreamState,
+    armed: bool,
+}
+
+impl Drop for CreditGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.state.add_credit(1);
         }
     }
 }
