@@ -140,3 +140,34 @@ impl Handler for ScriptedHandler {
 pub fn scripted() -> Arc<ScriptedHandler> {
     Arc::new(ScriptedHandler::default())
 }
+
+use listwire_cluster::membership::{MembershipConfig, Roles, View};
+
+/// Membership settings for host `name` gossiping on `gossip_addr`, defaults otherwise.
+pub fn membership_config(
+    name: &str,
+    generation: u64,
+    gossip_addr: std::net::SocketAddr,
+    seeds: &[std::net::SocketAddr],
+) -> MembershipConfig {
+    let mut config = MembershipConfig::new("test-cluster", id(name), generation, gossip_addr);
+    config.roles = Roles::HOST;
+    config.internode_addr = format!("{name}:7000");
+    config.client_addr = format!("{name}:8080");
+    config.protocol_version = 1;
+    config.seeds = seeds.iter().map(|seed| seed.to_string()).collect();
+    config
+}
+
+/// A UDP address on 127.0.0.1 with a port the OS just handed out (bound, then released).
+pub fn free_udp_addr() -> std::net::SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap()
+}
+
+/// The names of the live members of `view`.
+pub fn live_names(view: &View) -> Vec<String> {
+    view.live_members()
+        .map(|member| member.node_id().to_string())
+        .collect()
+}
