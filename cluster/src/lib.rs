@@ -1,6 +1,51 @@
-//! listwire's cluster plumbing: who is in the cluster, who owns what, and how nodes talk.
+//! listwire's cluster plumbing: who is in the cluster, which node owns a key, and how nodes
+//! talk to each other.
 //!
-//! placeholder (rewritten below once the transport lands)
+//! It solves three problems, one module each:
+//! - [`membership`]: gossip membership on chitchat (UDP). Each node publishes its id,
+//!   generation, [`membership::Roles`], [`membership::NodeState`] (`joining` → `serving` →
+//!   `draining` → `left`), internode and client addresses and protocol version.
+//!   [`membership::Membership`] keeps a [`membership::View`] of every member in a
+//!   `tokio::sync::watch`, with the serving hosts, the known hosts and the majority rule;
+//!   [`membership::diff`] turns two views into added / updated / removed events.
+//! - [`placement`]: a pure function of (serving hosts, 16-byte key) → owner, by rendezvous
+//!   hashing over a specified hash, so every node and every build agrees.
+//! - [`transport`]: authenticated, multiplexed internode connections carrying opaque
+//!   [`bytes::Bytes`]: requests with per-request deadlines and server-pushed streams with
+//!   bounded buffering, redialled with backoff, heartbeated, over any network behind the
+//!   [`transport::Connector`] and [`transport::Listener`] traits.
+//!
+//! Plus [`NodeId`], the crate [`Error`] (each variant says whether to retry) and [`metrics`]
+//! (names, labels, [`metrics::describe_metrics`]).
+//!
+//! It does **not**: know anything of lists, ops or users (payloads are opaque bytes); fence
+//! owners (two nodes may briefly both believe they own a key; storage's conditional append is
+//! what keeps one writer per list); route, hand off or fail over (the node builds those on this
+//! API); encrypt traffic.
+//!
+//! # Threat model
+//!
+//! **Gossip is not authenticated.** Chitchat's UDP port accepts any datagram that names the
+//! right cluster id. Someone who can reach it can forge membership: add fake members (with
+//! any roles, states and addresses), mark real members' states (a fake `draining` or `left`
+//! under a new generation), and so disturb placement and availability: lists move to nodes
+//! that do not exist, the majority rule trips, requests go to wrong addresses. They can
+//! **not** forge internode requests or streams: every transport connection opens with a mutual
+//! HMAC-SHA256 challenge-response over the cluster secret (fresh 256-bit nonces, role labels,
+//! both node ids and versions bound in), so a fake member's address never yields an
+//! authenticated peer, and a client dialling a node id only accepts a server that proves that
+//! id. And they cannot corrupt lists: ownership safety never depends on the view, because
+//! storage fences writers.
+//!
+//! **The transport authenticates connections, not frames.** After the handshake, frames are
+//! neither MACed nor encrypted: an attacker on the path (who can inject into or read a TCP
+//! stream) could tamper with or read internode traffic, including the principals ops carry.
+//!
+//! Operators must therefore keep the gossip port and the internode port on a private network
+//! (or firewall them to cluster nodes only), never expose them to clients, keep the cluster
+//! secret in a secret store (at least 16 bytes, ideally 32 random bytes; each node holds one
+//! secret, so rotating it today means restarting every node with the new one); where the network itself is not trusted, run the
+//! internode traffic over an encrypted overlay (WireGuard, IPsec) or add TLS.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(

@@ -235,3 +235,83 @@ async fn oversize_payload_is_refused_locally() {
         "ok"
     );
 }
+
+/// Counts the writes that reach the socket, by decorating the real connector.
+struct CountingConnector {
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct CountingIo {
+    inner: listwire_cluster::transport::BoxedIo,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountingIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if polled.is_ready() {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+        polled
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait::async_trait]
+impl listwire_cluster::transport::Connector for CountingConnector {
+    async fn connect(&self, addr: &str) -> std::io::Result<listwire_cluster::transport::BoxedIo> {
+        let inner = TcpConnector.connect(addr).await?;
+        Ok(Box::new(CountingIo {
+            inner,
+            writes: self.writes.clone(),
+        }))
+    }
+}
+
+/// Frames queued together leave together: 100 requests offered in one go reach the socket in
+/// a handful of writes, not 100 (the writer feeds the burst and flushes once). The test
+/// runtime is single-threaded, so all 100 are queued before the writer runs.
+#[tokio::test]
+async fn queued_frames_leave_in_one_write() {
+    let handler = scripted();
+    let server = server(transport_config("server"), handler).await;
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let connector = CountingConnector {
+        writes: writes.clone(),
+    };
+    let client = Client::new(transport_config("client"), Arc::new(connector)).unwrap();
+    let peer = client.peer(&id("server"), server.local_addr());
+    peer.wait_connected(LONG).await.unwrap();
+    let before = writes.load(Ordering::SeqCst);
+    let requests = (0..100).map(|n| peer.request(Bytes::from(format!("echo:{n}")), LONG));
+    let results = futures_util::future::join_all(requests).await;
+    assert!(results.iter().all(Result::is_ok));
+    let burst_writes = writes.load(Ordering::SeqCst) - before;
+    // One write for the burst, plus perhaps a heartbeat ping or pong meanwhile.
+    assert!(burst_writes <= 4, "{burst_writes} writes for 100 requests");
+}

@@ -64,7 +64,9 @@ pub struct TransportConfig {
     /// the other's version in [`super::PeerInfo::protocol_version`].
     pub min_protocol_version: u32,
     /// The largest frame once authenticated, in bytes. Default 8 MiB. Payloads may be up to
-    /// this minus a few bytes of framing; larger ones fail with [`Error::FrameTooLarge`].
+    /// this minus a few bytes of framing ([`TransportConfig::max_payload_bytes`]); larger ones
+    /// fail with [`Error::FrameTooLarge`]. Keep it the same on every node: a peer with a
+    /// smaller limit closes the connection on a frame it cannot take.
     pub max_frame_bytes: usize,
     /// The largest frame before authentication. Default 4 KiB: an unauthenticated peer can
     /// make us allocate at most this per connection.
@@ -76,7 +78,8 @@ pub struct TransportConfig {
     /// Each side sends a ping this often. Default 500 ms.
     pub heartbeat_interval: Duration,
     /// A connection that has not received a pong for this long is dead, even if the stream
-    /// reports no error (a stalled TCP stream). Default 2 s. Must exceed the interval.
+    /// reports no error (a stalled TCP stream). Default 2 s. Must exceed the interval, and the
+    /// time a burst of the largest frames takes to cross the network (pongs queue behind it).
     pub heartbeat_timeout: Duration,
     /// Capacity of a connection's outbound queue, in frames. Default 1024. A request offered to
     /// a full queue fails at once with [`Error::QueueFull`] (it does not wait).

@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -27,9 +26,6 @@ use super::{net::BoxedIo, PeerInfo, TransportConfig};
 use crate::{metrics, Error};
 
 pub(crate) type Wire = Framed<BoxedIo, LengthDelimitedCodec>;
-
-/// Frames the writer takes from the queue before one flush.
-const BURST_FRAMES_MAX: usize = 256;
 
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +56,7 @@ pub(crate) struct Connection {
 }
 
 /// What the reader of a server connection needs to run handlers.
-struct Serving {
+pub(crate) struct Serving {
     handler: Arc<dyn Handler>,
     in_flight: Arc<Semaphore>,
 }
@@ -94,14 +90,14 @@ impl Connection {
         });
         let (sink, stream) = wire.split();
         let (pong_tx, pong_rx) = watch::channel(0u64);
-        tokio::spawn(read_loop(
+        tokio::spawn(super::pump::read_loop(
             connection.clone(),
             stream,
             serving_opt,
             pong_tx,
             config.heartbeat_timeout,
         ));
-        tokio::spawn(write_loop(
+        tokio::spawn(super::pump::write_loop(
             connection.clone(),
             sink,
             outbound_rx,
@@ -283,7 +279,7 @@ impl Connection {
     }
 
     /// Handles one frame read from the peer. An error closes the connection.
-    fn dispatch(
+    pub(crate) fn dispatch(
         self: &Arc<Self>,
         frame: Frame,
         serving_opt: Option<&Serving>,
@@ -478,102 +474,4 @@ impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         self.connection.tables().pending.remove(&self.id);
     }
-}
-
-async fn read_loop(
-    connection: Arc<Connection>,
-    mut stream: SplitStream<Wire>,
-    serving_opt: Option<Serving>,
-    pong_tx: watch::Sender<u64>,
-    heartbeat_timeout: Duration,
-) {
-    let heartbeat = tokio::time::sleep(heartbeat_timeout);
-    tokio::pin!(heartbeat);
-    let reason = loop {
-        let next = tokio::select! {
-            _ = connection.closed.cancelled() => break "shut down".to_string(),
-            _ = &mut heartbeat => break "heartbeat timeout".to_string(),
-            next = stream.next() => next,
-        };
-        let bytes = match next {
-            None => break "peer closed the connection".to_string(),
-            Some(Err(error)) => break format!("read failed: {error}"),
-            Some(Ok(bytes)) => bytes,
-        };
-        ::metrics::counter!(metrics::BYTES_RECEIVED_TOTAL).increment(bytes.len() as u64 + 4);
-        let frame = match Frame::decode(BytesMut::freeze(bytes)) {
-            Ok(frame) => frame,
-            Err(error) => break error.to_string(),
-        };
-        match frame {
-            Frame::Pong { .. } => heartbeat.as_mut().reset(Instant::now() + heartbeat_timeout),
-            Frame::Ping { seq } => {
-                pong_tx.send_replace(seq);
-            }
-            frame => {
-                if let Err(error) = connection.dispatch(frame, serving_opt.as_ref()) {
-                    break error.to_string();
-                }
-            }
-        }
-    };
-    connection.close(&reason);
-}
-
-async fn write_loop(
-    connection: Arc<Connection>,
-    mut sink: SplitSink<Wire, Bytes>,
-    mut outbound_rx: mpsc::Receiver<Frame>,
-    mut pong_rx: watch::Receiver<u64>,
-    heartbeat_interval: Duration,
-) {
-    let mut ping_ticker = tokio::time::interval(heartbeat_interval);
-    let mut ping_seq = 0u64;
-    let reason = loop {
-        let first = tokio::select! {
-            biased;
-            _ = connection.closed.cancelled() => return,
-            changed = pong_rx.changed() => match changed {
-                Ok(()) => Frame::Pong { seq: *pong_rx.borrow_and_update() },
-                Err(_) => return,
-            },
-            _ = ping_ticker.tick() => {
-                ping_seq += 1;
-                Frame::Ping { seq: ping_seq }
-            }
-            frame = outbound_rx.recv() => match frame {
-                Some(frame) => frame,
-                None => return,
-            },
-        };
-        let burst = write_burst(&mut sink, &mut outbound_rx, first);
-        tokio::select! {
-            _ = connection.closed.cancelled() => return,
-            written = burst => if let Err(error) = written {
-                break format!("write failed: {error}");
-            },
-        }
-    };
-    connection.close(&reason);
-}
-
-/// Feeds `first` and whatever else is queued (up to a bound), then flushes once, so frames
-/// queued together leave in one write.
-async fn write_burst(
-    sink: &mut SplitSink<Wire, Bytes>,
-    outbound_rx: &mut mpsc::Receiver<Frame>,
-    first: Frame,
-) -> std::io::Result<()> {
-    let mut fed = 0;
-    let mut next_opt = Some(first);
-    while let Some(frame) = next_opt.take() {
-        let bytes = frame.encode();
-        ::metrics::counter!(metrics::BYTES_SENT_TOTAL).increment(bytes.len() as u64 + 4);
-        sink.feed(bytes).await?;
-        fed += 1;
-        if fed < BURST_FRAMES_MAX {
-            next_opt = outbound_rx.try_recv().ok();
-        }
-    }
-    sink.flush().await
 }

@@ -33,6 +33,7 @@ mod frame;
 mod handshake;
 pub mod memory;
 mod net;
+mod pump;
 mod server;
 mod stream;
 
