@@ -336,7 +336,8 @@ impl Connection {
             }
             (side, frame) => {
                 return Err(Error::Protocol(format!(
-                    "unexpected frame on {side:?} side: {frame:?}"
+                    "unexpected {} frame on the {side:?} side",
+                    frame.kind_name()
                 )))
             }
         }
@@ -475,3 +476,7 @@ impl Drop for PendingGuard<'_> {
         self.connection.tables().pending.remove(&self.id);
     }
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

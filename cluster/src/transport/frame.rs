@@ -197,6 +197,27 @@ impl Frame {
         out.freeze()
     }
 
+    /// The kind's name, for logs and errors (never the payload, which may be large).
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "hello",
+            Frame::Challenge(..) => "challenge",
+            Frame::Proof(_) => "proof",
+            Frame::Welcome => "welcome",
+            Frame::Refused { .. } => "refused",
+            Frame::Request { .. } => "request",
+            Frame::Response { .. } => "response",
+            Frame::Failure { .. } => "failure",
+            Frame::StreamOpen { .. } => "stream open",
+            Frame::StreamItem { .. } => "stream item",
+            Frame::StreamEnd { .. } => "stream end",
+            Frame::StreamCancel { .. } => "stream cancel",
+            Frame::StreamCredit { .. } => "stream credit",
+            Frame::Ping { .. } => "ping",
+            Frame::Pong { .. } => "pong",
+        }
+    }
+
     fn payload_len(&self) -> usize {
         match self {
             Frame::Request { payload, .. }

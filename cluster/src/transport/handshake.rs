@@ -240,7 +240,7 @@ impl ClientHandshake {
             ) => Err(Refusal::ByPeer(code)),
             (_, frame) => Err(Refusal::Protocol(format!(
                 "unexpected frame during handshake: {}",
-                frame_name(&frame)
+                frame.kind_name()
             ))),
         }
     }
@@ -322,7 +322,7 @@ impl ServerHandshake {
             }
             (_, frame) => Err(Refusal::Protocol(format!(
                 "unexpected frame during handshake: {}",
-                frame_name(&frame)
+                frame.kind_name()
             ))),
         }
     }
@@ -335,17 +335,6 @@ pub(crate) enum ServerStep {
     Send(Frame),
     /// Send this frame; the client is authenticated.
     SendAndDone(Frame, Authenticated),
-}
-
-fn frame_name(frame: &Frame) -> &'static str {
-    match frame {
-        Frame::Hello(_) => "hello",
-        Frame::Challenge(..) => "challenge",
-        Frame::Proof(_) => "proof",
-        Frame::Welcome => "welcome",
-        Frame::Refused { .. } => "refused",
-        _ => "post-handshake frame",
-    }
 }
 
 #[cfg(test)]
