@@ -55,8 +55,12 @@ pub struct TransportConfig {
     pub cluster_id: String,
     /// This node's id, proven to peers in the handshake.
     pub node_id: NodeId,
-    /// The shared secret both sides prove they hold.
+    /// The shared secret this node proves it holds (and signs its handshakes with).
     pub secret: ClusterSecret,
+    /// Further secrets whose proofs this node accepts. Default none. Rotating without downtime
+    /// takes three rolling restarts: every node accepts the new secret (signing with the old);
+    /// every node signs with the new one (accepting the old); every node drops the old one.
+    pub accepted_secrets: Vec<ClusterSecret>,
     /// The internode protocol version this build speaks (published in gossip too).
     pub protocol_version: u32,
     /// The oldest peer protocol version accepted. Default: `protocol_version`. During a rolling
@@ -117,6 +121,7 @@ impl TransportConfig {
             cluster_id: cluster_id.into(),
             node_id,
             secret,
+            accepted_secrets: Vec::new(),
             protocol_version,
             min_protocol_version: protocol_version,
             max_frame_bytes: 8 << 20,
@@ -179,6 +184,7 @@ impl TransportConfig {
             cluster_id: self.cluster_id.clone(),
             node_id: self.node_id.clone(),
             secret: self.secret.clone(),
+            accepted_secrets: self.accepted_secrets.clone(),
             protocol_version: self.protocol_version,
             min_protocol_version: self.min_protocol_version,
         }

@@ -16,7 +16,9 @@
 //! connection, so a recorded proof is worthless on the next connection (replay); the role label
 //! makes a server's tag useless as a client's proof (reflection); binding both ids and versions
 //! stops a peer claiming another identity or version than it signed. Tags are compared in
-//! constant time. The secret never travels.
+//! constant time. The secret never travels. For a rolling rotation a node may accept proofs
+//! made with further secrets ([`super::TransportConfig::accepted_secrets`]) while it signs
+//! with one.
 //!
 //! Each side verifies what it can: the server checks the cluster id, the client's protocol
 //! version and the client's proof; the client checks the cluster id, that the server is the
@@ -92,12 +94,20 @@ impl Refusal {
 pub(crate) struct LocalIdentity {
     pub(crate) cluster_id: String,
     pub(crate) node_id: NodeId,
+    /// The secret this side signs with.
     pub(crate) secret: ClusterSecret,
+    /// Further secrets whose proofs are accepted (the other half of a rotation).
+    pub(crate) accepted_secrets: Vec<ClusterSecret>,
     pub(crate) protocol_version: u32,
     pub(crate) min_protocol_version: u32,
 }
 
 impl LocalIdentity {
+    /// Every secret a peer's proof may be made with: the signing one first.
+    fn verifying_secrets(&self) -> impl Iterator<Item = &ClusterSecret> {
+        std::iter::once(&self.secret).chain(&self.accepted_secrets)
+    }
+
     fn greeting(&self, nonce: [u8; NONCE_BYTES]) -> Greeting {
         Greeting {
             cluster_id: self.cluster_id.clone(),
@@ -172,6 +182,16 @@ impl Transcript<'_> {
             .verify_slice(tag)
             .map_err(|_| Refusal::Auth)
     }
+
+    /// Accepts a tag made with any of `local`'s verifying secrets.
+    fn verify_any(&self, local: &LocalIdentity, role: &[u8], tag: &[u8]) -> Result<(), Refusal> {
+        for secret in local.verifying_secrets() {
+            if self.verify(secret, role, tag).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(Refusal::Auth)
+    }
 }
 
 const ROLE_CLIENT: &[u8] = b"client";
@@ -225,7 +245,7 @@ impl ClientHandshake {
                     client: &self.hello,
                     server: &server,
                 };
-                transcript.verify(&self.local.secret, ROLE_SERVER, &tag)?;
+                transcript.verify_any(&self.local, ROLE_SERVER, &tag)?;
                 let proof = transcript.sign(&self.local.secret, ROLE_CLIENT);
                 self.state = ClientState::AwaitWelcome(Authenticated {
                     node_id: server_id,
@@ -309,7 +329,7 @@ impl ServerHandshake {
                     client: &client,
                     server: &challenge,
                 };
-                transcript.verify(&self.local.secret, ROLE_CLIENT, &tag)?;
+                transcript.verify_any(&self.local, ROLE_CLIENT, &tag)?;
                 let node_id = NodeId::new(client.node_id)
                     .map_err(|_| Refusal::Protocol("malformed node id".into()))?;
                 Ok(ServerStep::SendAndDone(

@@ -9,6 +9,7 @@ fn identity(node: &str, secret: &[u8]) -> LocalIdentity {
         cluster_id: "listwire".into(),
         node_id: NodeId::new(node).unwrap(),
         secret: ClusterSecret::new(secret.to_vec()).unwrap(),
+        accepted_secrets: Vec::new(),
         protocol_version: 2,
         min_protocol_version: 2,
     }
@@ -290,4 +291,33 @@ fn refusal_from_server_is_reported() {
         Err(Refusal::ByPeer(1))
     );
     assert_eq!(Refusal::Version { theirs: 1 }.code(), 4);
+}
+
+/// Rotation: mid-rotation, a node signing with the new secret (still accepting the old) and a
+/// node signing with the old one (already accepting the new) authenticate each other; a node
+/// that does not accept the other's secret still refuses.
+#[test]
+fn rotation_accepts_the_other_secret() {
+    let mut client_identity = identity("client", OTHER_SECRET);
+    client_identity.accepted_secrets = vec![ClusterSecret::new(SECRET.to_vec()).unwrap()];
+    let mut server_identity = identity("server", SECRET);
+    server_identity.accepted_secrets = vec![ClusterSecret::new(OTHER_SECRET.to_vec()).unwrap()];
+    let (mut client, hello) =
+        ClientHandshake::start(client_identity, NodeId::new("server").unwrap(), [1; 32]);
+    let mut server = ServerHandshake::new(server_identity, [2; 32]);
+    let challenge = send(server.on_frame(hello));
+    let proof = proof(client.on_frame(challenge));
+    assert!(matches!(
+        server.on_frame(proof),
+        Ok(ServerStep::SendAndDone(..))
+    ));
+
+    let (mut not_accepting, hello) = self::client(OTHER_SECRET, 1);
+    let mut server_identity = identity("server", SECRET);
+    server_identity.accepted_secrets = vec![ClusterSecret::new(OTHER_SECRET.to_vec()).unwrap()];
+    let challenge = send(ServerHandshake::new(server_identity, [2; 32]).on_frame(hello));
+    assert_eq!(
+        not_accepting.on_frame(challenge).unwrap_err(),
+        Refusal::Auth
+    );
 }
