@@ -44,8 +44,8 @@
 //! Operators must therefore keep the gossip port and the internode port on a private network
 //! (or firewall them to cluster nodes only), never expose them to clients, keep the cluster
 //! secret in a secret store (at least 16 bytes, ideally 32 random bytes) and rotate it with
-//! rolling restarts (`TransportConfig::accepted_secrets` says how); where the network itself is not trusted, run the
-//! internode traffic over an encrypted overlay (WireGuard, IPsec) or add TLS.
+//! rolling restarts (`TransportConfig::accepted_secrets` says how); where the network itself
+//! is not trusted, run internode traffic over an encrypted overlay (WireGuard, IPsec).
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
