@@ -18,6 +18,48 @@
 //! Plus [`NodeId`], the crate [`Error`] (each variant says whether to retry) and [`metrics`]
 //! (names, labels, [`metrics::describe_metrics`]).
 //!
+//! How a node wires them (the node crate owns this; error handling shortened):
+//!
+//! ```no_run
+//! # async fn wire(handler: std::sync::Arc<dyn listwire_cluster::transport::Handler>) -> Result<(), listwire_cluster::Error> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use listwire_cluster::membership::{Membership, MembershipConfig, NodeState, Roles};
+//! use listwire_cluster::placement::Placement;
+//! use listwire_cluster::transport::{Client, ClusterSecret, Server, TcpConnector, TcpListener, TransportConfig};
+//! use listwire_cluster::NodeId;
+//!
+//! let node_id = NodeId::new("node-1")?;
+//! let secret = ClusterSecret::new(b"32 random bytes from the secret store".to_vec())?;
+//! let transport = TransportConfig::new("prod", node_id.clone(), secret, 1);
+//! let server = Server::spawn(transport.clone(), TcpListener::bind("0.0.0.0:7100").await?, handler)?;
+//! let client = Client::new(transport, Arc::new(TcpConnector))?;
+//!
+//! let generation = 1_764_000_000_000; // startup unix millis
+//! let mut config = MembershipConfig::new("prod", node_id, generation, "10.0.0.1:7000".parse().unwrap());
+//! config.roles = Roles::ALL;
+//! config.internode_addr = "10.0.0.1:7100".into();
+//! config.client_addr = "10.0.0.1:8080".into();
+//! config.protocol_version = 1;
+//! config.seeds = vec!["10.0.0.2:7000".into()];
+//! let membership = Membership::spawn_udp(config).await?;
+//! membership.set_state(NodeState::Serving).await?;
+//!
+//! let list_id = [7u8; 16];
+//! let view = membership.view();
+//! let placement = Placement::from_view(&view);
+//! if let Some(owner) = placement.owner(&list_id).and_then(|id| view.member(id)) {
+//!     let peer = client.peer(owner.node_id(), owner.internode_addr());
+//!     let _reply = peer.request(bytes::Bytes::from_static(b"op"), Duration::from_secs(2)).await?;
+//! }
+//! membership.set_state(NodeState::Draining).await?;
+//! // ... hand lists off, then:
+//! membership.leave().await?;
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! It does **not**: know anything of lists, ops or users (payloads are opaque bytes); fence
 //! owners (two nodes may briefly both believe they own a key; storage's conditional append is
 //! what keeps one writer per list); route, hand off or fail over (the node builds those on this

@@ -13,6 +13,8 @@ pub const MEMBERS: &str = "listwire_cluster_members";
 pub const SERVING_HOSTS: &str = "listwire_cluster_serving_hosts";
 /// Gauge: 1 when the live hosts are a strict majority of the known hosts, else 0.
 pub const HAS_MAJORITY: &str = "listwire_cluster_has_majority";
+/// Gauge: authenticated internode connections open now (dialled and accepted).
+pub const CONNECTIONS: &str = "listwire_cluster_connections";
 /// Counter: authenticated internode connections opened (dialled or accepted).
 pub const CONNECTIONS_OPENED_TOTAL: &str = "listwire_cluster_connections_opened_total";
 /// Counter: authenticated internode connections closed, for any reason.

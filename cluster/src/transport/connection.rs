@@ -105,6 +105,7 @@ impl Connection {
             config.heartbeat_interval,
         ));
         ::metrics::counter!(metrics::CONNECTIONS_OPENED_TOTAL).increment(1);
+        ::metrics::gauge!(metrics::CONNECTIONS).increment(1.0);
         tracing::debug!(peer = %connection.peer.node_id, side = ?side, "internode connection open");
         connection
     }
@@ -153,6 +154,7 @@ impl Connection {
             state.cancelled.cancel();
         }
         ::metrics::counter!(metrics::CONNECTIONS_CLOSED_TOTAL).increment(1);
+        ::metrics::gauge!(metrics::CONNECTIONS).decrement(1.0);
         tracing::info!(peer = %self.peer.node_id, side = ?self.side, reason, "internode connection closed");
     }
 
