@@ -65,6 +65,8 @@ pub(crate) async fn write_loop(
     heartbeat_interval: Duration,
 ) {
     let mut ping_ticker = tokio::time::interval(heartbeat_interval);
+    // After a stall, one ping is enough: do not send the missed ones in a burst.
+    ping_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ping_seq = 0u64;
     let reason = loop {
         let first = tokio::select! {
