@@ -37,15 +37,21 @@ pub fn to_u64(value: i64, what: &str) -> Result<u64, Error> {
     u64::try_from(value).map_err(|_| Error::Corrupt(format!("{what} is negative: {value}")))
 }
 
-/// Write timestamps of index entries start here: above any real microsecond clock (2^60 µs is
-/// about 36,000 years), so entries written before versioning existed always lose to versioned
-/// ones, and versioned writes order among themselves by list seq alone.
-pub const MEMBERSHIP_TIMESTAMP_BASE: i64 = 1 << 60;
+/// Write timestamps of index entries start here: 2026-12-02T00:00:00Z in microseconds, so
+/// versioned writes order among themselves by list seq alone, and beat every entry written with
+/// a server timestamp before that instant (entries from before versioning existed).
+///
+/// It cannot sit far in the future (the earlier `2^60` did): ScyllaDB's
+/// `restrict_future_timestamp` (on by default) refuses `USING TIMESTAMP` more than 3 days ahead
+/// of its clock, which refused every index write. With a clock at or past the base, every
+/// version below 2.59e11 (3 days in microseconds) is accepted, and the headroom grows by one
+/// per microsecond that passes.
+pub const MEMBERSHIP_TIMESTAMP_BASE: i64 = 1_796_169_600_000_000;
 
 /// The CQL write timestamp of an index entry (or its deletion) at list seq `version`. ScyllaDB
 /// keeps the cell with the highest timestamp, so a late write from a stopped owner, carrying an
-/// older seq, can never undo a newer one. A deletion wins a tie, which cannot happen: one list
-/// state gives one answer per user.
+/// older seq, can never undo a newer one. A deletion wins a tie with a put, which cannot
+/// happen: one list state gives one answer per user.
 pub fn membership_timestamp(version: u64) -> Result<i64, Error> {
     let version = to_i64(version, "membership version")?;
     MEMBERSHIP_TIMESTAMP_BASE
@@ -131,6 +137,42 @@ mod tests {
         ));
         assert_eq!(to_u64(5, "seq").ok(), Some(5));
         assert!(matches!(to_u64(-1, "seq"), Err(Error::Corrupt(_))));
+    }
+
+    /// Index write timestamps order by version, beat the server timestamps of entries written
+    /// before versioning (up to the base), and stay within the 3 days into the future that
+    /// ScyllaDB's `restrict_future_timestamp` accepts, which `2^60 + version` did not.
+    #[test]
+    fn membership_timestamps() {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let three_days_us: i64 = 3 * 24 * 3600 * 1_000_000;
+        let legacy_write_us: i64 = 1_796_083_200_000_000; // 2026-12-01T00:00:00Z
+        let mut previous = i64::MIN;
+        for version in [0, 1, 2, 1_000, 1_000_000_000] {
+            let Ok(timestamp) = membership_timestamp(version) else {
+                panic!("version {version} has a timestamp");
+            };
+            assert!(timestamp > previous, "timestamps grow with the version");
+            assert!(
+                timestamp > legacy_write_us,
+                "versioned writes beat legacy entries"
+            );
+            assert!(
+                timestamp <= now_us + three_days_us,
+                "version {version}: {timestamp} is more than 3 days ahead of {now_us}"
+            );
+            previous = timestamp;
+        }
+        assert!(matches!(
+            membership_timestamp(u64::MAX),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            membership_timestamp(i64::MAX as u64),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 
     #[test]
