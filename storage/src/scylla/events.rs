@@ -51,6 +51,7 @@ impl ScyllaStore {
                 batch.last_seq, batch.first_seq
             )));
         }
+        rows::check_batch_size(&batch)?;
         let first = to_i64(batch.first_seq, "first_seq")?;
         let last = to_i64(batch.last_seq, "last_seq")?;
         if batch.first_seq == 0 {

@@ -16,6 +16,33 @@ use crate::{Batch, Error};
 /// page of reads still touches one or two partitions. See `storage/SCHEMA.md`.
 pub const BUCKET_EVENTS: u64 = 4096;
 
+/// The largest batch body the store accepts (4 MiB).
+///
+/// A batch is written twice as one mutation each: into the head row by the conditional append
+/// (whose Paxos round also keeps a copy in `system.paxos`) and into its `batches` row.
+/// ScyllaDB refuses a mutation over half a commitlog segment (`commitlog_segment_size_in_mb`:
+/// 32, so 16 MiB), with an error that says nothing about batches. At 4 MiB such a mutation is
+/// about a quarter of that limit (room for the Paxos bookkeeping around it), and still within
+/// the 8 MiB limit of 16 MiB segments. The list actor caps a batch at 1 MiB by default, so this
+/// refusal only fires when that cap is raised past it.
+/// See `storage/SCHEMA.md`, "Record sizes".
+pub const BATCH_BODY_BYTES_MAX: usize = 4 << 20;
+
+/// Refuses a batch too large for the head-row mutation with [`Error::InvalidArgument`], before
+/// anything is sent, so an oversized batch fails loudly and the same way every time.
+pub fn check_batch_size(batch: &Batch) -> Result<(), Error> {
+    if batch.body.len() > BATCH_BODY_BYTES_MAX {
+        return Err(Error::InvalidArgument(format!(
+            "batch {}..={} has {} body bytes, more than the {BATCH_BODY_BYTES_MAX} a ScyllaDB \
+             head-row mutation can safely carry; cap batches smaller",
+            batch.first_seq,
+            batch.last_seq,
+            batch.body.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The bucket holding the batch that starts at `first_seq`.
 pub fn bucket_of(first_seq: u64) -> u64 {
     first_seq / BUCKET_EVENTS
@@ -173,6 +200,33 @@ mod tests {
             membership_timestamp(i64::MAX as u64),
             Err(Error::InvalidArgument(_))
         ));
+    }
+
+    /// The batch-size refusal fires one byte past the bound, not at it, and says why.
+    #[test]
+    fn batch_size_bound() {
+        let sized = |len: usize| Batch {
+            first_seq: 1,
+            last_seq: 1,
+            body: Bytes::from(vec![0u8; len]),
+        };
+        assert!(check_batch_size(&sized(0)).is_ok());
+        assert!(
+            check_batch_size(&sized(1 << 20)).is_ok(),
+            "the actor's default cap fits"
+        );
+        assert!(check_batch_size(&sized(BATCH_BODY_BYTES_MAX)).is_ok());
+        let refused = check_batch_size(&sized(BATCH_BODY_BYTES_MAX + 1));
+        assert!(
+            matches!(&refused, Err(Error::InvalidArgument(m)) if m.contains("head-row mutation")),
+            "{refused:?}"
+        );
+        let encoded = record::encode_batch(&sized(BATCH_BODY_BYTES_MAX)).len();
+        assert!(
+            encoded * 3 < 16 << 20,
+            "room for three copies in a 16 MiB mutation"
+        );
+        assert!(encoded < 8 << 20, "within the limit of 16 MiB segments");
     }
 
     #[test]
