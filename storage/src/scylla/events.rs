@@ -1,6 +1,5 @@
 //! The event store operations: conditional append, reads, snapshots, prune.
 
-use bytes::Bytes;
 use scylla::response::query_result::QueryResult;
 use uuid::Uuid;
 
@@ -8,7 +7,7 @@ use super::errors::{self, Class};
 use super::rows::{self, bucket_of, bucket_start, to_i64, to_u64};
 use super::ScyllaStore;
 use crate::record;
-use crate::{Batch, Error, Snapshot};
+use crate::{Batch, Error};
 
 /// The `heads` row of a list.
 pub(super) struct HeadRow {
@@ -277,19 +276,4 @@ pub(super) fn push_contiguous(out: &mut Vec<Batch>, batch: Batch, list: Uuid) ->
     }
     out.push(batch);
     Ok(())
-}
-
-/// A snapshot read back from its row, cross-checking the clustering seq.
-pub(super) fn decode_snapshot_row(seq: i64, record: &[u8]) -> Result<Snapshot, Error> {
-    let snapshot = record::decode_snapshot(record)?;
-    if to_u64(seq, "snapshot seq")? != snapshot.seq {
-        return Err(Error::Corrupt(format!(
-            "snapshot row at seq {seq} holds seq {}",
-            snapshot.seq
-        )));
-    }
-    Ok(Snapshot {
-        seq: snapshot.seq,
-        body: Bytes::from(snapshot.body.to_vec()),
-    })
 }

@@ -1,13 +1,13 @@
-//! Reading history, snapshots and pruning.
+//! Reading history and pruning.
 
 use uuid::Uuid;
 
 use super::errors;
-use super::events::{decode_snapshot_row, push_contiguous};
+use super::events::push_contiguous;
 use super::rows::{bucket_of, bucket_start, to_i64};
 use super::ScyllaStore;
 use crate::record;
-use crate::{Batch, Error, Snapshot};
+use crate::{Batch, Error};
 
 impl ScyllaStore {
     /// Batches with `last_seq > after`, at most `max`, never past the head read first.
@@ -75,56 +75,6 @@ impl ScyllaStore {
             .await
             .map(|_| ())
             .map_err(errors::exec("repair batch row"))
-    }
-
-    /// `INSERT … IF NOT EXISTS` at `(list, seq)`: an equal seq never replaces the stored body.
-    /// Re-running it is harmless, so it is retried like an idempotent write. Older snapshots are
-    /// then dropped with one range delete, keeping the partition to a few rows.
-    pub(super) async fn put_snapshot(&self, list: Uuid, snapshot: Snapshot) -> Result<(), Error> {
-        let seq = to_i64(snapshot.seq, "snapshot seq")?;
-        let record = record::encode_snapshot(&snapshot);
-        let st = &self.inner.st;
-        self.retry(|| async {
-            let result = self
-                .inner
-                .session
-                .execute_unpaged(&st.snapshot_insert, (list, seq, record.as_slice()))
-                .await
-                .map_err(errors::exec("write snapshot"))?;
-            // Applied or not, the stored snapshot at this seq is the one to keep.
-            result
-                .into_rows_result()
-                .map(|_| ())
-                .map_err(errors::rows_shape("write snapshot"))
-        })
-        .await?;
-        self.retry(|| async {
-            self.inner
-                .session
-                .execute_unpaged(&st.snapshot_delete_below, (list, seq))
-                .await
-                .map(|_| ())
-                .map_err(errors::exec("drop older snapshots"))
-        })
-        .await
-    }
-
-    /// The newest snapshot row (clustering order is seq descending).
-    pub(super) async fn get_snapshot(&self, list: Uuid) -> Result<Option<Snapshot>, Error> {
-        let result = self
-            .inner
-            .session
-            .execute_unpaged(&self.inner.st.snapshot_latest, (list,))
-            .await
-            .map_err(errors::exec("read snapshot"))?;
-        let rows = result
-            .into_rows_result()
-            .map_err(errors::rows_shape("read snapshot"))?;
-        let row = rows
-            .maybe_first_row::<(i64, &[u8])>()
-            .map_err(|e| Error::Corrupt(format!("snapshot row: {e}")))?;
-        row.map(|(seq, record)| decode_snapshot_row(seq, record))
-            .transpose()
     }
 
     /// Deletes batches with `last_seq <= up_to` (never the head).

@@ -13,9 +13,16 @@
 //!   head row holds exactly that batch, and readers write it back (idempotent, identical bytes).
 //! - Prune records a mark (`pruned_below`) first, then deletes whole buckets and a row range; it
 //!   never touches the head.
+//! - A snapshot over 64 KiB is written as 512 KiB chunks, then a small pointer row (length,
+//!   chunk count, CRC-32C) written last makes it visible at once; readers verify before they
+//!   return it. Older snapshots and their chunks are range-deleted after the pointer is written.
+//! - At start, the consistency levels are checked against the keyspace's actual replication
+//!   (`safety.rs`): a combination that could let two owners both win is refused.
 
 mod accounts;
+pub mod chunks;
 pub mod config;
+pub mod crc32c;
 mod errors;
 mod events;
 mod history;
@@ -23,6 +30,7 @@ mod migrate;
 pub mod rows;
 pub mod safety;
 pub mod schema;
+mod snapshots;
 mod statements;
 
 use std::future::Future;

@@ -101,17 +101,20 @@ pub struct LwtOutcome {
     pub head: u64,
 }
 
+/// The `[applied]` column of a conditional result: always the first, read positionally.
+pub fn lwt_applied(row: &Row) -> Result<bool, Error> {
+    match row.columns.first() {
+        Some(Some(CqlValue::Boolean(applied))) => Ok(*applied),
+        other => Err(Error::Corrupt(format!(
+            "conditional result: first column is not [applied]: {other:?}"
+        ))),
+    }
+}
+
 /// Reads a conditional result: `[applied]` is the first column, read positionally as a
 /// boolean; ScyllaDB also returns the old row's columns, among which we look `head` up by name.
 pub fn lwt_outcome(names: &[&str], row: &Row) -> Result<LwtOutcome, Error> {
-    let applied = match row.columns.first() {
-        Some(Some(CqlValue::Boolean(applied))) => *applied,
-        other => {
-            return Err(Error::Corrupt(format!(
-                "conditional result: first column is not [applied]: {other:?}"
-            )))
-        }
-    };
+    let applied = lwt_applied(row)?;
     let head = match names.iter().position(|n| *n == "head") {
         Some(i) => match row.columns.get(i) {
             Some(Some(CqlValue::BigInt(head))) => to_u64(*head, "head")?,
@@ -123,6 +126,19 @@ pub fn lwt_outcome(names: &[&str], row: &Row) -> Result<LwtOutcome, Error> {
         None => 0,
     };
     Ok(LwtOutcome { applied, head })
+}
+
+/// The `record` blob of the row a conditional insert found in its way (`None` when there was
+/// none, or the server did not return it).
+pub fn lwt_record(names: &[&str], row: &Row) -> Result<Option<Vec<u8>>, Error> {
+    let Some(i) = names.iter().position(|n| *n == "record") else {
+        return Ok(None);
+    };
+    match row.columns.get(i) {
+        Some(Some(CqlValue::Blob(record))) => Ok(Some(record.clone())),
+        Some(None) | None => Ok(None),
+        Some(Some(other)) => Err(Error::Corrupt(format!("record column has type {other:?}"))),
+    }
 }
 
 /// The `user_id` returned by a losing `INSERT INTO usernames … IF NOT EXISTS`, if any.
@@ -300,6 +316,27 @@ mod tests {
             Some(CqlValue::BigInt(-3)),
         ]);
         assert!(lwt_outcome(&update_names, &negative).is_err());
+        let snapshot_names = ["[applied]", "list_id", "seq", "record"];
+        let found = row(vec![
+            Some(CqlValue::Boolean(false)),
+            None,
+            Some(CqlValue::BigInt(3)),
+            Some(CqlValue::Blob(vec![1, 2])),
+        ]);
+        assert_eq!(lwt_applied(&found).ok(), Some(false));
+        assert_eq!(
+            lwt_record(&snapshot_names, &found).ok(),
+            Some(Some(vec![1, 2]))
+        );
+        let empty = row(vec![Some(CqlValue::Boolean(true)), None, None, None]);
+        assert_eq!(lwt_record(&snapshot_names, &empty).ok(), Some(None));
+        let mistyped = row(vec![
+            Some(CqlValue::Boolean(false)),
+            None,
+            None,
+            Some(CqlValue::Int(1)),
+        ]);
+        assert!(lwt_record(&snapshot_names, &mistyped).is_err());
         let id = uuid::Uuid::new_v4();
         let taken = row(vec![
             Some(CqlValue::Boolean(false)),

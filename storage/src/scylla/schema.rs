@@ -9,7 +9,7 @@ use super::config::Replication;
 use crate::Error;
 
 /// The schema version this release creates and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// One step of the schema: the DDL that brings a keyspace from `version - 1` to `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,13 +30,21 @@ pub fn create_version_table(ks: &str) -> String {
     )
 }
 
-/// Every migration, in version order: 1 is the initial schema.
+/// Every migration, in version order: 1 is the initial schema, 2 adds `snapshot_chunks`
+/// (snapshots larger than a row may be: see `chunks.rs`).
 pub fn migrations(ks: &str) -> Vec<Migration> {
-    vec![Migration {
-        version: 1,
-        what: "initial tables",
-        ddl: create_tables(ks),
-    }]
+    vec![
+        Migration {
+            version: 1,
+            what: "initial tables",
+            ddl: create_tables(ks),
+        },
+        Migration {
+            version: 2,
+            what: "chunked snapshots",
+            ddl: vec![create_snapshot_chunks(ks)],
+        },
+    ]
 }
 
 /// The migrations a keyspace at `stored` (none recorded: a fresh keyspace) still needs. A
@@ -53,6 +61,17 @@ pub fn pending(ks: &str, stored: Option<i32>) -> Result<Vec<Migration>, Error> {
         .into_iter()
         .filter(|m| m.version > stored)
         .collect())
+}
+
+/// Chunks of snapshots too large for one row, written before the pointer row in `snapshots`
+/// that makes them visible. One partition per list; `seq < ?` range deletes drop older
+/// snapshots' chunks (and orphans of interrupted writes) in one tombstone.
+pub fn create_snapshot_chunks(ks: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.snapshot_chunks \
+         (list_id uuid, seq bigint, write_id uuid, chunk int, body blob, \
+         PRIMARY KEY (list_id, seq, write_id, chunk))"
+    )
 }
 
 /// `CREATE KEYSPACE IF NOT EXISTS` with the given replication, optionally disabling tablets.
@@ -163,8 +182,24 @@ mod tests {
         assert!(tables.iter().all(|t| !t.contains("ALLOW FILTERING")));
     }
 
+    /// Migration 2 adds the chunk table keyed by (list, snapshot seq, write, chunk index), with
+    /// the list alone as partition key so one range delete drops every older chunk.
+    #[test]
+    fn chunk_table_ddl() {
+        let ddl = create_snapshot_chunks("lw");
+        assert_eq!(
+            ddl,
+            "CREATE TABLE IF NOT EXISTS lw.snapshot_chunks \
+             (list_id uuid, seq bigint, write_id uuid, chunk int, body blob, \
+             PRIMARY KEY (list_id, seq, write_id, chunk))"
+        );
+        assert!(
+            create_version_table("lw").starts_with("CREATE TABLE IF NOT EXISTS lw.schema_version")
+        );
+    }
+
     /// Migrations are numbered 1..=SCHEMA_VERSION without gaps; a fresh keyspace runs them all,
-    /// a current one nothing, a newer one is refused.
+    /// a version-1 keyspace only the chunk table, a current one nothing, a newer one is refused.
     #[test]
     fn migrations_are_numbered_and_pending_ones_run() {
         let all = migrations("lw");
@@ -179,9 +214,11 @@ mod tests {
         }
         let fresh = pending("lw", None).ok().unwrap_or_default();
         assert_eq!(fresh, all);
-        assert!(
-            create_version_table("lw").starts_with("CREATE TABLE IF NOT EXISTS lw.schema_version")
-        );
+        let from_v1 = pending("lw", Some(1)).ok().unwrap_or_default();
+        assert_eq!(from_v1.len(), 1);
+        assert!(from_v1
+            .first()
+            .is_some_and(|m| m.version == 2 && m.ddl == vec![create_snapshot_chunks("lw")]));
         assert_eq!(pending("lw", Some(SCHEMA_VERSION)).ok(), Some(Vec::new()));
         let newer = pending("lw", Some(SCHEMA_VERSION + 1));
         assert!(

@@ -41,10 +41,20 @@ pub(crate) struct Statements {
     pub mark_delete_below: PreparedStatement,
     /// `INSERT INTO snapshots … IF NOT EXISTS` (an equal seq never replaces the stored one).
     pub snapshot_insert: PreparedStatement,
-    /// The newest snapshot.
+    /// The newest snapshot row (inline snapshot or chunk pointer).
     pub snapshot_latest: PreparedStatement,
-    /// Drops snapshots older than a seq.
+    /// The seq of the newest snapshot.
+    pub snapshot_latest_seq: PreparedStatement,
+    /// Drops snapshot rows older than a seq.
     pub snapshot_delete_below: PreparedStatement,
+    /// Writes one chunk of a large snapshot (idempotent: a write id never changes content).
+    pub chunk_insert: PreparedStatement,
+    /// Reads one chunk.
+    pub chunk_select: PreparedStatement,
+    /// Drops the chunks of snapshots older than a seq (and orphans of interrupted writes).
+    pub chunk_delete_below: PreparedStatement,
+    /// Drops the chunks of one write (a writer whose pointer lost to an equal seq).
+    pub chunk_delete_write: PreparedStatement,
     /// Writes a user row.
     pub user_insert: PreparedStatement,
     /// Deletes a user row (a signup that lost its username).
@@ -125,7 +135,12 @@ impl Preparer<'_> {
             mark_delete_below: self.prep("DELETE FROM {ks}.prune_marks WHERE list_id = ? AND pruned_below < ?", I).await?,
             snapshot_insert: self.prep("INSERT INTO {ks}.snapshots (list_id, seq, record) VALUES (?, ?, ?) IF NOT EXISTS", C).await?,
             snapshot_latest: self.prep("SELECT seq, record FROM {ks}.snapshots WHERE list_id = ? LIMIT 1", I).await?,
+            snapshot_latest_seq: self.prep("SELECT seq FROM {ks}.snapshots WHERE list_id = ? LIMIT 1", I).await?,
             snapshot_delete_below: self.prep("DELETE FROM {ks}.snapshots WHERE list_id = ? AND seq < ?", I).await?,
+            chunk_insert: self.prep("INSERT INTO {ks}.snapshot_chunks (list_id, seq, write_id, chunk, body) VALUES (?, ?, ?, ?, ?)", I).await?,
+            chunk_select: self.prep("SELECT body FROM {ks}.snapshot_chunks WHERE list_id = ? AND seq = ? AND write_id = ? AND chunk = ?", I).await?,
+            chunk_delete_below: self.prep("DELETE FROM {ks}.snapshot_chunks WHERE list_id = ? AND seq < ?", I).await?,
+            chunk_delete_write: self.prep("DELETE FROM {ks}.snapshot_chunks WHERE list_id = ? AND seq = ? AND write_id = ?", I).await?,
             user_insert: self.prep("INSERT INTO {ks}.users (user_id, record) VALUES (?, ?)", I).await?,
             user_delete: self.prep("DELETE FROM {ks}.users WHERE user_id = ?", I).await?,
             user_select: self.prep("SELECT record FROM {ks}.users WHERE user_id = ?", I).await?,
