@@ -27,6 +27,7 @@ mod errors;
 mod events;
 mod history;
 mod migrate;
+mod page;
 pub mod rows;
 pub mod safety;
 pub mod schema;
@@ -195,7 +196,7 @@ impl EventStore for ScyllaStore {
         if max_batches == 0 {
             return Ok(Vec::new());
         }
-        self.retry(|| self.read_range(list, after_seq, max_batches))
+        self.retry(|| history::read_range(self, list, after_seq, max_batches))
             .await
     }
 

@@ -17,11 +17,12 @@ pub(crate) struct Statements {
     pub head_insert: PreparedStatement,
     /// `UPDATE heads … IF head = ?`: every later batch.
     pub head_update: PreparedStatement,
-    /// The head row at the normal consistency.
+    /// The head row at the normal consistency, with the tail's write time.
     pub head_select: PreparedStatement,
     /// The head row at serial consistency (resolves uncertain conditional writes).
     pub head_select_serial: PreparedStatement,
-    /// Writes one batch row (idempotent: only identical content is ever written to a key).
+    /// Writes one batch row at a given write timestamp (idempotent: only identical content is
+    /// ever written to a key).
     pub batch_insert: PreparedStatement,
     /// The newest batch of a bucket starting at or before a seq.
     pub batch_floor: PreparedStatement,
@@ -119,12 +120,14 @@ impl Preparer<'_> {
     pub async fn all(&self) -> Result<Statements, Error> {
         use Kind::{Conditional as C, Idempotent as I, SerialRead as S};
         let head_cols = "SELECT head, tail_first, tail FROM {ks}.heads WHERE list_id = ?";
+        let head_cols_written =
+            "SELECT head, tail_first, tail, WRITETIME(tail) FROM {ks}.heads WHERE list_id = ?";
         Ok(Statements {
             head_insert: self.prep("INSERT INTO {ks}.heads (list_id, head, tail_first, tail) VALUES (?, ?, ?, ?) IF NOT EXISTS", C).await?,
             head_update: self.prep("UPDATE {ks}.heads SET head = ?, tail_first = ?, tail = ? WHERE list_id = ? IF head = ?", C).await?,
-            head_select: self.prep(head_cols, I).await?,
+            head_select: self.prep(head_cols_written, I).await?,
             head_select_serial: self.prep(head_cols, S).await?,
-            batch_insert: self.prep("INSERT INTO {ks}.batches (list_id, bucket, first_seq, record) VALUES (?, ?, ?, ?)", I).await?,
+            batch_insert: self.prep("INSERT INTO {ks}.batches (list_id, bucket, first_seq, record) VALUES (?, ?, ?, ?) USING TIMESTAMP ?", I).await?,
             batch_floor: self.prep("SELECT first_seq, record FROM {ks}.batches WHERE list_id = ? AND bucket = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1", I).await?,
             batch_from: self.prep("SELECT first_seq, record FROM {ks}.batches WHERE list_id = ? AND bucket = ? AND first_seq >= ? AND first_seq <= ? LIMIT ?", I).await?,
             batch_delete_below: self.prep("DELETE FROM {ks}.batches WHERE list_id = ? AND bucket = ? AND first_seq < ?", I).await?,
