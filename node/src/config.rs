@@ -74,8 +74,9 @@ pub struct ServeArgs {
     )]
     pub scylla_serial_consistency: String,
     /// Pin this node to one ScyllaDB datacenter, with no failover to others (empty: no pin).
-    /// Makes `local_quorum`/`local_serial` safe on a keyspace that replicates to several
-    /// datacenters, provided every listwire node of the cluster pins the same datacenter.
+    /// Makes `local_quorum`/`local_serial` safe on a `NetworkTopologyStrategy` keyspace that
+    /// replicates to several datacenters, provided every listwire node of the cluster pins the
+    /// same datacenter.
     #[arg(long, env = "LISTWIRE_SCYLLA_DATACENTER", default_value = "")]
     pub scylla_datacenter: String,
     /// ScyllaDB request timeout in milliseconds.

@@ -136,8 +136,9 @@ async fn scylla_refuses_weak_consistency_before_connecting() {
     }
 }
 
-/// Issue 7, items 1 and 2: on a keyspace with one datacenter, the LOCAL_* levels are accepted,
-/// with and without a pin to that datacenter.
+/// Issue 7, items 1 and 2: on a keyspace with one datacenter, the LOCAL_* levels are accepted:
+/// without a pin on the SimpleStrategy test keyspace, and pinned to that datacenter on a
+/// NetworkTopologyStrategy one (a pin with SimpleStrategy is refused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scylla_accepts_local_levels_on_one_datacenter() {
     let Some(config) = test_config() else {
@@ -153,16 +154,35 @@ async fn scylla_accepts_local_levels_on_one_datacenter() {
     let (datacenter,) = local
         .first_row::<(String,)>()
         .expect("the local datacenter");
-    for pin in [None, Some(datacenter)] {
-        let local_config = ScyllaConfig {
-            consistency: Consistency::LocalQuorum,
-            serial_consistency: SerialConsistency::LocalSerial,
-            datacenter: pin.clone(),
-            ..config.clone()
-        };
-        let store = ScyllaStore::connect(local_config).await;
-        assert!(store.is_ok(), "pin {pin:?}: {store:?}");
-    }
+    let unpinned = ScyllaConfig {
+        consistency: Consistency::LocalQuorum,
+        serial_consistency: SerialConsistency::LocalSerial,
+        ..config.clone()
+    };
+    let store = ScyllaStore::connect(unpinned.clone()).await;
+    assert!(store.is_ok(), "unpinned on SimpleStrategy: {store:?}");
+    let pinned_simple = ScyllaConfig {
+        datacenter: Some(datacenter.clone()),
+        ..unpinned.clone()
+    };
+    let refused = ScyllaStore::connect(pinned_simple).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidArgument(_))),
+        "{refused:?}"
+    );
+    let pinned_nts = ScyllaConfig {
+        keyspace: format!("listwire_test_{}", Uuid::new_v4().simple()),
+        replication: Replication::NetworkTopology {
+            datacenters: vec![(datacenter.clone(), 1)],
+        },
+        datacenter: Some(datacenter),
+        ..unpinned
+    };
+    let store = ScyllaStore::connect(pinned_nts).await;
+    assert!(
+        store.is_ok(),
+        "pinned on NetworkTopologyStrategy: {store:?}"
+    );
 }
 
 /// Issue 7, item 3: a batch too large for the head-row mutation fails with InvalidArgument,

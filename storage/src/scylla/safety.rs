@@ -15,10 +15,10 @@ use crate::Error;
 /// Where a keyspace keeps its replicas, as far as linearizability is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyspaceShape {
-    /// Every replica is in one datacenter (named when known).
+    /// `NetworkTopologyStrategy` with replicas in one datacenter.
     OneDatacenter {
-        /// The datacenter, if known.
-        datacenter: Option<String>,
+        /// The datacenter.
+        datacenter: String,
     },
     /// `NetworkTopologyStrategy` with replicas in several datacenters.
     Datacenters {
@@ -26,10 +26,13 @@ pub enum KeyspaceShape {
         datacenters: Vec<String>,
     },
     /// A placement that ignores datacenters (`SimpleStrategy`, or a strategy listwire does not
-    /// know) in a cluster of several datacenters: no datacenter holds a well-defined quorum.
+    /// know). In a cluster of one datacenter that is one datacenter; in a cluster of several,
+    /// no datacenter holds a well-defined quorum.
     DatacenterUnaware {
         /// The strategy's class name.
         strategy: String,
+        /// How many datacenters the cluster's nodes report.
+        cluster_datacenters: usize,
     },
 }
 
@@ -55,13 +58,9 @@ pub fn keyspace_shape(
     let class = replication.get("class").map(String::as_str).unwrap_or("");
     let strategy = class.rsplit('.').next().unwrap_or(class);
     if strategy != "NetworkTopologyStrategy" {
-        return Ok(match cluster_datacenters.len() {
-            0 | 1 => KeyspaceShape::OneDatacenter {
-                datacenter: cluster_datacenters.first().cloned(),
-            },
-            _ => KeyspaceShape::DatacenterUnaware {
-                strategy: strategy.to_owned(),
-            },
+        return Ok(KeyspaceShape::DatacenterUnaware {
+            strategy: strategy.to_owned(),
+            cluster_datacenters: cluster_datacenters.len(),
         });
     }
     let mut datacenters = BTreeSet::new();
@@ -79,14 +78,15 @@ pub fn keyspace_shape(
         }
     }
     let mut datacenters: Vec<String> = datacenters.into_iter().collect();
-    match datacenters.len() {
-        0 => Err(Error::Backend(format!(
+    match (datacenters.pop(), datacenters.is_empty()) {
+        (None, _) => Err(Error::Backend(format!(
             "keyspace {keyspace} has no replicas in any datacenter: {replication:?}"
         ))),
-        1 => Ok(KeyspaceShape::OneDatacenter {
-            datacenter: datacenters.pop(),
-        }),
-        _ => Ok(KeyspaceShape::Datacenters { datacenters }),
+        (Some(datacenter), true) => Ok(KeyspaceShape::OneDatacenter { datacenter }),
+        (Some(last), false) => {
+            datacenters.push(last);
+            Ok(KeyspaceShape::Datacenters { datacenters })
+        }
     }
 }
 
@@ -133,6 +133,10 @@ pub fn check_keyspace(keyspace: &str, levels: &Levels, shape: &KeyspaceShape) ->
     };
     match shape {
         KeyspaceShape::OneDatacenter { .. } => Ok(()),
+        KeyspaceShape::DatacenterUnaware {
+            cluster_datacenters: 0 | 1,
+            ..
+        } => Ok(()),
         KeyspaceShape::Datacenters { .. } if levels.datacenter.is_some() => Ok(()),
         KeyspaceShape::Datacenters { datacenters } => Err(Error::InvalidArgument(format!(
             "keyspace {keyspace} replicates to datacenters {} and this node is not pinned to one: \
@@ -144,7 +148,7 @@ pub fn check_keyspace(keyspace: &str, levels: &Levels, shape: &KeyspaceShape) ->
              datacenter setting, which disables failover)",
             datacenters.join(", ")
         ))),
-        KeyspaceShape::DatacenterUnaware { strategy } => Err(Error::InvalidArgument(format!(
+        KeyspaceShape::DatacenterUnaware { strategy, .. } => Err(Error::InvalidArgument(format!(
             "keyspace {keyspace} uses {strategy}, which places replicas without regard to \
              datacenters, in a cluster of several datacenters: {local} has no well-defined \
              local quorum there; set consistency QUORUM and serial consistency SERIAL (the \
@@ -153,20 +157,19 @@ pub fn check_keyspace(keyspace: &str, levels: &Levels, shape: &KeyspaceShape) ->
     }
 }
 
-/// A pinned node coordinates every request in its datacenter, which must hold replicas.
+/// A pinned node coordinates every request in its datacenter, which must hold replicas, and
+/// the pin needs `NetworkTopologyStrategy`: only then are a datacenter's replicas defined (and
+/// the driver warns on every request that combines a pin with `SimpleStrategy`).
 fn check_pin(keyspace: &str, datacenter: &str, shape: &KeyspaceShape) -> Result<(), Error> {
     let replicas = match shape {
-        KeyspaceShape::OneDatacenter { datacenter: None } => return Ok(()),
-        KeyspaceShape::OneDatacenter {
-            datacenter: Some(only),
-        } => std::slice::from_ref(only),
+        KeyspaceShape::OneDatacenter { datacenter: only } => std::slice::from_ref(only),
         KeyspaceShape::Datacenters { datacenters } => datacenters.as_slice(),
-        KeyspaceShape::DatacenterUnaware { strategy } => {
+        KeyspaceShape::DatacenterUnaware { strategy, .. } => {
             return Err(Error::InvalidArgument(format!(
                 "keyspace {keyspace} uses {strategy}, which places replicas without regard to \
                  datacenters, so pinning this node to datacenter {datacenter} cannot confine its \
                  requests to one set of replicas; use NetworkTopologyStrategy, or drop the \
-                 datacenter setting and keep QUORUM and SERIAL"
+                 datacenter setting (a single datacenter needs no pin)"
             )))
         }
     };

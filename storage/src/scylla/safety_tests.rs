@@ -75,20 +75,16 @@ fn assert_verdicts(
 #[test]
 fn shapes_are_read_from_the_replication_map() {
     let one = KeyspaceShape::OneDatacenter {
-        datacenter: Some("dc1".into()),
+        datacenter: "dc1".into(),
     };
     let simple = [("class", SIMPLE), ("replication_factor", "3")];
-    assert_eq!(shape(&simple, &["dc1"]), one);
-    assert_eq!(
-        shape(&simple, &[]),
-        KeyspaceShape::OneDatacenter { datacenter: None }
-    );
-    assert_eq!(
-        shape(&simple, &["dc1", "dc2"]),
-        KeyspaceShape::DatacenterUnaware {
-            strategy: "SimpleStrategy".into()
-        }
-    );
+    let unaware = |cluster_datacenters| KeyspaceShape::DatacenterUnaware {
+        strategy: "SimpleStrategy".into(),
+        cluster_datacenters,
+    };
+    assert_eq!(shape(&simple, &["dc1"]), unaware(1));
+    assert_eq!(shape(&simple, &[]), unaware(0));
+    assert_eq!(shape(&simple, &["dc1", "dc2"]), unaware(2));
     assert_eq!(shape(&[("class", NTS), ("dc1", "3")], &["dc1", "dc2"]), one);
     let zero_elsewhere = [("class", NTS), ("dc1", "3"), ("dc2", "0")];
     assert_eq!(shape(&zero_elsewhere, &["dc1", "dc2"]), one);
@@ -119,25 +115,18 @@ fn shapes_are_read_from_the_replication_map() {
 
 #[test]
 fn one_datacenter_allows_every_quorum_level_and_either_serial() {
-    let shapes = [
-        (
-            "SimpleStrategy, one-datacenter cluster",
-            shape(&[("class", SIMPLE)], &["dc1"]),
-        ),
-        (
-            "NTS with one datacenter",
-            shape(&[("class", NTS), ("dc1", "3")], &["dc1", "dc2"]),
-        ),
-    ];
-    for (what, shape) in &shapes {
-        assert_verdicts(what, shape, None, |c, _| is_quorum(c));
-        assert_verdicts(what, shape, Some("dc1"), |c, _| is_quorum(c));
-        assert_verdicts(what, shape, Some("dc2"), |_, _| false);
+    let nts = shape(&[("class", NTS), ("dc1", "3")], &["dc1", "dc2"]);
+    assert_verdicts("NTS with one datacenter", &nts, None, |c, _| is_quorum(c));
+    assert_verdicts("NTS pinned to it", &nts, Some("dc1"), |c, _| is_quorum(c));
+    assert_verdicts("NTS pinned elsewhere", &nts, Some("dc2"), |_, _| false);
+    for cluster in [&["dc1"][..], &[]] {
+        let simple = shape(&[("class", SIMPLE)], cluster);
+        assert_verdicts("SimpleStrategy, one datacenter", &simple, None, |c, _| {
+            is_quorum(c)
+        });
+        // A pin needs NetworkTopologyStrategy, even where it would be harmless.
+        assert_verdicts("SimpleStrategy pinned", &simple, Some("dc1"), |_, _| false);
     }
-    let unnamed = KeyspaceShape::OneDatacenter { datacenter: None };
-    assert_verdicts("unnamed datacenter", &unnamed, Some("dc9"), |c, _| {
-        is_quorum(c)
-    });
 }
 
 #[test]
@@ -240,4 +229,11 @@ fn refusals_say_what_to_set_instead() {
         text.contains("NetworkTopologyStrategy") && text.contains("SERIAL"),
         "{text}"
     );
+    let one_dc_simple = shape(&[("class", SIMPLE)], &["dc1"]);
+    let pinned = Levels {
+        datacenter: Some("dc1"),
+        ..local
+    };
+    let text = message(check_keyspace("lw", &pinned, &one_dc_simple));
+    assert!(text.contains("needs no pin"), "{text}");
 }
