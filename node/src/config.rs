@@ -273,19 +273,23 @@ impl ServeArgs {
     /// levels against the keyspace's replication are checked when the store connects).
     pub fn scylla_config(&self) -> Result<listwire_storage::scylla::ScyllaConfig, String> {
         use listwire_storage::scylla::config::{
-            check, parse_consistency, parse_datacenter, parse_nodes, parse_replication,
-            parse_serial_consistency, ScyllaConfig,
+            check, check_keyspace, parse_consistency, parse_datacenter, parse_nodes,
+            parse_replication, parse_serial_consistency, ScyllaConfig,
         };
+        use listwire_storage::scylla::safety::check_levels;
         let flag = |name: &'static str| {
             move |error: listwire_storage::Error| format!("--scylla-{name}: {error}")
         };
+        check_keyspace(&self.scylla_keyspace).map_err(flag("keyspace"))?;
+        let consistency = parse_consistency(&self.scylla_consistency)
+            .and_then(|level| check_levels(level).map(|()| level))
+            .map_err(flag("consistency"))?;
         let config = ScyllaConfig {
             nodes: parse_nodes(&self.scylla_nodes).map_err(flag("nodes"))?,
             keyspace: self.scylla_keyspace.clone(),
             replication: parse_replication(&self.scylla_replication)
                 .map_err(flag("replication"))?,
-            consistency: parse_consistency(&self.scylla_consistency)
-                .map_err(flag("consistency"))?,
+            consistency,
             serial_consistency: parse_serial_consistency(&self.scylla_serial_consistency)
                 .map_err(flag("serial-consistency"))?,
             datacenter: parse_datacenter(&self.scylla_datacenter).map_err(flag("datacenter"))?,
