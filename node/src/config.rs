@@ -59,20 +59,26 @@ pub struct ServeArgs {
         default_value = "SimpleStrategy:1"
     )]
     pub scylla_replication: String,
-    /// Consistency of reads and writes: `local_quorum` (default), `quorum`, `one`, `all`, ...
-    #[arg(
-        long,
-        env = "LISTWIRE_SCYLLA_CONSISTENCY",
-        default_value = "local_quorum"
-    )]
+    /// Consistency of reads and writes: `quorum` (default), `all`, or `local_quorum` (only when
+    /// the keyspace has one datacenter or `--scylla-datacenter` is set). Anything weaker than a
+    /// quorum is refused at start.
+    #[arg(long, env = "LISTWIRE_SCYLLA_CONSISTENCY", default_value = "quorum")]
     pub scylla_consistency: String,
-    /// Consistency of conditions (lightweight transactions): `local_serial` or `serial`.
+    /// Consistency of conditions (lightweight transactions): `serial` (default), or
+    /// `local_serial` (only when the keyspace has one datacenter or `--scylla-datacenter` is
+    /// set).
     #[arg(
         long,
         env = "LISTWIRE_SCYLLA_SERIAL_CONSISTENCY",
-        default_value = "local_serial"
+        default_value = "serial"
     )]
     pub scylla_serial_consistency: String,
+    /// Pin this node to one ScyllaDB datacenter, with no failover to others (empty: no pin).
+    /// Makes `local_quorum`/`local_serial` safe on a `NetworkTopologyStrategy` keyspace that
+    /// replicates to several datacenters, provided every listwire node of the cluster pins the
+    /// same datacenter.
+    #[arg(long, env = "LISTWIRE_SCYLLA_DATACENTER", default_value = "")]
+    pub scylla_datacenter: String,
     /// ScyllaDB request timeout in milliseconds.
     #[arg(
         long,
@@ -288,25 +294,36 @@ impl ServeArgs {
         Ok(())
     }
 
-    /// The ScyllaDB settings, parsed and checked.
+    /// The ScyllaDB settings, parsed and checked as far as possible without a server (the
+    /// levels against the keyspace's replication are checked when the store connects).
     pub fn scylla_config(&self) -> Result<listwire_storage::scylla::ScyllaConfig, String> {
         use listwire_storage::scylla::config::{
-            check_keyspace, parse_consistency, parse_nodes, parse_replication,
-            parse_serial_consistency, ScyllaConfig,
+            check, check_keyspace, parse_consistency, parse_datacenter, parse_nodes,
+            parse_replication, parse_serial_consistency, ScyllaConfig,
         };
-        let text = |error: listwire_storage::Error| error.to_string();
-        check_keyspace(&self.scylla_keyspace).map_err(text)?;
-        Ok(ScyllaConfig {
-            nodes: parse_nodes(&self.scylla_nodes).map_err(text)?,
+        use listwire_storage::scylla::safety::check_levels;
+        let flag = |name: &'static str| {
+            move |error: listwire_storage::Error| format!("--scylla-{name}: {error}")
+        };
+        check_keyspace(&self.scylla_keyspace).map_err(flag("keyspace"))?;
+        let consistency = parse_consistency(&self.scylla_consistency)
+            .and_then(|level| check_levels(level).map(|()| level))
+            .map_err(flag("consistency"))?;
+        let config = ScyllaConfig {
+            nodes: parse_nodes(&self.scylla_nodes).map_err(flag("nodes"))?,
             keyspace: self.scylla_keyspace.clone(),
-            replication: parse_replication(&self.scylla_replication).map_err(text)?,
-            consistency: parse_consistency(&self.scylla_consistency).map_err(text)?,
+            replication: parse_replication(&self.scylla_replication)
+                .map_err(flag("replication"))?,
+            consistency,
             serial_consistency: parse_serial_consistency(&self.scylla_serial_consistency)
-                .map_err(text)?,
+                .map_err(flag("serial-consistency"))?,
+            datacenter: parse_datacenter(&self.scylla_datacenter).map_err(flag("datacenter"))?,
             request_timeout: Duration::from_millis(self.scylla_request_timeout_ms.max(1)),
             retries: self.scylla_retries,
             ..ScyllaConfig::default()
-        })
+        };
+        check(&config).map_err(|error| error.to_string())?;
+        Ok(config)
     }
 
     /// The domain limits.
@@ -393,5 +410,44 @@ mod tests {
         let bad = ServeArgs::from_flags(["--store", "scylla", "--scylla-replication", "Nonsense"])
             .unwrap();
         assert!(bad.validate().is_err());
+    }
+
+    /// The ScyllaDB defaults are QUORUM and SERIAL with no pin (safe for every keyspace shape);
+    /// levels below a quorum are refused when the flags are read, naming the flag and the fix;
+    /// `--scylla-datacenter` pins the node.
+    #[test]
+    fn scylla_consistency_flags() {
+        use listwire_storage::scylla::{Consistency, SerialConsistency};
+        let scylla = |extra: &[&str]| {
+            let mut flags = vec!["--store", "scylla"];
+            flags.extend_from_slice(extra);
+            ServeArgs::from_flags(flags).unwrap()
+        };
+        let defaults = scylla(&[]).scylla_config().unwrap();
+        assert_eq!(defaults.consistency, Consistency::Quorum);
+        assert_eq!(defaults.serial_consistency, SerialConsistency::Serial);
+        assert_eq!(defaults.datacenter, None);
+        for weak in ["one", "local_one", "each_quorum", "any", "two"] {
+            let refused = scylla(&["--scylla-consistency", weak])
+                .validate()
+                .unwrap_err();
+            assert!(refused.contains("QUORUM"), "{weak}: {refused}");
+        }
+        let refused = scylla(&["--scylla-datacenter", "dc 1"])
+            .validate()
+            .unwrap_err();
+        assert!(refused.starts_with("--scylla-datacenter"), "{refused}");
+        let pinned = scylla(&[
+            "--scylla-datacenter",
+            "dc1",
+            "--scylla-consistency",
+            "local_quorum",
+            "--scylla-serial-consistency",
+            "local_serial",
+        ]);
+        assert_eq!(pinned.validate(), Ok(()));
+        let config = pinned.scylla_config().unwrap();
+        assert_eq!(config.datacenter.as_deref(), Some("dc1"));
+        assert_eq!(config.consistency, Consistency::LocalQuorum);
     }
 }

@@ -21,29 +21,32 @@ pub enum Replication {
     },
 }
 
-/// Consistency of ordinary reads and writes.
+/// Consistency of ordinary reads and writes. Only `Quorum`, `LocalQuorum` (one datacenter, or
+/// a pinned one) and `All` pass the start-up check ([`super::safety`]); the weaker levels are
+/// kept so that a setting naming them is refused with an explanation rather than "unknown".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consistency {
-    /// One replica.
+    /// One replica (refused: below a quorum).
     One,
-    /// One replica in the local datacenter.
+    /// One replica in the local datacenter (refused: below a quorum).
     LocalOne,
-    /// A majority of all replicas.
+    /// A majority of all replicas (the default).
     Quorum,
-    /// A majority of the replicas in the local datacenter (the default).
+    /// A majority of the replicas in the local datacenter.
     LocalQuorum,
-    /// A majority in every datacenter.
+    /// A majority in every datacenter (refused: ScyllaDB does not serve reads at it).
     EachQuorum,
-    /// Every replica.
+    /// Every replica: safe, but a single replica down stops every request.
     All,
 }
 
 /// Consistency of the Paxos phase of conditional statements (and of the reads that resolve them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SerialConsistency {
-    /// Linearizable across all datacenters.
+    /// Linearizable across all datacenters (the default).
     Serial,
-    /// Linearizable within the local datacenter (the default).
+    /// Linearizable within the coordinator's datacenter only: allowed when the keyspace has one
+    /// datacenter, or every node is pinned to the same one.
     LocalSerial,
 }
 
@@ -60,6 +63,10 @@ pub struct ScyllaConfig {
     pub consistency: Consistency,
     /// Consistency of conditions (the conditional append, username reservation).
     pub serial_consistency: SerialConsistency,
+    /// The one datacenter this node sends requests to, with failover to other datacenters
+    /// disabled. Needed for `LOCAL_*` levels on a keyspace that replicates to several
+    /// datacenters, and then every listwire node of the cluster must pin the same one.
+    pub datacenter: Option<String>,
     /// Client-side timeout of one request.
     pub request_timeout: Duration,
     /// Timeout of establishing one connection.
@@ -74,8 +81,11 @@ impl Default for ScyllaConfig {
             nodes: vec!["127.0.0.1:9042".to_owned()],
             keyspace: "listwire".to_owned(),
             replication: Replication::Simple { factor: 1 },
-            consistency: Consistency::LocalQuorum,
-            serial_consistency: SerialConsistency::LocalSerial,
+            // QUORUM and SERIAL are safe for every keyspace shape, and in a keyspace with one
+            // datacenter they cost the same as LOCAL_QUORUM and LOCAL_SERIAL (same replicas).
+            consistency: Consistency::Quorum,
+            serial_consistency: SerialConsistency::Serial,
+            datacenter: None,
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             retries: 2,
@@ -85,6 +95,42 @@ impl Default for ScyllaConfig {
 
 fn invalid(msg: String) -> Error {
     Error::InvalidArgument(msg)
+}
+
+/// Checks everything in `config` that needs no server: contact points, keyspace name,
+/// datacenter name and the consistency levels. [`super::ScyllaStore::connect`] runs it first,
+/// then checks the levels against the keyspace's actual replication.
+pub fn check(config: &ScyllaConfig) -> Result<(), Error> {
+    if config.nodes.is_empty() {
+        return Err(invalid("scylla: no contact nodes".into()));
+    }
+    check_keyspace(&config.keyspace)?;
+    if let Some(datacenter) = &config.datacenter {
+        parse_datacenter(datacenter)?;
+    }
+    super::safety::check_levels(config.consistency)
+}
+
+fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+/// Parses a datacenter name (the pin): letters, digits, `_`, `-` and `.`. An empty text means
+/// no pin.
+pub fn parse_datacenter(text: &str) -> Result<Option<String>, Error> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if !is_name(name) {
+        return Err(invalid(format!(
+            "datacenter {text:?}: use letters, digits, _, - or ."
+        )));
+    }
+    Ok(Some(name.to_owned()))
 }
 
 /// Parses `"host:port,host:port"` into contact points. Every entry needs a host and a numeric port.
@@ -128,10 +174,7 @@ pub fn parse_replication(text: &str) -> Result<Replication, Error> {
             for pair in rest.split(',').map(str::trim) {
                 let (dc, rf) = pair.split_once('=').ok_or_else(bad)?;
                 let dc = dc.trim();
-                let valid_name = !dc.is_empty()
-                    && dc
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                let valid_name = is_name(dc) && !dc.contains('.');
                 if !valid_name || datacenters.iter().any(|(d, _)| d == dc) {
                     return Err(bad());
                 }
@@ -148,7 +191,8 @@ fn parse_factor(text: &str) -> Option<u32> {
 }
 
 /// Parses a consistency name (`ONE`, `LOCAL_ONE`, `QUORUM`, `LOCAL_QUORUM`, `EACH_QUORUM`, `ALL`;
-/// case-insensitive, `-` accepted for `_`).
+/// case-insensitive, `-` accepted for `_`). Parsing is not approval: the levels below a quorum
+/// parse so that [`check`] can refuse them with the reason.
 pub fn parse_consistency(text: &str) -> Result<Consistency, Error> {
     match normalize(text).as_str() {
         "ONE" => Ok(Consistency::One),
@@ -157,7 +201,13 @@ pub fn parse_consistency(text: &str) -> Result<Consistency, Error> {
         "LOCAL_QUORUM" => Ok(Consistency::LocalQuorum),
         "EACH_QUORUM" => Ok(Consistency::EachQuorum),
         "ALL" => Ok(Consistency::All),
-        _ => Err(invalid(format!("unknown consistency {text:?}"))),
+        level @ ("ANY" | "TWO" | "THREE") => Err(invalid(format!(
+            "consistency {level} is a fixed replica count, not a quorum, so an acknowledged batch \
+             can be lost with fewer disks than a quorum; set QUORUM, LOCAL_QUORUM or ALL"
+        ))),
+        _ => Err(invalid(format!(
+            "unknown consistency {text:?}: expected QUORUM, LOCAL_QUORUM or ALL"
+        ))),
     }
 }
 
@@ -166,7 +216,9 @@ pub fn parse_serial_consistency(text: &str) -> Result<SerialConsistency, Error> 
     match normalize(text).as_str() {
         "SERIAL" => Ok(SerialConsistency::Serial),
         "LOCAL_SERIAL" => Ok(SerialConsistency::LocalSerial),
-        _ => Err(invalid(format!("unknown serial consistency {text:?}"))),
+        _ => Err(invalid(format!(
+            "unknown serial consistency {text:?}: expected SERIAL or LOCAL_SERIAL"
+        ))),
     }
 }
 
@@ -242,7 +294,14 @@ mod tests {
             parse_consistency("EACH_QUORUM").ok(),
             Some(Consistency::EachQuorum)
         );
-        assert!(parse_consistency("ANY").is_err());
+        for fixed in ["ANY", "two", "THREE"] {
+            let refused = parse_consistency(fixed);
+            assert!(
+                matches!(&refused, Err(Error::InvalidArgument(m)) if m.contains("set QUORUM")),
+                "{fixed}: {refused:?}"
+            );
+        }
+        assert!(parse_consistency("quorm").is_err());
         assert_eq!(
             parse_serial_consistency("serial").ok(),
             Some(SerialConsistency::Serial)
@@ -260,5 +319,46 @@ mod tests {
         for bad in ["", "1ks", "ks-x", "ks;drop", &"k".repeat(49)] {
             assert!(check_keyspace(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn datacenters() {
+        assert_eq!(parse_datacenter(" dc1 ").ok(), Some(Some("dc1".into())));
+        assert_eq!(
+            parse_datacenter("us-east.1").ok(),
+            Some(Some("us-east.1".into()))
+        );
+        assert_eq!(parse_datacenter("").ok(), Some(None));
+        for bad in ["dc 1", "dc'1", "dc;1"] {
+            assert!(parse_datacenter(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The static check refuses what no keyspace could make safe, before any connection.
+    #[test]
+    fn static_check() {
+        assert!(check(&ScyllaConfig::default()).is_ok());
+        let weak = ScyllaConfig {
+            consistency: Consistency::LocalOne,
+            ..ScyllaConfig::default()
+        };
+        assert!(matches!(check(&weak), Err(Error::InvalidArgument(_))));
+        let no_nodes = ScyllaConfig {
+            nodes: Vec::new(),
+            ..ScyllaConfig::default()
+        };
+        assert!(check(&no_nodes).is_err());
+        let bad_pin = ScyllaConfig {
+            datacenter: Some("dc 1".into()),
+            ..ScyllaConfig::default()
+        };
+        assert!(check(&bad_pin).is_err());
+        let pinned = ScyllaConfig {
+            datacenter: Some("dc1".into()),
+            consistency: Consistency::LocalQuorum,
+            serial_consistency: SerialConsistency::LocalSerial,
+            ..ScyllaConfig::default()
+        };
+        assert!(check(&pinned).is_ok());
     }
 }

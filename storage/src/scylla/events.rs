@@ -1,6 +1,5 @@
 //! The event store operations: conditional append, reads, snapshots, prune.
 
-use bytes::Bytes;
 use scylla::response::query_result::QueryResult;
 use uuid::Uuid;
 
@@ -8,9 +7,10 @@ use super::errors::{self, Class};
 use super::rows::{self, bucket_of, bucket_start, to_i64, to_u64};
 use super::ScyllaStore;
 use crate::record;
-use crate::{Batch, Error, Snapshot};
+use crate::{Batch, Error};
 
 /// The `heads` row of a list.
+#[derive(Debug, Clone)]
 pub(super) struct HeadRow {
     /// The list's head (last_seq of its newest batch).
     pub head: u64,
@@ -19,9 +19,21 @@ pub(super) struct HeadRow {
     /// The newest batch's record (a copy, so a crash before its batch row is written loses
     /// nothing).
     pub tail: Vec<u8>,
+    /// `WRITETIME(tail)`: when the conditional append wrote it (not read at serial consistency).
+    pub tail_written_us: Option<i64>,
 }
 
-type HeadCols = (Option<i64>, Option<i64>, Option<Vec<u8>>);
+type HeadCols = (Option<i64>, Option<i64>, Option<Vec<u8>>, Option<i64>);
+type HeadColsSerial = (Option<i64>, Option<i64>, Option<Vec<u8>>);
+
+/// The client clock in microseconds since the epoch, the unit of CQL write timestamps.
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
+        })
+}
 
 fn conflict(list: Uuid, head: u64, first_seq: u64) -> Error {
     Error::AppendConflict {
@@ -51,6 +63,7 @@ impl ScyllaStore {
                 batch.last_seq, batch.first_seq
             )));
         }
+        rows::check_batch_size(&batch)?;
         let first = to_i64(batch.first_seq, "first_seq")?;
         let last = to_i64(batch.last_seq, "last_seq")?;
         if batch.first_seq == 0 {
@@ -58,6 +71,12 @@ impl ScyllaStore {
             return Err(conflict(list, head, 0));
         }
         let record = record::encode_batch(&batch);
+        // The batch row is written with a timestamp from before the LWT, so a row write delayed
+        // past a later prune of this batch (by a newer owner) is shadowed by the prune's delete
+        // instead of resurrecting the row. (A retry that finds its own earlier attempt applied
+        // uses its own, later time: a prune in between needs a newer owner to have snapshotted
+        // past this batch meanwhile, and would leave only a row below the mark, never read.)
+        let written_at = now_us();
         let st = &self.inner.st;
         let result = if batch.first_seq == 1 {
             let values = (list, last, first, record.as_slice());
@@ -89,7 +108,7 @@ impl ScyllaStore {
             },
         }
         // We own this head now: write the batch row (idempotent, only the winner's bytes).
-        self.retry(|| self.write_batch_row(list, batch.first_seq, &record))
+        self.retry(|| self.write_batch_row(list, batch.first_seq, &record, written_at))
             .await
     }
 
@@ -112,14 +131,23 @@ impl ScyllaStore {
         Err(conflict(list, head, batch.first_seq))
     }
 
-    async fn write_batch_row(
+    /// Writes a batch row with write timestamp `written_at_us`: no later than the conditional
+    /// append that won the batch, so any prune of it (always later) shadows the row.
+    pub(super) async fn write_batch_row(
         &self,
         list: Uuid,
         first_seq: u64,
         record: &[u8],
+        written_at_us: i64,
     ) -> Result<(), Error> {
         let bucket = to_i64(bucket_of(first_seq), "bucket")?;
-        let values = (list, bucket, to_i64(first_seq, "first_seq")?, record);
+        let values = (
+            list,
+            bucket,
+            to_i64(first_seq, "first_seq")?,
+            record,
+            written_at_us,
+        );
         self.inner
             .session
             .execute_unpaged(&self.inner.st.batch_insert, values)
@@ -132,7 +160,8 @@ impl ScyllaStore {
         self.retry(|| self.head_row(list, false)).await
     }
 
-    /// Reads the head row, at serial consistency if `serial`.
+    /// Reads the head row, at serial consistency if `serial` (then without the tail's write
+    /// time: the serial read only resolves conditional appends).
     pub(super) async fn head_row(
         &self,
         list: Uuid,
@@ -150,7 +179,12 @@ impl ScyllaStore {
             .execute_unpaged(stmt, (list,))
             .await
             .map_err(errors::exec("read head"))?;
-        let Some((head, tail_first, tail)) = first_row::<HeadCols>(result, "head row")? else {
+        let columns = if serial {
+            first_row::<HeadColsSerial>(result, "head row")?.map(|(h, f, t)| (h, f, t, None))
+        } else {
+            first_row::<HeadCols>(result, "head row")?
+        };
+        let Some((head, tail_first, tail, tail_written_us)) = columns else {
             return Ok(None);
         };
         let (Some(head), Some(tail_first), Some(tail)) = (head, tail_first, tail) else {
@@ -162,12 +196,13 @@ impl ScyllaStore {
             head: to_u64(head, "head")?,
             tail_first: to_u64(tail_first, "tail_first")?,
             tail,
+            tail_written_us,
         }))
     }
 
-    /// The seq below which every batch of `list` is pruned (0 if never pruned): the highest
-    /// mark, or the lowest with `lowest`.
-    pub(super) async fn prune_mark(&self, list: Uuid, lowest: bool) -> Result<u64, Error> {
+    /// The seq below which every batch of `list` is pruned (`None` if never pruned): the
+    /// highest mark, or the lowest with `lowest`.
+    pub(super) async fn prune_mark(&self, list: Uuid, lowest: bool) -> Result<Option<u64>, Error> {
         let st = &self.inner.st;
         let stmt = if lowest {
             &st.mark_lowest
@@ -180,10 +215,9 @@ impl ScyllaStore {
             .execute_unpaged(stmt, (list,))
             .await
             .map_err(errors::exec("read prune mark"))?;
-        match first_row::<(i64,)>(result, "prune mark")? {
-            Some((mark,)) => to_u64(mark, "pruned_below"),
-            None => Ok(0),
-        }
+        first_row::<(i64,)>(result, "prune mark")?
+            .map(|(mark,)| to_u64(mark, "pruned_below"))
+            .transpose()
     }
 
     /// `first_seq` of the newest batch starting at or before `seq` and not below `floor`,
@@ -262,33 +296,4 @@ fn lwt_result(result: QueryResult) -> Result<rows::LwtOutcome, Error> {
         .first_row::<scylla::value::Row>()
         .map_err(|e| Error::Corrupt(format!("conditional append: {e}")))?;
     rows::lwt_outcome(&names, &row)
-}
-
-/// Pushes `batch` if it continues `out`; a gap in stored history is corruption.
-pub(super) fn push_contiguous(out: &mut Vec<Batch>, batch: Batch, list: Uuid) -> Result<(), Error> {
-    if let Some(prev) = out.last() {
-        if prev.last_seq.checked_add(1) != Some(batch.first_seq) {
-            return Err(Error::Corrupt(format!(
-                "list {list}: batch {}..={} does not follow {}..={}",
-                batch.first_seq, batch.last_seq, prev.first_seq, prev.last_seq
-            )));
-        }
-    }
-    out.push(batch);
-    Ok(())
-}
-
-/// A snapshot read back from its row, cross-checking the clustering seq.
-pub(super) fn decode_snapshot_row(seq: i64, record: &[u8]) -> Result<Snapshot, Error> {
-    let snapshot = record::decode_snapshot(record)?;
-    if to_u64(seq, "snapshot seq")? != snapshot.seq {
-        return Err(Error::Corrupt(format!(
-            "snapshot row at seq {seq} holds seq {}",
-            snapshot.seq
-        )));
-    }
-    Ok(Snapshot {
-        seq: snapshot.seq,
-        body: Bytes::from(snapshot.body.to_vec()),
-    })
 }

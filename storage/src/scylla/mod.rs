@@ -13,14 +13,25 @@
 //!   head row holds exactly that batch, and readers write it back (idempotent, identical bytes).
 //! - Prune records a mark (`pruned_below`) first, then deletes whole buckets and a row range; it
 //!   never touches the head.
+//! - A snapshot over 64 KiB is written as 512 KiB chunks, then a small pointer row (length,
+//!   chunk count, CRC-32C) written last makes it visible at once; readers verify before they
+//!   return it. Older snapshots and their chunks are range-deleted after the pointer is written.
+//! - At start, the consistency levels are checked against the keyspace's actual replication
+//!   (`safety.rs`): a combination that could let two owners both win is refused.
 
 mod accounts;
+pub mod chunks;
 pub mod config;
+pub mod crc32c;
 mod errors;
 mod events;
 mod history;
+mod migrate;
+mod page;
 pub mod rows;
+pub mod safety;
 pub mod schema;
+mod snapshots;
 mod statements;
 
 use std::future::Future;
@@ -32,6 +43,7 @@ use async_trait::async_trait;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::{DefaultPolicy, LoadBalancingPolicy};
 use scylla::statement::{Consistency as DriverConsistency, SerialConsistency as DriverSerial};
 use uuid::Uuid;
 
@@ -69,6 +81,17 @@ fn driver_consistency(c: Consistency) -> DriverConsistency {
     }
 }
 
+/// Token-aware routing to `datacenter` only: with failover disabled the driver never sends a
+/// request to another datacenter, so `LOCAL_SERIAL` Paxos rounds all run among that
+/// datacenter's replicas (a dead datacenter makes the node unavailable, not unsafe).
+fn pinned_policy(datacenter: &str) -> Arc<dyn LoadBalancingPolicy> {
+    DefaultPolicy::builder()
+        .prefer_datacenter(datacenter.to_owned())
+        .permit_dc_failover(false)
+        .token_aware(true)
+        .build()
+}
+
 fn driver_serial(c: SerialConsistency) -> DriverSerial {
     match c {
         SerialConsistency::Serial => DriverSerial::Serial,
@@ -77,29 +100,36 @@ fn driver_serial(c: SerialConsistency) -> DriverSerial {
 }
 
 impl ScyllaStore {
-    /// Connects to the cluster, creates or checks the schema (see `storage/SCHEMA.md`), and
+    /// Connects to the cluster, creates or upgrades the schema (see `storage/SCHEMA.md`), checks
+    /// the consistency settings against the keyspace's actual replication ([`safety`]), and
     /// prepares every statement. Fails with [`Error::Unavailable`] if the cluster cannot be
-    /// reached, [`Error::InvalidArgument`] for a bad config, and [`Error::Backend`] (with the
-    /// fix) if the keyspace uses tablets.
+    /// reached, [`Error::InvalidArgument`] for a bad or unsafe config (the message says what to
+    /// set instead), and [`Error::Backend`] (with the fix) if the keyspace uses tablets.
     pub async fn connect(config: ScyllaConfig) -> Result<ScyllaStore, Error> {
-        config::check_keyspace(&config.keyspace)?;
-        if config.nodes.is_empty() {
-            return Err(Error::InvalidArgument("scylla: no contact nodes".into()));
-        }
+        config::check(&config)?;
         let serial = driver_serial(config.serial_consistency);
-        let profile = ExecutionProfile::builder()
+        let mut profile = ExecutionProfile::builder()
             .consistency(driver_consistency(config.consistency))
             .serial_consistency(Some(serial))
-            .request_timeout(Some(config.request_timeout))
-            .build();
+            .request_timeout(Some(config.request_timeout));
+        if let Some(datacenter) = &config.datacenter {
+            profile = profile.load_balancing_policy(pinned_policy(datacenter));
+        }
         let session = SessionBuilder::new()
             .known_nodes(&config.nodes)
             .connection_timeout(config.connect_timeout)
-            .default_execution_profile_handle(profile.into_handle())
+            .default_execution_profile_handle(profile.build().into_handle())
             .build()
             .await
             .map_err(errors::connect)?;
-        schema::migrate(&session, &config.keyspace, &config.replication).await?;
+        migrate::migrate(&session, &config.keyspace, &config.replication).await?;
+        let shape = migrate::keyspace_shape(&session, &config.keyspace).await?;
+        let levels = safety::Levels {
+            consistency: config.consistency,
+            serial: config.serial_consistency,
+            datacenter: config.datacenter.as_deref(),
+        };
+        safety::check_keyspace(&config.keyspace, &levels, &shape)?;
         let preparer = Preparer {
             session: &session,
             keyspace: &config.keyspace,
@@ -166,7 +196,7 @@ impl EventStore for ScyllaStore {
         if max_batches == 0 {
             return Ok(Vec::new());
         }
-        self.retry(|| self.read_range(list, after_seq, max_batches))
+        self.retry(|| history::read_range(self, list, after_seq, max_batches))
             .await
     }
 

@@ -1,19 +1,78 @@
-//! Schema: CQL DDL as pure functions, and the startup migration.
+//! Schema: CQL DDL as pure functions, and the numbered migrations (run by `migrate.rs`).
 //!
-//! Migration runs on every start and is idempotent: `CREATE … IF NOT EXISTS` for the keyspace
-//! (tablets disabled, because LWT does not work on tablet keyspaces) and every table, a check that
-//! an existing keyspace does not use tablets, an explicit wait for schema agreement, then the
-//! recorded schema version is read and written. The layout is documented in `storage/SCHEMA.md`.
-
-use scylla::client::session::Session;
-use scylla::value::CqlValue;
+//! The keyspace is created with tablets disabled, because LWT does not work on tablet keyspaces.
+//! Every migration is a list of `CREATE … IF NOT EXISTS`, so re-running one after a crash is
+//! harmless; the version recorded in `schema_version` says which have run. The layout is
+//! documented in `storage/SCHEMA.md`.
 
 use super::config::Replication;
-use super::errors;
 use crate::Error;
 
 /// The schema version this release creates and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
+
+/// One step of the schema: the DDL that brings a keyspace from `version - 1` to `version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// The schema version after this step.
+    pub version: i32,
+    /// What the step is for, for logs.
+    pub what: &'static str,
+    /// The statements, in order. Each is idempotent.
+    pub ddl: Vec<String>,
+}
+
+/// The table recording the schema version; created before anything else is read.
+pub fn create_version_table(ks: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.schema_version \
+         (component text PRIMARY KEY, version int)"
+    )
+}
+
+/// Every migration, in version order: 1 is the initial schema, 2 adds `snapshot_chunks`
+/// (snapshots larger than a row may be: see `chunks.rs`).
+pub fn migrations(ks: &str) -> Vec<Migration> {
+    vec![
+        Migration {
+            version: 1,
+            what: "initial tables",
+            ddl: create_tables(ks),
+        },
+        Migration {
+            version: 2,
+            what: "chunked snapshots",
+            ddl: vec![create_snapshot_chunks(ks)],
+        },
+    ]
+}
+
+/// The migrations a keyspace at `stored` (none recorded: a fresh keyspace) still needs. A
+/// keyspace newer than this release is refused: this release would misread it.
+pub fn pending(ks: &str, stored: Option<i32>) -> Result<Vec<Migration>, Error> {
+    let stored = stored.unwrap_or(0);
+    if stored > SCHEMA_VERSION {
+        return Err(Error::Backend(format!(
+            "keyspace {ks} has schema version {stored}, newer than this release's \
+             {SCHEMA_VERSION}; upgrade listwire"
+        )));
+    }
+    Ok(migrations(ks)
+        .into_iter()
+        .filter(|m| m.version > stored)
+        .collect())
+}
+
+/// Chunks of snapshots too large for one row, written before the pointer row in `snapshots`
+/// that makes them visible. One partition per list; `seq < ?` range deletes drop older
+/// snapshots' chunks (and orphans of interrupted writes) in one tombstone.
+pub fn create_snapshot_chunks(ks: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.snapshot_chunks \
+         (list_id uuid, seq bigint, write_id uuid, chunk int, body blob, \
+         PRIMARY KEY (list_id, seq, write_id, chunk))"
+    )
+}
 
 /// `CREATE KEYSPACE IF NOT EXISTS` with the given replication, optionally disabling tablets.
 pub fn create_keyspace(keyspace: &str, replication: &Replication, tablets_clause: bool) -> String {
@@ -37,13 +96,10 @@ pub fn create_keyspace(keyspace: &str, replication: &Replication, tablets_clause
     format!("CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}{tablets}")
 }
 
-/// The table definitions, in creation order.
+/// The tables of schema version 1, in creation order (`schema_version` is created first, by
+/// [`create_version_table`]).
 pub fn create_tables(ks: &str) -> Vec<String> {
     vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.schema_version \
-             (component text PRIMARY KEY, version int)"
-        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.heads \
              (list_id uuid PRIMARY KEY, head bigint, tail_first bigint, tail blob)"
@@ -86,99 +142,6 @@ pub fn tablets_error(keyspace: &str) -> Error {
     ))
 }
 
-/// Creates or checks the whole schema. Run once at startup, before preparing statements.
-pub async fn migrate(session: &Session, ks: &str, replication: &Replication) -> Result<(), Error> {
-    create_ks(session, ks, replication).await?;
-    check_no_tablets(session, ks).await?;
-    for ddl in create_tables(ks) {
-        session
-            .query_unpaged(ddl, ())
-            .await
-            .map_err(errors::exec("create table"))?;
-    }
-    session
-        .await_schema_agreement()
-        .await
-        .map_err(errors::agreement)?;
-    check_version(session, ks).await
-}
-
-async fn create_ks(session: &Session, ks: &str, replication: &Replication) -> Result<(), Error> {
-    match session
-        .query_unpaged(create_keyspace(ks, replication, true), ())
-        .await
-    {
-        Ok(_) => Ok(()),
-        // ScyllaDB before tablets (and Cassandra) rejects the unknown `tablets` option; there
-        // tablets cannot be on, so create the keyspace without it.
-        Err(err) if err.to_string().to_ascii_lowercase().contains("tablets") => session
-            .query_unpaged(create_keyspace(ks, replication, false), ())
-            .await
-            .map(|_| ())
-            .map_err(errors::exec("create keyspace")),
-        Err(err) => Err(errors::exec("create keyspace")(err)),
-    }
-}
-
-/// Fails with a fix-it message if `ks` uses tablets. A missing `system_schema.scylla_keyspaces`
-/// (older ScyllaDB, Cassandra) means no tablets.
-async fn check_no_tablets(session: &Session, ks: &str) -> Result<(), Error> {
-    let query =
-        "SELECT initial_tablets FROM system_schema.scylla_keyspaces WHERE keyspace_name = ?";
-    let result = match session.query_unpaged(query, (ks,)).await {
-        Ok(result) => result,
-        Err(err) if errors::is_missing_table(&err) => return Ok(()),
-        Err(err) => return Err(errors::exec("check tablets")(err)),
-    };
-    let rows = result
-        .into_rows_result()
-        .map_err(errors::rows_shape("check tablets"))?;
-    let row = rows
-        .maybe_first_row::<scylla::value::Row>()
-        .map_err(|e| Error::Corrupt(format!("check tablets: {e}")))?;
-    let uses_tablets = row.is_some_and(|r| matches!(r.columns.first(), Some(Some(_))));
-    if uses_tablets {
-        return Err(tablets_error(ks));
-    }
-    Ok(())
-}
-
-async fn check_version(session: &Session, ks: &str) -> Result<(), Error> {
-    let select = format!("SELECT version FROM {ks}.schema_version WHERE component = 'storage'");
-    let result = session
-        .query_unpaged(select, ())
-        .await
-        .map_err(errors::exec("read schema version"))?;
-    let rows = result
-        .into_rows_result()
-        .map_err(errors::rows_shape("read schema version"))?;
-    let stored = rows
-        .maybe_first_row::<scylla::value::Row>()
-        .map_err(|e| Error::Corrupt(format!("schema version: {e}")))?
-        .and_then(|r| match r.columns.first() {
-            Some(Some(CqlValue::Int(v))) => Some(*v),
-            _ => None,
-        });
-    match stored {
-        Some(v) if v > SCHEMA_VERSION => Err(Error::Backend(format!(
-            "keyspace {ks} has schema version {v}, newer than this release's {SCHEMA_VERSION}; \
-             upgrade listwire"
-        ))),
-        Some(v) if v == SCHEMA_VERSION => Ok(()),
-        // Absent (fresh keyspace) or older: the DDL above brought it to this version.
-        _ => {
-            let insert = format!(
-                "INSERT INTO {ks}.schema_version (component, version) VALUES ('storage', ?)"
-            );
-            session
-                .query_unpaged(insert, (SCHEMA_VERSION,))
-                .await
-                .map(|_| ())
-                .map_err(errors::exec("write schema version"))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +169,7 @@ mod tests {
     #[test]
     fn table_ddl() {
         let tables = create_tables("lw");
-        assert_eq!(tables.len(), 8);
+        assert_eq!(tables.len(), 7);
         assert!(tables
             .iter()
             .all(|t| t.starts_with("CREATE TABLE IF NOT EXISTS lw.")));
@@ -217,6 +180,51 @@ mod tests {
         let snaps = tables.iter().find(|t| t.contains("lw.snapshots"));
         assert!(snaps.is_some_and(|t| t.contains("CLUSTERING ORDER BY (seq DESC)")));
         assert!(tables.iter().all(|t| !t.contains("ALLOW FILTERING")));
+    }
+
+    /// Migration 2 adds the chunk table keyed by (list, snapshot seq, write, chunk index), with
+    /// the list alone as partition key so one range delete drops every older chunk.
+    #[test]
+    fn chunk_table_ddl() {
+        let ddl = create_snapshot_chunks("lw");
+        assert_eq!(
+            ddl,
+            "CREATE TABLE IF NOT EXISTS lw.snapshot_chunks \
+             (list_id uuid, seq bigint, write_id uuid, chunk int, body blob, \
+             PRIMARY KEY (list_id, seq, write_id, chunk))"
+        );
+        assert!(
+            create_version_table("lw").starts_with("CREATE TABLE IF NOT EXISTS lw.schema_version")
+        );
+    }
+
+    /// Migrations are numbered 1..=SCHEMA_VERSION without gaps; a fresh keyspace runs them all,
+    /// a version-1 keyspace only the chunk table, a current one nothing, a newer one is refused.
+    #[test]
+    fn migrations_are_numbered_and_pending_ones_run() {
+        let all = migrations("lw");
+        let versions: Vec<i32> = all.iter().map(|m| m.version).collect();
+        assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+        for migration in &all {
+            assert!(!migration.ddl.is_empty(), "{}", migration.what);
+            assert!(migration
+                .ddl
+                .iter()
+                .all(|ddl| ddl.starts_with("CREATE TABLE IF NOT EXISTS lw.")));
+        }
+        let fresh = pending("lw", None).ok().unwrap_or_default();
+        assert_eq!(fresh, all);
+        let from_v1 = pending("lw", Some(1)).ok().unwrap_or_default();
+        assert_eq!(from_v1.len(), 1);
+        assert!(from_v1
+            .first()
+            .is_some_and(|m| m.version == 2 && m.ddl == vec![create_snapshot_chunks("lw")]));
+        assert_eq!(pending("lw", Some(SCHEMA_VERSION)).ok(), Some(Vec::new()));
+        let newer = pending("lw", Some(SCHEMA_VERSION + 1));
+        assert!(
+            matches!(&newer, Err(Error::Backend(m)) if m.contains("upgrade listwire")),
+            "{newer:?}"
+        );
     }
 
     #[test]

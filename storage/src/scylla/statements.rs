@@ -17,11 +17,12 @@ pub(crate) struct Statements {
     pub head_insert: PreparedStatement,
     /// `UPDATE heads … IF head = ?`: every later batch.
     pub head_update: PreparedStatement,
-    /// The head row at the normal consistency.
+    /// The head row at the normal consistency, with the tail's write time.
     pub head_select: PreparedStatement,
     /// The head row at serial consistency (resolves uncertain conditional writes).
     pub head_select_serial: PreparedStatement,
-    /// Writes one batch row (idempotent: only identical content is ever written to a key).
+    /// Writes one batch row at a given write timestamp (idempotent: only identical content is
+    /// ever written to a key).
     pub batch_insert: PreparedStatement,
     /// The newest batch of a bucket starting at or before a seq.
     pub batch_floor: PreparedStatement,
@@ -41,10 +42,20 @@ pub(crate) struct Statements {
     pub mark_delete_below: PreparedStatement,
     /// `INSERT INTO snapshots … IF NOT EXISTS` (an equal seq never replaces the stored one).
     pub snapshot_insert: PreparedStatement,
-    /// The newest snapshot.
+    /// The newest snapshot row (inline snapshot or chunk pointer).
     pub snapshot_latest: PreparedStatement,
-    /// Drops snapshots older than a seq.
+    /// The seq of the newest snapshot.
+    pub snapshot_latest_seq: PreparedStatement,
+    /// Drops snapshot rows older than a seq.
     pub snapshot_delete_below: PreparedStatement,
+    /// Writes one chunk of a large snapshot (idempotent: a write id never changes content).
+    pub chunk_insert: PreparedStatement,
+    /// Reads one chunk.
+    pub chunk_select: PreparedStatement,
+    /// Drops the chunks of snapshots older than a seq (and orphans of interrupted writes).
+    pub chunk_delete_below: PreparedStatement,
+    /// Drops the chunks of one write (a writer whose pointer lost to an equal seq).
+    pub chunk_delete_write: PreparedStatement,
     /// Writes a user row.
     pub user_insert: PreparedStatement,
     /// Deletes a user row (a signup that lost its username).
@@ -109,12 +120,14 @@ impl Preparer<'_> {
     pub async fn all(&self) -> Result<Statements, Error> {
         use Kind::{Conditional as C, Idempotent as I, SerialRead as S};
         let head_cols = "SELECT head, tail_first, tail FROM {ks}.heads WHERE list_id = ?";
+        let head_cols_written =
+            "SELECT head, tail_first, tail, WRITETIME(tail) FROM {ks}.heads WHERE list_id = ?";
         Ok(Statements {
             head_insert: self.prep("INSERT INTO {ks}.heads (list_id, head, tail_first, tail) VALUES (?, ?, ?, ?) IF NOT EXISTS", C).await?,
             head_update: self.prep("UPDATE {ks}.heads SET head = ?, tail_first = ?, tail = ? WHERE list_id = ? IF head = ?", C).await?,
-            head_select: self.prep(head_cols, I).await?,
+            head_select: self.prep(head_cols_written, I).await?,
             head_select_serial: self.prep(head_cols, S).await?,
-            batch_insert: self.prep("INSERT INTO {ks}.batches (list_id, bucket, first_seq, record) VALUES (?, ?, ?, ?)", I).await?,
+            batch_insert: self.prep("INSERT INTO {ks}.batches (list_id, bucket, first_seq, record) VALUES (?, ?, ?, ?) USING TIMESTAMP ?", I).await?,
             batch_floor: self.prep("SELECT first_seq, record FROM {ks}.batches WHERE list_id = ? AND bucket = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1", I).await?,
             batch_from: self.prep("SELECT first_seq, record FROM {ks}.batches WHERE list_id = ? AND bucket = ? AND first_seq >= ? AND first_seq <= ? LIMIT ?", I).await?,
             batch_delete_below: self.prep("DELETE FROM {ks}.batches WHERE list_id = ? AND bucket = ? AND first_seq < ?", I).await?,
@@ -125,7 +138,12 @@ impl Preparer<'_> {
             mark_delete_below: self.prep("DELETE FROM {ks}.prune_marks WHERE list_id = ? AND pruned_below < ?", I).await?,
             snapshot_insert: self.prep("INSERT INTO {ks}.snapshots (list_id, seq, record) VALUES (?, ?, ?) IF NOT EXISTS", C).await?,
             snapshot_latest: self.prep("SELECT seq, record FROM {ks}.snapshots WHERE list_id = ? LIMIT 1", I).await?,
+            snapshot_latest_seq: self.prep("SELECT seq FROM {ks}.snapshots WHERE list_id = ? LIMIT 1", I).await?,
             snapshot_delete_below: self.prep("DELETE FROM {ks}.snapshots WHERE list_id = ? AND seq < ?", I).await?,
+            chunk_insert: self.prep("INSERT INTO {ks}.snapshot_chunks (list_id, seq, write_id, chunk, body) VALUES (?, ?, ?, ?, ?)", I).await?,
+            chunk_select: self.prep("SELECT body FROM {ks}.snapshot_chunks WHERE list_id = ? AND seq = ? AND write_id = ? AND chunk = ?", I).await?,
+            chunk_delete_below: self.prep("DELETE FROM {ks}.snapshot_chunks WHERE list_id = ? AND seq < ?", I).await?,
+            chunk_delete_write: self.prep("DELETE FROM {ks}.snapshot_chunks WHERE list_id = ? AND seq = ? AND write_id = ?", I).await?,
             user_insert: self.prep("INSERT INTO {ks}.users (user_id, record) VALUES (?, ?)", I).await?,
             user_delete: self.prep("DELETE FROM {ks}.users WHERE user_id = ?", I).await?,
             user_select: self.prep("SELECT record FROM {ks}.users WHERE user_id = ?", I).await?,
