@@ -22,6 +22,10 @@ const ADMISSION_REJECTIONS: &str = "listwire_admission_rejections_total";
 const STALE_OWNER: &str = "listwire_stale_owner_rejections_total";
 const SNAPSHOTS: &str = "listwire_snapshots_written_total";
 const SNAPSHOT_FAILURES: &str = "listwire_snapshot_failures_total";
+const HANDOFFS: &str = "listwire_list_handoffs_total";
+const STALE_READS: &str = "listwire_stale_owner_reads_total";
+/// Counter: node subscriptions dropped because their gateway node fell a queue behind.
+pub const NODE_SUBSCRIBER_SLOW_TOTAL: &str = "listwire_node_subscriber_slow_total";
 const DUPLICATE_OPS: &str = "listwire_duplicate_ops_total";
 
 /// Registers descriptions once at startup.
@@ -62,6 +66,18 @@ pub fn describe() {
         "appends that lost the conditional write (stale owner fenced off)"
     );
     describe_counter!(SNAPSHOTS, "list snapshots written");
+    describe_counter!(
+        HANDOFFS,
+        "lists this node stopped hosting because it no longer owns them"
+    );
+    describe_counter!(
+        STALE_READS,
+        "subscriptions refused as moved because the follower was ahead of this owner"
+    );
+    describe_counter!(
+        NODE_SUBSCRIBER_SLOW_TOTAL,
+        "node subscriptions dropped for falling a queue behind (the gateway resubscribes)"
+    );
     describe_counter!(
         SNAPSHOT_FAILURES,
         "list snapshots that failed to write (retried with backoff)"
@@ -131,6 +147,14 @@ pub fn stale_owner() -> Counter {
 /// Snapshots written.
 pub fn snapshots() -> Counter {
     counter!(SNAPSHOTS)
+}
+/// Lists handed off.
+pub fn handoffs() -> Counter {
+    counter!(HANDOFFS)
+}
+/// Subscriptions whose `since` was past this owner's head.
+pub fn stale_reads() -> Counter {
+    counter!(STALE_READS)
 }
 /// Snapshots that failed to write.
 pub fn snapshot_failures() -> Counter {

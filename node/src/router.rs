@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::domain::{parse_create, parse_op, Command, Op, UserRef};
 use crate::host::{Activation, Host};
+use crate::list::node_sink::SubscriberSink;
 use crate::list::{now_ms, rejection_to_edge, ListMsg, OpKind, OpRequest, SubscribeRequest};
 
 /// Most entries returned by `GET /v1/lists`.
@@ -160,10 +161,10 @@ impl Router for LocalRouter {
         sink: FrameSink,
     ) -> Result<(), EdgeError> {
         let (reply, answer) = oneshot::channel();
+        debug_assert_eq!(sink.user_id(), principal.user_id);
         let request = SubscribeRequest {
-            user: principal.user_id,
+            sink: SubscriberSink::Connection(sink),
             since,
-            sink,
             reply,
             admitted: None,
         };

@@ -7,14 +7,13 @@ use bytes::Bytes;
 use listwire_gateway::{EdgeError, ErrorCode};
 use listwire_storage::Batch;
 use ractor::ActorRef;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::batching::{digest_of, encode_batch_body, Batching, Waiter};
 use super::fanout::{Fanout, VotePlan};
 use super::index::IndexSync;
-use super::lifecycle::SnapshotBackoff;
+use super::lifecycle::{SnapshotBackoff, Stopping};
 use super::load::Loaded;
 use super::{rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest};
 use crate::domain::{apply, create, evolve, is_retry, Change, Event, ListState};
@@ -45,7 +44,8 @@ pub struct ListActorState {
     pub(super) snapshot_backoff: SnapshotBackoff,
     pub(super) snapshot_cache: Option<(u64, Bytes)>,
     pub(super) last_activity: Instant,
-    pub(super) shutdown: Option<oneshot::Sender<()>>,
+    /// Set once the list is shutting down or being handed off.
+    pub(super) stopping: Option<Stopping>,
     pub(super) shutdown_index_attempts: u32,
     /// The housekeeping tick.
     pub(super) tick: JoinHandle<()>,
@@ -84,7 +84,7 @@ impl ListActorState {
             snapshot_backoff: SnapshotBackoff::default(),
             snapshot_cache: None,
             last_activity: Instant::now(),
-            shutdown: None,
+            stopping: None,
             shutdown_index_attempts: 0,
             tick,
             tally_timer: None,
@@ -106,7 +106,7 @@ impl ListActorState {
             }
             ListMsg::Subscribe(request) => {
                 self.last_activity = Instant::now();
-                self.on_subscribe(*request);
+                self.on_subscribe(*request).await;
             }
             ListMsg::Unsubscribe {
                 connection_id,
@@ -142,9 +142,30 @@ impl ListActorState {
                     self.publish_pending_tally(Instant::now());
                 }
             }
-            ListMsg::Shutdown { done } => {
-                self.shutdown = Some(done);
-                self.finish_shutdown_if_flushed().await;
+            ListMsg::Shutdown { done } => self.begin_stopping(false, Some(done)).await,
+            ListMsg::Handoff => self.begin_stopping(true, None).await,
+            ListMsg::CatchUp {
+                user,
+                since,
+                reply,
+                admitted,
+            } => {
+                self.last_activity = Instant::now();
+                let answer = self.catch_up_for(user, since).await;
+                let _ = reply.send(answer);
+                drop(admitted);
+            }
+            ListMsg::Authorize {
+                users,
+                reply,
+                admitted,
+            } => {
+                let allowed = users
+                    .into_iter()
+                    .filter(|user| self.durable.can_view(*user))
+                    .collect();
+                let _ = reply.send(allowed);
+                drop(admitted);
             }
         }
         if !self.durable.exists() && !self.head.exists() && self.is_quiet() {
@@ -160,8 +181,13 @@ impl ListActorState {
             admitted,
             received,
         } = request;
-        if self.shutdown.is_some() {
-            reply.send(Err(EdgeError::unavailable("list is shutting down; retry")));
+        if let Some(stopping) = &self.stopping {
+            let refusal = if stopping.handoff {
+                EdgeError::new(ErrorCode::Moved, "list moved to another node; retry")
+            } else {
+                EdgeError::unavailable("list is shutting down; retry")
+            };
+            reply.send(Err(refusal));
             return;
         }
         // The owner stamps the time (never the gateway, whose clock may be another node's);
@@ -359,8 +385,9 @@ impl ListActorState {
                 else {
                     return;
                 };
+                let range = (first.seq, last.seq);
                 self.fanout
-                    .publish_delta(first.seq, last.seq, &batching.encoded, all_votes, now);
+                    .publish_delta(range, &batching.encoded, all_votes, access_changed, now);
             }
         }
         if access_changed {
@@ -390,7 +417,7 @@ impl ListActorState {
 
     /// Answers every op that is not durable with `error` and stops the actor; replies of an
     /// append still in flight answer `unavailable` when they are dropped.
-    fn abort(&mut self, error: EdgeError) {
+    pub(super) fn abort(&mut self, error: EdgeError) {
         let pending = std::mem::take(&mut self.pending);
         for waiter in pending
             .waiters

@@ -4,10 +4,11 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use listwire_gateway::FrameSink;
+use listwire_gateway::ErrorCode;
 use uuid::Uuid;
 
 use super::frames;
+use super::node_sink::{NodeItem, SubscriberKey, SubscriberSink};
 use crate::domain::ListState;
 use crate::metrics::ListMetrics;
 
@@ -15,11 +16,22 @@ use crate::metrics::ListMetrics;
 const CATCH_UP_EVENTS_PER_FRAME: usize = 256;
 
 struct Subscriber {
-    sink: FrameSink,
-    user: Uuid,
-    /// The last seq already queued to this connection; later frames must go past it, so a
+    sink: SubscriberSink,
+    /// The connection's user; `None` for a node subscription (trusted; its gateway node
+    /// authorizes its own users with this list).
+    user: Option<Uuid>,
+    /// The last seq already queued to this subscriber; later frames must go past it, so a
     /// re-subscribe or a catch-up never makes a client see a seq twice.
     queued_to: u64,
+}
+
+/// Frames that bring a follower from some `since` to the durable state.
+#[derive(Debug, Clone)]
+pub struct CatchUp {
+    /// `(seq reached, frame)`, in order.
+    pub frames: Vec<(u64, Bytes)>,
+    /// Whether the frames are one snapshot (the follower replaces its state).
+    pub snapshot: bool,
 }
 
 /// How a durable batch should reach subscribers.
@@ -34,7 +46,7 @@ pub enum VotePlan {
 /// The fan-out state of one list.
 pub struct Fanout {
     list: Uuid,
-    subscribers: HashMap<u64, Subscriber>,
+    subscribers: HashMap<SubscriberKey, Subscriber>,
     ring: VecDeque<(u64, Bytes)>,
     ring_max: usize,
     tally_interval: Duration,
@@ -73,79 +85,109 @@ impl Fanout {
         self.subscribers.is_empty()
     }
 
-    /// Queues the catch-up for a new subscriber and registers it. `durable` is what it catches up to.
+    /// The frames that bring a follower at `since` (or none, `None`) to `durable`: nothing if it
+    /// is there, the missed deltas while the ring holds them, else a snapshot.
+    pub fn catch_up(
+        &self,
+        since: Option<u64>,
+        durable: &ListState,
+        snapshot_frame: impl FnOnce() -> Bytes,
+    ) -> CatchUp {
+        let head = durable.seq();
+        match since {
+            Some(since) if since == head => CatchUp {
+                frames: Vec::new(),
+                snapshot: false,
+            },
+            Some(since) if since < head && self.covers(since + 1) => CatchUp {
+                frames: self.catch_up_frames(since),
+                snapshot: false,
+            },
+            _ => CatchUp {
+                frames: vec![(head, snapshot_frame())],
+                snapshot: true,
+            },
+        }
+    }
+
+    /// Queues the catch-up for a new subscriber and registers it. `durable` is what it catches
+    /// up to. A node subscription first gets `Started` with the durable seq.
     pub fn subscribe(
         &mut self,
-        sink: FrameSink,
-        user: Uuid,
+        sink: SubscriberSink,
         since: Option<u64>,
         durable: &ListState,
         snapshot_frame: impl FnOnce() -> Bytes,
     ) -> bool {
         let head = durable.seq();
-        let connection_id = sink.connection_id();
+        let key = sink.key();
         // On a re-subscribe the queue already holds everything up to `queued_to`, in order.
         let already_queued = self
             .subscribers
-            .get(&connection_id)
+            .get(&key)
             .map(|subscriber| subscriber.queued_to);
         let since = match (since, already_queued) {
             (Some(since), Some(queued_to)) => Some(since.max(queued_to)),
             (since, _) => since,
         };
         let catch_up = match since {
-            Some(since) if since >= head && already_queued.is_some() => Vec::new(),
-            Some(since) if since == head => Vec::new(),
-            Some(since) if since < head && self.covers(since + 1) => self.catch_up_frames(since),
-            _ => vec![snapshot_frame()],
+            Some(since) if since >= head && already_queued.is_some() => CatchUp {
+                frames: Vec::new(),
+                snapshot: false,
+            },
+            since => self.catch_up(since, durable, snapshot_frame),
         };
-        for frame in catch_up {
-            if sink.push(frame).is_err() {
+        if let SubscriberSink::Node(node) = &sink {
+            if node.push(NodeItem::Started { seq: head }).is_err() {
+                return false;
+            }
+        }
+        for (seq, frame) in catch_up.frames {
+            if sink.push_frame(frame, seq, catch_up.snapshot, false).is_err() {
                 return false;
             }
         }
         let subscriber = Subscriber {
+            user: sink.user(),
             sink,
-            user,
             queued_to: head,
         };
-        self.subscribers.insert(connection_id, subscriber);
+        self.subscribers.insert(key, subscriber);
         true
     }
 
     /// Removes a connection's subscription.
     pub fn unsubscribe(&mut self, connection_id: u64) {
-        self.subscribers.remove(&connection_id);
+        self.subscribers
+            .remove(&SubscriberKey::Connection(connection_id));
     }
 
-    /// Drops subscribers whose connection has closed.
+    /// Drops subscribers whose connection (or consuming node) has gone.
     pub fn drop_closed(&mut self) {
         self.subscribers
             .retain(|_, subscriber| !subscriber.sink.is_closed());
     }
 
-    /// Ends the subscriptions of users who may no longer view the list.
+    /// Ends the subscriptions of users who may no longer view the list. Node subscriptions stay:
+    /// their frames carry `access_changed`, and their gateway re-checks its own users.
     pub fn revoke_unauthorized(&mut self, durable: &ListState) {
         let list = self.list;
-        self.subscribers.retain(|_, subscriber| {
-            if durable.can_view(subscriber.user) {
-                return true;
-            }
-            let frame = frames::list_error(list, "forbidden", "access to this list was revoked");
-            let _ = subscriber.sink.end_subscription(list, frame);
-            false
-        });
+        self.subscribers
+            .retain(|_, subscriber| match subscriber.user {
+                Some(user) if !durable.can_view(user) => {
+                    let message = "access to this list was revoked";
+                    subscriber.sink.end(list, ErrorCode::Forbidden, message);
+                    false
+                }
+                _ => true,
+            });
     }
 
-    /// Ends every subscription with an error frame, so clients resubscribe (with `since`)
-    /// instead of waiting on a list that will send them nothing more.
-    pub fn end_all(&mut self, code: &str, message: &str) {
-        if self.subscribers.is_empty() {
-            return;
-        }
-        let frame = frames::list_error(self.list, code, message);
+    /// Ends every subscription (connections get an error frame, nodes `End`), so followers
+    /// resubscribe (with `since`) instead of waiting on a list that sends them nothing more.
+    pub fn end_all(&mut self, code: ErrorCode, message: &str) {
         for (_, subscriber) in self.subscribers.drain() {
-            let _ = subscriber.sink.end_subscription(self.list, frame.clone());
+            subscriber.sink.end(self.list, code, message);
         }
     }
 
@@ -194,16 +236,17 @@ impl Fanout {
         }
         let frame = frames::tally(self.list, durable.seq(), &durable.tally_json());
         self.metrics.tallies_published.increment(1);
-        self.publish(frame, durable.seq());
+        self.publish(frame, durable.seq(), false);
     }
 
-    /// Publishes a durable batch as one delta frame.
+    /// Publishes a durable batch as one delta frame; `access_changed` when its events changed
+    /// who may read the list.
     pub fn publish_delta(
         &mut self,
-        from: u64,
-        to: u64,
+        (from, to): (u64, u64),
         events: &[Bytes],
         all_votes: bool,
+        access_changed: bool,
         now: Instant,
     ) {
         if all_votes {
@@ -214,10 +257,10 @@ impl Fanout {
         }
         let frame = frames::delta(self.list, from, to, events);
         self.metrics.deltas_published.increment(1);
-        self.publish(frame, to);
+        self.publish(frame, to, access_changed);
     }
 
-    fn publish(&mut self, frame: Bytes, to: u64) {
+    fn publish(&mut self, frame: Bytes, to: u64, access_changed: bool) {
         self.metrics
             .fanout_subscribers
             .record(self.subscribers.len() as f64);
@@ -228,8 +271,11 @@ impl Fanout {
                 return true;
             }
             subscriber.queued_to = to;
-            // A full queue closes that connection (the sink cancels it); either way it leaves.
-            subscriber.sink.push(frame.clone()).is_ok()
+            // A full queue closes that subscriber (the sink marks it); either way it leaves.
+            subscriber
+                .sink
+                .push_frame(frame.clone(), to, false, access_changed)
+                .is_ok()
         });
     }
 
@@ -237,7 +283,7 @@ impl Fanout {
         self.ring.front().is_some_and(|(first, _)| *first <= seq)
     }
 
-    fn catch_up_frames(&self, since: u64) -> Vec<Bytes> {
+    fn catch_up_frames(&self, since: u64) -> Vec<(u64, Bytes)> {
         let events: Vec<&(u64, Bytes)> = self.ring.iter().filter(|(seq, _)| *seq > since).collect();
         events
             .chunks(CATCH_UP_EVENTS_PER_FRAME)
@@ -245,7 +291,7 @@ impl Fanout {
                 let from = chunk.first()?.0;
                 let to = chunk.last()?.0;
                 let payload: Vec<Bytes> = chunk.iter().map(|(_, json)| json.clone()).collect();
-                Some(frames::delta(self.list, from, to, &payload))
+                Some((to, frames::delta(self.list, from, to, &payload)))
             })
             .collect()
     }

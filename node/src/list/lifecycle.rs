@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use listwire_gateway::ErrorCode;
+use tokio::sync::oneshot;
 use listwire_storage::Snapshot;
 use ractor::ActorRef;
 use uuid::Uuid;
@@ -27,6 +29,14 @@ const SHUTDOWN_INDEX_ATTEMPTS: u32 = 3;
 const SNAPSHOT_BACKOFF_FIRST: Duration = Duration::from_secs(1);
 /// The longest wait between snapshot attempts of a list whose snapshots keep failing.
 const SNAPSHOT_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// A list that is stopping: flushing what it accepted, then leaving.
+pub struct Stopping {
+    /// Whether it hands the list off (this node no longer owns it) rather than shutting down.
+    pub handoff: bool,
+    /// Told when the list is flushed (shutdown).
+    pub done: Option<oneshot::Sender<()>>,
+}
 
 /// When a list may try its next snapshot after failures: encoding a big state and sending it
 /// every tick, only to fail again, would burn the node's CPU and storage bandwidth.
@@ -107,8 +117,12 @@ impl ListActorState {
         }
     }
 
+    /// Completes a shutdown or handoff once everything accepted is durable: finishes the
+    /// index (a few tries), writes a final snapshot, and stops. A handoff also tells every
+    /// subscriber the list moved (gateway nodes resubscribe at the new owner) and leaves the
+    /// host at once, so the next request for the list is routed afresh.
     pub(super) async fn finish_shutdown_if_flushed(&mut self) {
-        if self.shutdown.is_none() || self.has_unflushed() {
+        if self.stopping.is_none() || self.has_unflushed() {
             return;
         }
         if self.index.is_running() {
@@ -126,10 +140,34 @@ impl ListActorState {
         } else {
             self.write_final_snapshot().await;
         }
-        if let Some(done) = self.shutdown.take() {
+        let Some(stopping) = self.stopping.take() else {
+            return;
+        };
+        if stopping.handoff {
+            m::handoffs().increment(1);
+            self.fanout.end_all(
+                ErrorCode::Moved,
+                "list moved to another node; resubscribe with since",
+            );
+            self.context.forget(self.list, &self.slot);
+        }
+        if let Some(done) = stopping.done {
             let _ = done.send(());
         }
         self.myself.stop(Some("shutdown".into()));
+    }
+
+    /// Starts a shutdown (`done` is told when the list is flushed) or a handoff.
+    pub(super) async fn begin_stopping(&mut self, handoff: bool, done: Option<oneshot::Sender<()>>) {
+        let stopping = self.stopping.get_or_insert(Stopping {
+            handoff,
+            done: None,
+        });
+        stopping.handoff |= handoff;
+        if done.is_some() {
+            stopping.done = done;
+        }
+        self.finish_shutdown_if_flushed().await;
     }
 
     /// Writes a snapshot of the durable state now, unless one covers it already or recent
@@ -170,7 +208,7 @@ impl ListActorState {
             timer.abort();
         }
         self.fanout
-            .end_all("unavailable", "list restarted; resubscribe with since");
+            .end_all(ErrorCode::Unavailable, "list restarted; resubscribe with since");
     }
 }
 

@@ -13,12 +13,13 @@ pub mod frames;
 mod index;
 mod lifecycle;
 mod load;
+pub mod node_sink;
 mod reads;
 
 use std::time::Instant;
 
 use bytes::Bytes;
-use listwire_gateway::{EdgeError, ErrorCode, FrameSink, Reply};
+use listwire_gateway::{EdgeError, ErrorCode, Reply};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -28,7 +29,9 @@ use crate::domain::{Command, CreateList, RejectCode, Rejection, UserRef};
 use crate::host::{Admitted, ListContext, Slot};
 use actor_state::ListActorState;
 
+pub use fanout::CatchUp;
 pub use load::LoadError;
+use node_sink::SubscriberSink;
 
 /// What an op request asks for.
 #[derive(Debug)]
@@ -64,12 +67,10 @@ pub struct OpRequest {
 /// A subscription request.
 #[derive(Debug)]
 pub struct SubscribeRequest {
-    /// The subscribing user.
-    pub user: Uuid,
-    /// The last seq the client has, if any.
+    /// The subscriber: a client connection (whose user is authorized here) or a gateway node.
+    pub sink: SubscriberSink,
+    /// The last seq the subscriber has, if any.
     pub since: Option<u64>,
-    /// The connection's queue.
-    pub sink: FrameSink,
     /// Answered once the catch-up frames are queued.
     pub reply: oneshot::Sender<Result<(), EdgeError>>,
     /// Admission.
@@ -87,6 +88,27 @@ pub enum ListMsg {
     Unsubscribe {
         /// The connection.
         connection_id: u64,
+        /// Admission.
+        admitted: Option<Admitted>,
+    },
+    /// The frames that bring `user`, at `since`, to the durable state (a gateway node is about
+    /// to attach that user to its node subscription), and the seq they reach.
+    CatchUp {
+        /// The user to authorize.
+        user: Uuid,
+        /// What the user has.
+        since: Option<u64>,
+        /// The frames and the seq they reach.
+        reply: oneshot::Sender<Result<(CatchUp, u64), EdgeError>>,
+        /// Admission.
+        admitted: Option<Admitted>,
+    },
+    /// Which of `users` may still read the list (after an access change).
+    Authorize {
+        /// The users to check.
+        users: Vec<Uuid>,
+        /// Those who may read.
+        reply: oneshot::Sender<Vec<Uuid>>,
         /// Admission.
         admitted: Option<Admitted>,
     },
@@ -119,6 +141,10 @@ pub enum ListMsg {
         /// Signalled when the list is flushed.
         done: oneshot::Sender<()>,
     },
+    /// This node no longer owns the list (placement moved it, the node drains, lost its
+    /// majority or was paused): refuse new ops with `moved`, flush what was accepted, snapshot,
+    /// tell subscribers it moved, leave the host and stop.
+    Handoff,
 }
 
 impl ListMsg {
@@ -127,9 +153,10 @@ impl ListMsg {
         match self {
             ListMsg::Op(request) => request.admitted = Some(admission),
             ListMsg::Subscribe(request) => request.admitted = Some(admission),
-            ListMsg::Unsubscribe { admitted, .. } | ListMsg::Snapshot { admitted, .. } => {
-                *admitted = Some(admission)
-            }
+            ListMsg::Unsubscribe { admitted, .. }
+            | ListMsg::Snapshot { admitted, .. }
+            | ListMsg::CatchUp { admitted, .. }
+            | ListMsg::Authorize { admitted, .. } => *admitted = Some(admission),
             _ => drop(admission),
         }
     }
@@ -138,7 +165,7 @@ impl ListMsg {
     /// refusing an unsubscribe with `busy` would keep frames flowing to a connection that
     /// asked them to stop, and keep the list from passivating while that connection lives.
     pub fn is_control(&self) -> bool {
-        matches!(self, ListMsg::Unsubscribe { .. })
+        matches!(self, ListMsg::Unsubscribe { .. } | ListMsg::Handoff)
     }
 
     /// Answers the message's requester with `error` (used when the host refuses it).
@@ -149,6 +176,9 @@ impl ListMsg {
                 let _ = request.reply.send(Err(error));
             }
             ListMsg::Snapshot { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            ListMsg::CatchUp { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             _ => {}
