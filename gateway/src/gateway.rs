@@ -89,6 +89,12 @@ impl Gateway {
         self.inner.tokens.verify(token)
     }
 
+    /// Closes every WebSocket now (as [`crate::serve`] does on shutdown, but without waiting).
+    /// For a node that must stop at once.
+    pub fn close_connections(&self) {
+        self.inner.shutdown.cancel();
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &GatewayConfig {
         &self.inner.config

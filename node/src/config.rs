@@ -222,6 +222,10 @@ pub struct ServeArgs {
     /// Maximum concurrent WebSocket connections.
     #[arg(long, env = "LISTWIRE_CONNECTIONS_MAX", default_value_t = 100_000)]
     pub connections_max: usize,
+
+    /// Cluster membership, internode transport and roles.
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 impl ServeArgs {
@@ -286,6 +290,7 @@ impl ServeArgs {
         if self.store == StoreKind::Scylla {
             self.scylla_config()?;
         }
+        self.cluster.validate()?;
         if let Some(secret) = &self.jwt_secret {
             if secret.len() < 32 {
                 return Err("--jwt-secret must be at least 32 bytes".into());

@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod host;

@@ -23,6 +23,7 @@ const STALE_OWNER: &str = "listwire_stale_owner_rejections_total";
 const SNAPSHOTS: &str = "listwire_snapshots_written_total";
 const SNAPSHOT_FAILURES: &str = "listwire_snapshot_failures_total";
 const HANDOFFS: &str = "listwire_list_handoffs_total";
+const NOT_OWNER: &str = "listwire_not_owner_refusals_total";
 const STALE_READS: &str = "listwire_stale_owner_reads_total";
 /// Counter: node subscriptions dropped because their gateway node fell a queue behind.
 pub const NODE_SUBSCRIBER_SLOW_TOTAL: &str = "listwire_node_subscriber_slow_total";
@@ -66,6 +67,10 @@ pub fn describe() {
         "appends that lost the conditional write (stale owner fenced off)"
     );
     describe_counter!(SNAPSHOTS, "list snapshots written");
+    describe_counter!(
+        NOT_OWNER,
+        "requests refused as moved because this node does not own the list"
+    );
     describe_counter!(
         HANDOFFS,
         "lists this node stopped hosting because it no longer owns them"
@@ -147,6 +152,10 @@ pub fn stale_owner() -> Counter {
 /// Snapshots written.
 pub fn snapshots() -> Counter {
     counter!(SNAPSHOTS)
+}
+/// Requests refused because this node does not own the list.
+pub fn not_owner_refusals() -> Counter {
+    counter!(NOT_OWNER)
 }
 /// Lists handed off.
 pub fn handoffs() -> Counter {

@@ -19,8 +19,10 @@ use uuid::Uuid;
 
 use crate::domain::{parse_create, parse_op, Command, Op, UserRef};
 use crate::host::{Activation, Host};
-use crate::list::node_sink::SubscriberSink;
-use crate::list::{now_ms, rejection_to_edge, ListMsg, OpKind, OpRequest, SubscribeRequest};
+use crate::list::node_sink::{NodeSink, NodeSource, SubscriberSink};
+use crate::list::{
+    now_ms, rejection_to_edge, CatchUp, ListMsg, OpKind, OpRequest, SubscribeRequest,
+};
 
 /// Most entries returned by `GET /v1/lists`.
 const MY_LISTS_MAX: usize = 10_000;
@@ -43,6 +45,103 @@ impl LocalRouter {
         self.host.context().config.request_timeout
     }
 
+    /// Creates `list` (ids from [`create_ids`]) from the raw create body; the outcome (seq 1)
+    /// arrives through `reply`.
+    pub async fn create_at(
+        &self,
+        principal: &Principal,
+        list: Uuid,
+        op_id: Uuid,
+        body: &str,
+        reply: Reply,
+    ) {
+        let create = match parse_create(body) {
+            Ok(create) => create,
+            Err(rejection) => return reply.send(Err(rejection_to_edge(rejection))),
+        };
+        let kind = OpKind::Create {
+            op_id,
+            by: principal_ref(principal),
+            // Stamped by the list's owner (see `clock`).
+            at_ms: 0,
+            create,
+        };
+        let request = OpRequest {
+            kind,
+            reply,
+            admitted: None,
+            received: Instant::now(),
+        };
+        self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate)
+            .await;
+    }
+
+    /// Subscribes a gateway node to `list` (live frames, after catching up from `since` if
+    /// given) through a queue of `capacity` items.
+    pub async fn subscribe_node(
+        &self,
+        list: Uuid,
+        since: Option<u64>,
+        capacity: usize,
+    ) -> Result<NodeSource, EdgeError> {
+        let (sink, source) = NodeSink::new(capacity);
+        let (reply, answer) = oneshot::channel();
+        let request = SubscribeRequest {
+            sink: SubscriberSink::Node(sink),
+            since,
+            reply,
+            admitted: None,
+        };
+        let message = ListMsg::Subscribe(Box::new(request));
+        self.dispatch(list, message, Activation::Activate).await;
+        await_answer(answer, self.answer_timeout()).await?;
+        Ok(source)
+    }
+
+    /// The frames that bring `user` from `since` to `list`'s durable state, and its seq.
+    pub async fn catch_up(
+        &self,
+        user: Uuid,
+        list: Uuid,
+        since: Option<u64>,
+    ) -> Result<(CatchUp, u64), EdgeError> {
+        let (reply, answer) = oneshot::channel();
+        let message = ListMsg::CatchUp {
+            user,
+            since,
+            reply,
+            admitted: None,
+        };
+        self.dispatch(list, message, Activation::Activate).await;
+        await_answer(answer, self.answer_timeout()).await
+    }
+
+    /// Which of `users` may read `list`.
+    pub async fn authorize(&self, list: Uuid, users: Vec<Uuid>) -> Result<Vec<Uuid>, EdgeError> {
+        let (reply, answer) = oneshot::channel();
+        let message = ListMsg::Authorize {
+            users,
+            reply,
+            admitted: None,
+        };
+        if let Err((error, _message)) = self
+            .host
+            .dispatch(list, message, Activation::Activate)
+            .await
+        {
+            return Err(error);
+        }
+        match tokio::time::timeout(self.answer_timeout(), answer).await {
+            Ok(Ok(allowed)) => Ok(allowed),
+            _ => Err(EdgeError::unavailable("list did not answer in time; retry")),
+        }
+    }
+
+    /// The host behind this router.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
     async fn dispatch(&self, list: Uuid, message: ListMsg, activation: Activation) {
         if let Err((error, message)) = self.host.dispatch(list, message, activation).await {
             message.refuse(error);
@@ -63,6 +162,16 @@ impl LocalRouter {
             username: record.username,
         }))
     }
+}
+
+/// The list id and op id of a create. With a client-chosen `op_id`, the list id is derived from
+/// (user, op id), so a retried create reaches the same list and is answered from its op-id
+/// window: exactly once. Without one, both are fresh (the caller keeps them for its retries).
+pub fn create_ids(principal: &Principal, body: &str) -> Result<(Uuid, Uuid), EdgeError> {
+    Ok(match create_op_id(body)? {
+        Some(op_id) => (Uuid::new_v5(&principal.user_id, op_id.as_bytes()), op_id),
+        None => (Uuid::now_v7(), Uuid::new_v4()),
+    })
 }
 
 /// The optional `op_id` of a create body (a listwire addition to `POST /v1/lists`).
@@ -201,32 +310,13 @@ impl Router for LocalRouter {
         principal: &Principal,
         body: Box<RawValue>,
     ) -> Result<Uuid, EdgeError> {
-        let create = parse_create(body.get()).map_err(rejection_to_edge)?;
-        // With a client-chosen `op_id`, the list id is derived from (user, op id), so a retried
-        // create reaches the same list and is answered from its op-id window: exactly once.
-        let op_id = create_op_id(body.get())?;
-        let list = match op_id {
-            Some(op_id) => Uuid::new_v5(&principal.user_id, op_id.as_bytes()),
-            None => Uuid::now_v7(),
-        };
+        parse_create(body.get()).map_err(rejection_to_edge)?;
+        let (list, op_id) = create_ids(principal, body.get())?;
         let (answer_tx, answer) = oneshot::channel();
         let reply = Reply::new(move |outcome| {
             let _ = answer_tx.send(outcome);
         });
-        let kind = OpKind::Create {
-            op_id: op_id.unwrap_or_else(Uuid::new_v4),
-            by: principal_ref(principal),
-            // Stamped by the list's owner (see `clock`).
-            at_ms: 0,
-            create,
-        };
-        let request = OpRequest {
-            kind,
-            reply,
-            admitted: None,
-            received: Instant::now(),
-        };
-        self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate)
+        self.create_at(principal, list, op_id, body.get(), reply)
             .await;
         await_answer(answer, self.answer_timeout())
             .await

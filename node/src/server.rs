@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::cluster::ClusterNode;
 use crate::config::{ServeArgs, StoreKind};
 use crate::host::Host;
 use crate::router::{LocalRouter, NodeAccounts};
@@ -31,6 +32,11 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     /// The JWT secret in use (tests mint tokens with it).
     pub jwt_secret: Vec<u8>,
+    /// The node's cluster side, when it runs in a cluster.
+    pub cluster: Option<Arc<ClusterNode>>,
+    /// The node's host (its list actors).
+    pub host: Host,
+    gateway: Gateway,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -41,21 +47,44 @@ impl RunningNode {
         format!("http://{}", self.addr)
     }
 
-    /// Stops gracefully (flush, snapshot, close) and waits.
+    /// Stops gracefully (drain if in a cluster, flush, snapshot, close) and waits.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         self.task.await.context("node task panicked")?
     }
+
+    /// Stops at once, as a crash would: the serving task is aborted, every connection and
+    /// internode socket closed, gossip silenced and list actors killed without a flush.
+    /// Storage is left as it is (another node or a restart takes over).
+    pub async fn crash(mut self) {
+        self.stop.take();
+        self.gateway.close_connections();
+        self.task.abort();
+        if let Some(cluster) = &self.cluster {
+            cluster.crash().await;
+        } else {
+            self.host.kill_all().await;
+        }
+    }
 }
 
 /// Starts a node in the background and returns once it listens.
 pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
+    start_with(args, None).await
+}
+
+/// Starts a node in the background over `stores` (or the ones its settings name), and returns
+/// once it listens (and, in a cluster, serves).
+pub async fn start_with(args: ServeArgs, stores: Option<Stores>) -> anyhow::Result<RunningNode> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let prepared = prepare(&args).await?;
+    let prepared = prepare(&args, stores).await?;
     let addr = prepared.listener.local_addr()?;
     let jwt_secret = prepared.jwt_secret.clone();
+    let cluster = prepared.cluster.clone();
+    let host = prepared.host.clone();
+    let gateway = prepared.gateway.clone();
     let task = tokio::spawn(async move {
         prepared
             .run(async move {
@@ -66,6 +95,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     Ok(RunningNode {
         addr,
         jwt_secret,
+        cluster,
+        host,
+        gateway,
         stop: Some(stop_tx),
         task,
     })
@@ -76,7 +108,7 @@ pub async fn run(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let prepared = prepare(&args).await?;
+    let prepared = prepare(&args, None).await?;
     let addr = prepared.listener.local_addr()?;
     println!(
         "listwire listening on http://{addr} (WebSocket: ws://{addr}/v1/ws, data: {})",
@@ -102,6 +134,9 @@ struct Prepared {
     host: Host,
     events: Arc<dyn EventStore>,
     jwt_secret: Vec<u8>,
+    cluster: Option<Arc<ClusterNode>>,
+    /// Whether this node opened its stores (and closes them); shared stores are the caller's.
+    owns_stores: bool,
 }
 
 impl Prepared {
@@ -111,24 +146,51 @@ impl Prepared {
             gateway,
             host,
             events,
+            cluster,
+            owns_stores,
             ..
         } = self;
-        listwire_gateway::serve(listener, gateway, shutdown)
+        // In a cluster, a stop drains first: lists move to other nodes while this node's
+        // connections stay open (their subscriptions follow the lists); only then do the
+        // connections close with 1001.
+        let draining = cluster.clone();
+        let signal = async move {
+            shutdown.await;
+            if let Some(cluster) = draining {
+                tracing::info!("draining: handing lists to other nodes");
+                cluster.drain().await;
+            }
+        };
+        listwire_gateway::serve(listener, gateway, signal)
             .await
             .context("serving clients")?;
         tracing::info!("shutting down: flushing lists");
         host.shutdown(SHUTDOWN_FLUSH_TIMEOUT).await;
-        events.close().await.context("closing storage")?;
+        if let Some(cluster) = cluster {
+            cluster.stop().await;
+        }
+        if owns_stores {
+            events.close().await.context("closing storage")?;
+        }
         tracing::info!("shutdown complete");
         Ok(())
     }
 }
 
-async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
+async fn prepare(args: &ServeArgs, stores: Option<Stores>) -> anyhow::Result<Prepared> {
     args.validate().map_err(anyhow::Error::msg)?;
     // Installed first: the host resolves its metric handles from it.
     let metrics = metrics_handle();
-    let (events, accounts) = open_store(args).await?;
+    let owns_stores = stores.is_none();
+    let (events, accounts) = match stores {
+        Some(stores) => stores,
+        None => {
+            if args.cluster.enabled() && args.store == StoreKind::Embedded {
+                tracing::warn!("a cluster node on the embedded store shares its lists with no other process; use --store postgres or scylla (or listwire dev-cluster)");
+            }
+            open_store(args).await?
+        }
+    };
     let jwt_secret = match (&args.jwt_secret, args.store) {
         (Some(secret), _) => secret.as_bytes().to_vec(),
         (None, StoreKind::Memory) => secret::generate(),
@@ -138,28 +200,47 @@ async fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
             secret::load_or_create(&args.data_dir.join("jwt-secret"))?
         }
     };
-    let host = Host::new(events.clone(), accounts.clone(), args.host_config());
-    let router = Arc::new(LocalRouter::new(host.clone()));
-    let node_accounts = Arc::new(NodeAccounts::new(accounts));
-    let gateway = Gateway::new(
-        gateway_config(args, jwt_secret.clone()),
-        router,
-        node_accounts,
-        Some(metrics),
-    )?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    let node_accounts = Arc::new(NodeAccounts::new(accounts.clone()));
+    let config = gateway_config(args, jwt_secret.clone());
+    let (host, cluster, gateway) = if args.cluster.enabled() {
+        let stores = (events.clone(), accounts);
+        let client_addr = listener.local_addr()?;
+        let op_timeout = Duration::from_millis(args.op_timeout_ms);
+        let cluster = ClusterNode::start(
+            &args.cluster,
+            stores,
+            args.host_config(),
+            client_addr,
+            op_timeout,
+        )
+        .await
+        .context("starting the cluster side")?;
+        let router = Arc::new(cluster.router());
+        let gateway = Gateway::new(config, router, node_accounts, Some(metrics))?;
+        cluster.serve().await?;
+        (cluster.host().clone(), Some(cluster), gateway)
+    } else {
+        let host = Host::new(events.clone(), accounts, args.host_config());
+        let router = Arc::new(LocalRouter::new(host.clone()));
+        let gateway = Gateway::new(config, router, node_accounts, Some(metrics))?;
+        (host, None, gateway)
+    };
     Ok(Prepared {
         listener,
         gateway,
         host,
         events,
         jwt_secret,
+        cluster,
+        owns_stores,
     })
 }
 
-type Stores = (Arc<dyn EventStore>, Arc<dyn AccountStore>);
+/// A node's event and account stores.
+pub type Stores = (Arc<dyn EventStore>, Arc<dyn AccountStore>);
 
 async fn open_store(args: &ServeArgs) -> anyhow::Result<Stores> {
     match args.store {

@@ -37,11 +37,18 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-/// A running internode server. Dropping it does not stop it; call [`Server::shutdown`].
+/// A running internode server. [`Server::shutdown`] stops it and waits; dropping it stops it
+/// too (as a crash would), without waiting.
 pub struct Server {
     local_addr: String,
     shutdown: CancellationToken,
     accept_task: JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 impl Server {
@@ -74,9 +81,10 @@ impl Server {
 
     /// Stops accepting and closes every connection: peers' in-flight requests and open
     /// streams fail with [`Error::ConnectionClosed`].
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        let _ = self.accept_task.await;
+        let accept_task = std::mem::replace(&mut self.accept_task, tokio::spawn(async {}));
+        let _ = accept_task.await;
     }
 }
 

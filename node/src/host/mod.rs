@@ -24,8 +24,10 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::domain::Limits;
 use crate::list::{ListActor, ListArgs, ListMsg};
 
+mod ownership;
 mod slot;
 use crate::metrics as m;
+pub use ownership::{Owner, Ownership, SingleNode};
 pub use slot::{Admitted, AppendGuard, Slot};
 
 /// Settings of the host and its list actors.
@@ -110,7 +112,7 @@ impl ListContext {
 
 /// Why no actor could be had from a slot.
 enum ActorUnavailable {
-    /// The slot was retired by a failed activation; admit again to get a fresh one.
+    /// The slot went away under the request; admit again to get a fresh one.
     Retired,
     /// Activation failed.
     Failed(EdgeError),
@@ -124,6 +126,7 @@ struct HostInner {
     context: Arc<ListContext>,
     activations: Semaphore,
     shutting_down: AtomicBool,
+    ownership: Arc<dyn Ownership>,
 }
 
 /// Cheap-to-clone handle to the host.
@@ -142,11 +145,21 @@ pub enum Activation {
 }
 
 impl Host {
-    /// A host over the given stores.
+    /// A host over the given stores that owns every list (a single node).
     pub fn new(
         events: Arc<dyn EventStore>,
         accounts: Arc<dyn AccountStore>,
         config: HostConfig,
+    ) -> Self {
+        Self::with_ownership(events, accounts, config, Arc::new(SingleNode))
+    }
+
+    /// A host over the given stores that hosts only the lists `ownership` gives it.
+    pub fn with_ownership(
+        events: Arc<dyn EventStore>,
+        accounts: Arc<dyn AccountStore>,
+        config: HostConfig,
+        ownership: Arc<dyn Ownership>,
     ) -> Self {
         let activations = Semaphore::new(config.activations_concurrent_max);
         let inner = Arc::new_cyclic(|weak| HostInner {
@@ -161,6 +174,7 @@ impl Host {
             }),
             activations,
             shutting_down: AtomicBool::new(false),
+            ownership,
         });
         Self { inner }
     }
@@ -192,6 +206,11 @@ impl Host {
             if self.is_shutting_down() {
                 return Err((EdgeError::unavailable("node is shutting down"), message));
             }
+            if !message.is_control() {
+                if let Err(refusal) = self.owned_here(list) {
+                    return Err((refusal, message));
+                }
+            }
             let (slot, admitted) = match self.inner.admit(list, activation, message.is_control()) {
                 Ok(Some(admission)) => admission,
                 Ok(None) => return Ok(()),
@@ -218,59 +237,102 @@ impl Host {
         Err((EdgeError::unavailable("list is restarting; retry"), message))
     }
 
+    /// `Ok` if this node owns `list`; otherwise the refusal the caller retries elsewhere.
+    fn owned_here(&self, list: Uuid) -> Result<(), EdgeError> {
+        match self.inner.ownership.check(list) {
+            Owner::Here => Ok(()),
+            Owner::Elsewhere(owner) => {
+                m::not_owner_refusals().increment(1);
+                let owner = owner.unwrap_or_else(|| "no serving node".to_owned());
+                Err(EdgeError::new(
+                    ErrorCode::Moved,
+                    format!("list is owned by {owner}; retry"),
+                ))
+            }
+            Owner::NoMajority => Err(EdgeError::unavailable(
+                "this node cannot see a majority of the cluster; retry",
+            )),
+        }
+    }
+
+    /// The actor of `slot`, starting its activation if this is the first request for it.
     async fn actor_of(
         &self,
         list: Uuid,
         slot: &Arc<Slot>,
     ) -> Result<ActorRef<ListMsg>, ActorUnavailable> {
-        let actor = slot
-            .actor
-            .get_or_try_init(|| async {
-                // A waiter that saw an earlier init fail must not start an orphan actor.
-                if slot.retired.load(Ordering::Acquire) {
-                    return Err(ActorUnavailable::Retired);
-                }
-                if let Some(previous) = &slot.predecessor {
-                    // The previous actor died with an append in flight; only once the store
-                    // has answered it is the list's history settled.
-                    self.await_predecessor(list, slot, previous).await?;
-                }
-                let _permit = self.inner.activations.acquire().await.map_err(|_| {
-                    ActorUnavailable::Failed(EdgeError::unavailable("node is shutting down"))
-                })?;
-                let args = ListArgs {
-                    list_id: list,
-                    context: self.inner.context.clone(),
-                    slot: slot.clone(),
-                };
-                let started = std::time::Instant::now();
-                match Actor::spawn(None, ListActor, args).await {
-                    Ok((actor, _join)) => {
-                        m::activations().increment(1);
-                        m::activation_seconds().record(started.elapsed().as_secs_f64());
-                        Ok(actor)
-                    }
-                    Err(error) => {
-                        tracing::warn!(list = %list, %error, "list activation failed");
-                        self.inner.retire(list, slot);
-                        Err(ActorUnavailable::Failed(EdgeError::unavailable(
-                            "list could not be loaded; retry",
-                        )))
-                    }
-                }
-            })
-            .await?;
-        Ok(actor.clone())
+        if !slot.activation_started.swap(true, Ordering::AcqRel) {
+            let host = self.clone();
+            let slot = slot.clone();
+            tokio::spawn(async move {
+                let outcome = host.activate(list, &slot).await;
+                slot.activation.send_replace(Some(outcome));
+            });
+        }
+        let mut activation = slot.activation.subscribe();
+        let outcome = activation
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| ActorUnavailable::Retired)?;
+        match &*outcome {
+            Some(Ok(actor)) => Ok(actor.clone()),
+            Some(Err(error)) => Err(ActorUnavailable::Failed(error.clone())),
+            None => Err(ActorUnavailable::Retired),
+        }
+    }
+
+    /// Activates `list` in `slot`: waits for a predecessor's append and an activation permit
+    /// (both within the activation timeout), then spawns the actor, which loads the list.
+    /// On failure the slot is retired, so the next request gets a fresh one.
+    async fn activate(&self, list: Uuid, slot: &Arc<Slot>) -> Result<ActorRef<ListMsg>, EdgeError> {
+        let prepared = async {
+            if let Some(previous) = &slot.predecessor {
+                // The previous actor died with an append in flight; only once the store has
+                // answered it is the list's history settled.
+                self.await_predecessor(list, previous).await?;
+            }
+            let timeout = self.inner.context.config.activation_timeout;
+            match tokio::time::timeout(timeout, self.inner.activations.acquire()).await {
+                Ok(Ok(permit)) => Ok(permit),
+                Ok(Err(_)) => Err(EdgeError::unavailable("node is shutting down")),
+                Err(_) => Err(EdgeError::unavailable("too many lists loading; retry")),
+            }
+        };
+        let _permit = match prepared.await {
+            Ok(permit) => permit,
+            Err(error) => {
+                self.inner.retire(list, slot);
+                return Err(error);
+            }
+        };
+        let args = ListArgs {
+            list_id: list,
+            context: self.inner.context.clone(),
+            slot: slot.clone(),
+        };
+        let started = std::time::Instant::now();
+        match Actor::spawn(None, ListActor, args).await {
+            Ok((actor, _join)) => {
+                m::activations().increment(1);
+                m::activation_seconds().record(started.elapsed().as_secs_f64());
+                Ok(actor)
+            }
+            Err(error) => {
+                tracing::warn!(list = %list, %error, "list activation failed");
+                self.inner.retire(list, slot);
+                Err(EdgeError::unavailable("list could not be loaded; retry"))
+            }
+        }
     }
 
     /// Waits (within the activation timeout) for the append a stopped actor of `list` left in
-    /// flight. On timeout the slot is retired, and the append stays recorded for the next try.
+    /// flight. On timeout the caller retires the slot; the append stays recorded for the next
+    /// try.
     async fn await_predecessor(
         &self,
         list: Uuid,
-        slot: &Arc<Slot>,
         previous: &Arc<Semaphore>,
-    ) -> Result<(), ActorUnavailable> {
+    ) -> Result<(), EdgeError> {
         let timeout = self.inner.context.config.activation_timeout;
         match tokio::time::timeout(timeout, previous.acquire()).await {
             Ok(Ok(_settled)) => {
@@ -284,12 +346,9 @@ impl Host {
                 }
                 Ok(())
             }
-            _ => {
-                self.inner.retire(list, slot);
-                Err(ActorUnavailable::Failed(EdgeError::unavailable(
-                    "list is still settling an earlier write; retry",
-                )))
-            }
+            _ => Err(EdgeError::unavailable(
+                "list is still settling an earlier write; retry",
+            )),
         }
     }
 
@@ -299,7 +358,7 @@ impl Host {
     pub async fn kill(&self, list: Uuid) -> bool {
         let actor = {
             let slots = self.inner.slots_lock();
-            slots.get(&list).and_then(|slot| slot.actor.get().cloned())
+            slots.get(&list).and_then(|slot| slot.actor())
         };
         let Some(actor) = actor else {
             return false;
@@ -313,10 +372,7 @@ impl Host {
         self.inner.shutting_down.store(true, Ordering::Release);
         let actors: Vec<ActorRef<ListMsg>> = {
             let slots = self.inner.slots_lock();
-            slots
-                .values()
-                .filter_map(|slot| slot.actor.get().cloned())
-                .collect()
+            slots.values().filter_map(|slot| slot.actor()).collect()
         };
         let mut waits = Vec::with_capacity(actors.len());
         for actor in actors {
@@ -427,7 +483,6 @@ impl HostInner {
     /// it re-admits into a fresh slot instead of starting a second actor.
     fn retire(&self, list: Uuid, slot: &Arc<Slot>) {
         let mut slots = self.slots_lock();
-        slot.retired.store(true, Ordering::Release);
         if slots
             .get(&list)
             .is_some_and(|current| Arc::ptr_eq(current, slot))

@@ -4,18 +4,20 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use listwire_gateway::EdgeError;
 use ractor::ActorRef;
-use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::list::ListMsg;
 
 /// One active (or activating) list on this node.
 pub struct Slot {
     pub(super) inflight: AtomicUsize,
-    pub(super) actor: OnceCell<ActorRef<ListMsg>>,
-    /// Set (under the host lock, together with removal from the map) when activation failed:
-    /// no actor may ever start in a slot that is no longer the list's current one.
-    pub(super) retired: AtomicBool,
+    /// The activation's outcome: `None` while activating, then the actor or why it failed.
+    /// The activation runs in its own task (started once, by the first request), so a request
+    /// cancelled while it waits cannot abandon it half done.
+    pub(super) activation: watch::Sender<Option<Result<ActorRef<ListMsg>, EdgeError>>>,
+    pub(super) activation_started: AtomicBool,
     /// One permit, held by the list's append in flight (an actor has at most one) until the
     /// store has answered it, even if the actor died meanwhile.
     pub(super) appending: Arc<Semaphore>,
@@ -35,10 +37,18 @@ impl Slot {
     pub(super) fn new(predecessor: Option<Arc<Semaphore>>) -> Self {
         Self {
             inflight: AtomicUsize::new(0),
-            actor: OnceCell::new(),
-            retired: AtomicBool::new(false),
+            activation: watch::Sender::new(None),
+            activation_started: AtomicBool::new(false),
             appending: Arc::new(Semaphore::new(1)),
             predecessor,
+        }
+    }
+
+    /// The list's actor, once activated.
+    pub(super) fn actor(&self) -> Option<ActorRef<ListMsg>> {
+        match &*self.activation.borrow() {
+            Some(Ok(actor)) => Some(actor.clone()),
+            _ => None,
         }
     }
 

@@ -130,12 +130,16 @@ impl Fanout {
             (Some(since), Some(queued_to)) => Some(since.max(queued_to)),
             (since, _) => since,
         };
-        let catch_up = match since {
-            Some(since) if since >= head && already_queued.is_some() => CatchUp {
-                frames: Vec::new(),
-                snapshot: false,
-            },
-            since => self.catch_up(since, durable, snapshot_frame),
+        let nothing = CatchUp {
+            frames: Vec::new(),
+            snapshot: false,
+        };
+        let catch_up = match (since, &sink) {
+            // A node subscription without `since` wants live frames only (its gateway catches
+            // each of its users up on its own).
+            (None, SubscriberSink::Node(_)) => nothing,
+            (Some(since), _) if since >= head && already_queued.is_some() => nothing,
+            (since, _) => self.catch_up(since, durable, snapshot_frame),
         };
         if let SubscriberSink::Node(node) = &sink {
             if node.push(NodeItem::Started { seq: head }).is_err() {
@@ -143,7 +147,10 @@ impl Fanout {
             }
         }
         for (seq, frame) in catch_up.frames {
-            if sink.push_frame(frame, seq, catch_up.snapshot, false).is_err() {
+            if sink
+                .push_frame(frame, seq, catch_up.snapshot, false)
+                .is_err()
+            {
                 return false;
             }
         }

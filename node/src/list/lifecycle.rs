@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use listwire_gateway::ErrorCode;
-use tokio::sync::oneshot;
 use listwire_storage::Snapshot;
 use ractor::ActorRef;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::actor_state::ListActorState;
@@ -93,7 +93,10 @@ impl ListActorState {
     pub(super) async fn on_tick(&mut self) {
         self.fanout.drop_closed();
         self.index.start(&self.context, &self.durable, &self.myself);
-        let idle = self.last_activity.elapsed() >= self.context.config.passivate_after;
+        // A list that does not exist (its first request was cancelled before it arrived) is
+        // not kept for the idle period.
+        let missing = !self.durable.exists() && !self.head.exists();
+        let idle = missing || self.last_activity.elapsed() >= self.context.config.passivate_after;
         if idle && self.is_quiet() && self.fanout.is_empty() {
             let myself = self.myself.clone();
             self.passivate(&myself).await;
@@ -158,7 +161,11 @@ impl ListActorState {
     }
 
     /// Starts a shutdown (`done` is told when the list is flushed) or a handoff.
-    pub(super) async fn begin_stopping(&mut self, handoff: bool, done: Option<oneshot::Sender<()>>) {
+    pub(super) async fn begin_stopping(
+        &mut self,
+        handoff: bool,
+        done: Option<oneshot::Sender<()>>,
+    ) {
         let stopping = self.stopping.get_or_insert(Stopping {
             handoff,
             done: None,
@@ -207,8 +214,10 @@ impl ListActorState {
         if let Some(timer) = self.tally_timer.take() {
             timer.abort();
         }
-        self.fanout
-            .end_all(ErrorCode::Unavailable, "list restarted; resubscribe with since");
+        self.fanout.end_all(
+            ErrorCode::Unavailable,
+            "list restarted; resubscribe with since",
+        );
     }
 }
 

@@ -87,7 +87,10 @@ impl ListActorState {
         }
         m::stale_reads().increment(1);
         tracing::warn!(list = %self.list, since, head, durable = self.durable.seq(), "a follower is ahead of this owner; reloading");
-        let moved = EdgeError::new(ErrorCode::Moved, "this node's copy of the list is behind; retry");
+        let moved = EdgeError::new(
+            ErrorCode::Moved,
+            "this node's copy of the list is behind; retry",
+        );
         self.abort(moved.clone());
         Err(moved)
     }

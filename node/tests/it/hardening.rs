@@ -467,3 +467,38 @@ async fn a_failing_snapshot_does_not_pin_the_list_or_retry_every_tick() {
         "reloads from the full history"
     );
 }
+
+/// Review finding: a request cancelled while its list was activating (a client that went
+/// away, a timeout around the call) left an actor-less slot in the host for good; enough of
+/// them locked the node out of new lists. Activation now runs in its own task, and a list that
+/// turns out not to exist leaves at the next housekeeping tick.
+#[tokio::test]
+async fn a_cancelled_activation_leaves_no_slot_behind() {
+    let gate = GatedStore::new(Arc::new(MemoryStore::new()));
+    let config = HostConfig {
+        lists_active_max: 2,
+        passivate_after: Duration::from_millis(200),
+        ..HostConfig::default()
+    };
+    let (host, router) = gated_host(&gate, config);
+    gate.hold_reads();
+    let alice = alice();
+    let read = router.snapshot(&alice, Uuid::new_v4());
+    assert!(tokio::time::timeout(Duration::from_millis(50), read)
+        .await
+        .is_err());
+    let create = router.create_list(&alice, raw(r#"{"title":"t"}"#));
+    assert!(tokio::time::timeout(Duration::from_millis(50), create)
+        .await
+        .is_err());
+    assert_eq!(host.active_lists(), 2);
+    gate.open();
+    eventually(Duration::from_secs(10), || async {
+        host.active_lists() == 0
+    })
+    .await;
+    router
+        .create_list(&alice, raw(r#"{"title":"new"}"#))
+        .await
+        .expect("the node takes new lists again");
+}

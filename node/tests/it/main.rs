@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod cluster;
 mod crash;
 mod hardening;
 mod host;

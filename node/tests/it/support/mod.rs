@@ -2,6 +2,7 @@
 //! OS, real WebSocket clients, polling with deadlines instead of sleeps.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod gated;
 
 use std::future::Future;

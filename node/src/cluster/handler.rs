@@ -1,0 +1,195 @@
+//! The owner's side of the internode protocol: ops, reads, catch-ups and node subscriptions
+//! that gateway nodes send to the node owning a list.
+//!
+//! Everything goes through this node's [`LocalRouter`], so it meets the same checks as a
+//! local request: the host refuses a list this node does not own with `moved` (naming the
+//! owner it believes in) and the list actor authorizes the user. Nothing is retried here; the
+//! gateway node retries with its own, possibly newer, view.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use listwire_cluster::transport::{Handler, PeerInfo, PushError, StreamSender};
+use listwire_gateway::{EdgeError, ErrorCode, Principal, Reply};
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::wire::{
+    self, NodeStats, Request, Response, Subscribe, WireCatchUp, WireError, WireOp, WireOpBody,
+};
+use crate::list::node_sink::{NodeItem, NodeSource};
+use crate::router::LocalRouter;
+
+/// Serves internode requests with this node's lists.
+pub struct InternodeHandler {
+    local: LocalRouter,
+    /// Items a node subscription may queue before it is dropped as too slow.
+    node_queue_items: usize,
+}
+
+impl InternodeHandler {
+    /// A handler over `local`.
+    pub fn new(local: LocalRouter, node_queue_items: usize) -> Arc<Self> {
+        Arc::new(Self {
+            local,
+            node_queue_items,
+        })
+    }
+
+    async fn ops(&self, ops: Vec<WireOp>) -> Response {
+        let mut answers = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (answer_tx, answer) = oneshot::channel();
+            let reply = Reply::new(move |outcome| {
+                let _ = answer_tx.send(outcome);
+            });
+            self.submit(op, reply).await;
+            answers.push(answer);
+        }
+        let mut outcomes = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let outcome = answer.await.unwrap_or_else(|_| {
+                Err(EdgeError::unavailable(
+                    "the op was dropped before completion; retry with the same op_id",
+                ))
+            });
+            outcomes.push(outcome.map_err(|error| WireError::from(&error)));
+        }
+        Response::Ops(outcomes)
+    }
+
+    async fn submit(&self, op: WireOp, reply: Reply) {
+        let principal = Principal::from(op.principal);
+        match op.body {
+            WireOpBody::Apply(json) => match RawValue::from_string(json) {
+                Ok(raw) => {
+                    use listwire_gateway::Router;
+                    self.local
+                        .submit(&principal, op.list, op.op_id, raw, reply)
+                        .await
+                }
+                Err(_) => reply.send(Err(EdgeError::invalid("op must be a json object"))),
+            },
+            WireOpBody::Create(body) => {
+                self.local
+                    .create_at(&principal, op.list, op.op_id, &body, reply)
+                    .await
+            }
+        }
+    }
+
+    async fn catch_up(&self, user: Uuid, list: Uuid, since: Option<u64>) -> Response {
+        let answer = self.local.catch_up(user, list, since).await;
+        Response::CatchUp(
+            answer
+                .map(|(catch_up, seq)| WireCatchUp {
+                    frames: catch_up
+                        .frames
+                        .into_iter()
+                        .map(|(seq, frame)| (seq, frame.to_vec()))
+                        .collect(),
+                    snapshot: catch_up.snapshot,
+                    seq,
+                })
+                .map_err(|error| WireError::from(&error)),
+        )
+    }
+}
+
+#[async_trait]
+impl Handler for InternodeHandler {
+    async fn request(&self, peer: &PeerInfo, payload: Bytes) -> Result<Bytes, Bytes> {
+        let request: Request = wire::decode(&payload).map_err(|error| {
+            tracing::warn!(peer = %peer.node_id(), %error, "unreadable internode request");
+            Bytes::from(error.to_string())
+        })?;
+        let response = match request {
+            Request::Ops(ops) => self.ops(ops).await,
+            Request::Snapshot { principal, list } => {
+                use listwire_gateway::Router;
+                let principal = Principal::from(principal);
+                let answer = self.local.snapshot(&principal, list).await;
+                Response::Snapshot(
+                    answer
+                        .map(|json| json.to_vec())
+                        .map_err(|error| WireError::from(&error)),
+                )
+            }
+            Request::CatchUp { user, list, since } => self.catch_up(user, list, since).await,
+            Request::Authorize { list, users } => Response::Authorize(
+                self.local
+                    .authorize(list, users)
+                    .await
+                    .map_err(|error| WireError::from(&error)),
+            ),
+            Request::Stats => Response::Stats(NodeStats {
+                active_lists: self.local.host().active_lists() as u64,
+            }),
+        };
+        Ok(wire::encode(&response))
+    }
+
+    async fn stream(&self, peer: &PeerInfo, payload: Bytes, stream: StreamSender) {
+        let subscribe: Subscribe = match wire::decode(&payload) {
+            Ok(subscribe) => subscribe,
+            Err(error) => {
+                tracing::warn!(peer = %peer.node_id(), %error, "unreadable node subscription");
+                return stream.end(Some(Bytes::from(error.to_string()))).await;
+            }
+        };
+        let opened = self
+            .local
+            .subscribe_node(subscribe.list, subscribe.since, self.node_queue_items)
+            .await;
+        match opened {
+            Ok(source) => pump(source, stream).await,
+            Err(error) => {
+                let end = NodeItem::End {
+                    code: error.code,
+                    message: error.message,
+                };
+                let _ = stream.try_push(wire::encode_item(&end));
+                stream.end(None).await;
+            }
+        }
+    }
+}
+
+/// Moves a node subscription's items into the transport stream until either side ends.
+/// A gateway node a whole window behind is told so and cut off; it resubscribes with `since`.
+async fn pump(source: NodeSource, stream: StreamSender) {
+    loop {
+        let item = tokio::select! {
+            item = source.next() => item,
+            () = stream.closed() => {
+                source.close();
+                return;
+            }
+        };
+        let item = item.unwrap_or_else(|| NodeItem::End {
+            code: ErrorCode::Unavailable,
+            message: if source.overflowed() {
+                "node subscription fell too far behind; resubscribe with since".into()
+            } else {
+                "list stopped; resubscribe with since".into()
+            },
+        });
+        let is_end = matches!(item, NodeItem::End { .. });
+        match stream.try_push(wire::encode_item(&item)) {
+            Ok(()) if is_end => break,
+            Ok(()) => {}
+            Err(PushError::Full(_)) => {
+                source.close();
+                let reason = Bytes::from_static(b"node subscription fell a window behind");
+                return stream.end(Some(reason)).await;
+            }
+            Err(PushError::Closed(_)) | Err(PushError::TooLarge(_)) => {
+                source.close();
+                break;
+            }
+        }
+    }
+    stream.end(None).await;
+}

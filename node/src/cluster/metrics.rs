@@ -1,0 +1,67 @@
+//! Metric names of the node's cluster layer (routing, forwarding, follows, handoffs).
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+
+/// Counter: ops forwarded to another node (attempts, retries included).
+pub const FORWARDED_OPS_TOTAL: &str = "listwire_forwarded_ops_total";
+/// Counter: ops refused at once because the queue to their owner node was full.
+pub const FORWARD_QUEUE_FULL_TOTAL: &str = "listwire_forward_queue_full_total";
+/// Histogram: ops per forwarded batch.
+pub const FORWARD_BATCH_OPS: &str = "listwire_forward_batch_ops";
+/// Histogram: round trip of a forwarded batch, until every op in it is durable at the owner.
+pub const FORWARD_SECONDS: &str = "listwire_forward_seconds";
+/// Counter: op attempts retried after `moved`, `busy` or `unavailable`, by code.
+pub const OP_RETRIES_TOTAL: &str = "listwire_op_retries_total";
+/// Gauge: lists this node follows for its connections.
+pub const FOLLOWED_LISTS: &str = "listwire_followed_lists";
+/// Counter: node subscriptions reopened at a (new) owner.
+pub const FOLLOW_RESUBSCRIBES_TOTAL: &str = "listwire_follow_resubscribes_total";
+/// Counter: placement changes (views whose serving hosts differ from the previous one's).
+pub const PLACEMENT_CHANGES_TOTAL: &str = "listwire_placement_changes_total";
+/// Counter: lists handed off because this node no longer owned them.
+pub const LISTS_MOVED_TOTAL: &str = "listwire_lists_moved_total";
+/// Histogram: time from a placement change to every unowned list having left this node.
+pub const HANDOFF_SECONDS: &str = "listwire_handoff_seconds";
+/// Counter: pauses of this node long enough that others may have moved its lists.
+pub const PAUSES_TOTAL: &str = "listwire_pauses_total";
+
+/// Registers help text for the metrics above.
+pub fn describe() {
+    describe_counter!(
+        FORWARDED_OPS_TOTAL,
+        "ops sent to the node that owns their list"
+    );
+    describe_counter!(
+        FORWARD_QUEUE_FULL_TOTAL,
+        "ops refused busy because the queue to their owner node was full"
+    );
+    describe_histogram!(FORWARD_BATCH_OPS, Unit::Count, "ops per forwarded batch");
+    describe_histogram!(
+        FORWARD_SECONDS,
+        Unit::Seconds,
+        "round trip of a forwarded batch, until its ops are durable at the owner"
+    );
+    describe_counter!(
+        OP_RETRIES_TOTAL,
+        "op attempts retried at this gateway node, by code"
+    );
+    describe_gauge!(
+        FOLLOWED_LISTS,
+        "lists this node follows for its connections"
+    );
+    describe_counter!(
+        FOLLOW_RESUBSCRIBES_TOTAL,
+        "node subscriptions reopened at a list's (new) owner"
+    );
+    describe_counter!(PLACEMENT_CHANGES_TOTAL, "changes of the serving hosts");
+    describe_counter!(LISTS_MOVED_TOTAL, "lists handed off by this node");
+    describe_histogram!(
+        HANDOFF_SECONDS,
+        Unit::Seconds,
+        "time from a placement change until this node hosts none of the lists it lost"
+    );
+    describe_counter!(
+        PAUSES_TOTAL,
+        "pauses of this process long enough that its lists may have moved"
+    );
+}

@@ -1,0 +1,145 @@
+//! This node's picture of the cluster: the latest membership view, the placement over its
+//! serving hosts, and whether the node sees a majority. Read on every routed request.
+
+use std::sync::{Arc, RwLock};
+
+use listwire_cluster::membership::View;
+use listwire_cluster::placement::Placement;
+use listwire_cluster::NodeId;
+use listwire_gateway::EdgeError;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::host::{Owner, Ownership};
+
+/// One consistent picture: a view and what follows from it.
+pub struct Picture {
+    /// The membership view.
+    pub view: View,
+    placement: Placement,
+    majority: bool,
+}
+
+impl Picture {
+    fn new(view: View) -> Picture {
+        Picture {
+            placement: Placement::from_view(&view),
+            majority: view.has_majority(),
+            view,
+        }
+    }
+
+    /// The owner of `list` in this picture, if any host serves.
+    pub fn owner(&self, list: Uuid) -> Option<&NodeId> {
+        self.placement.owner(list.as_bytes())
+    }
+
+    /// Whether this node sees a majority of the known hosts.
+    pub fn has_majority(&self) -> bool {
+        self.majority
+    }
+}
+
+/// Where a request for a list goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// This node owns it.
+    Local,
+    /// Another node owns it, reachable at `addr` (internode).
+    Remote {
+        /// Its id.
+        node: NodeId,
+        /// Its internode address.
+        addr: String,
+    },
+    /// Nobody can take it now (no serving host, or this node has no majority and would own
+    /// it): retry.
+    Nowhere(EdgeError),
+}
+
+/// The shared, always-current picture. Cheap to read (a read lock and an `Arc` clone).
+pub struct ClusterState {
+    self_id: NodeId,
+    current: RwLock<Arc<Picture>>,
+    epoch_tx: watch::Sender<u64>,
+}
+
+impl ClusterState {
+    /// The state of `self_id`, starting from `view`.
+    pub fn new(self_id: NodeId, view: View) -> ClusterState {
+        ClusterState {
+            self_id,
+            current: RwLock::new(Arc::new(Picture::new(view))),
+            epoch_tx: watch::Sender::new(0),
+        }
+    }
+
+    /// This node's id.
+    pub fn self_id(&self) -> &NodeId {
+        &self.self_id
+    }
+
+    /// The current picture.
+    pub fn picture(&self) -> Arc<Picture> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Installs a new view; followers of [`ClusterState::epochs`] hear of it.
+    pub fn update(&self, view: View) {
+        let picture = Arc::new(Picture::new(view));
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = picture;
+        self.epoch_tx.send_modify(|epoch| *epoch += 1);
+    }
+
+    /// A watch that changes whenever the picture does.
+    pub fn epochs(&self) -> watch::Receiver<u64> {
+        self.epoch_tx.subscribe()
+    }
+
+    /// Where requests for `list` go now.
+    pub fn route(&self, list: Uuid) -> Route {
+        route_in(&self.picture(), &self.self_id, list)
+    }
+}
+
+/// Where requests for `list` go in `picture`, seen from `self_id`.
+pub fn route_in(picture: &Picture, self_id: &NodeId, list: Uuid) -> Route {
+    match picture.owner(list) {
+        Some(owner) if owner == self_id => {
+            if picture.has_majority() {
+                Route::Local
+            } else {
+                Route::Nowhere(EdgeError::unavailable(
+                    "this node cannot see a majority of the cluster; retry",
+                ))
+            }
+        }
+        Some(owner) => match picture.view.member(owner) {
+            Some(member) => Route::Remote {
+                node: owner.clone(),
+                addr: member.internode_addr().to_owned(),
+            },
+            None => Route::Nowhere(EdgeError::unavailable("owner unknown; retry")),
+        },
+        None => Route::Nowhere(EdgeError::unavailable("no node serves lists now; retry")),
+    }
+}
+
+impl Ownership for ClusterState {
+    fn check(&self, list: Uuid) -> Owner {
+        let picture = self.picture();
+        if !picture.has_majority() {
+            return Owner::NoMajority;
+        }
+        match picture.owner(list) {
+            Some(owner) if *owner == self.self_id => Owner::Here,
+            owner => Owner::Elsewhere(owner.map(|id| id.to_string())),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Which lists this node may host: the cluster's placement decides, the host enforces.
+//!
+//! The host activates a list, and delivers to it, only while [`Ownership::check`] says the
+//! list is owned here. When the view changes (a node joins, drains, dies, this node loses its
+//! majority or was paused), [`Host::release_unowned`] hands off every active list it no longer
+//! owns: the actor flushes what it accepted, snapshots, tells its subscribers the list moved
+//! and leaves. Safety never depends on this (storage fences writers); it is what keeps a stale
+//! owner from serving reads and what makes handoffs quick.
+
+use uuid::Uuid;
+
+use super::Host;
+use crate::list::ListMsg;
+
+/// Who owns a list, as this node's view says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// This node.
+    Here,
+    /// Another node (its id, if there is a serving host at all).
+    Elsewhere(Option<String>),
+    /// This node cannot see a majority of the cluster's known hosts, so it hosts nothing: it
+    /// may be on the minority side of a partition.
+    NoMajority,
+}
+
+/// The cluster's answer to "may this node host this list?".
+pub trait Ownership: Send + Sync + 'static {
+    /// The owner of `list` in the current view.
+    fn check(&self, list: Uuid) -> Owner;
+}
+
+/// A node alone: it owns every list.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SingleNode;
+
+impl Ownership for SingleNode {
+    fn check(&self, _list: Uuid) -> Owner {
+        Owner::Here
+    }
+}
+
+impl Host {
+    /// Hands off every active list this node no longer owns; returns them.
+    pub fn release_unowned(&self) -> Vec<Uuid> {
+        let ownership = self.inner.ownership.clone();
+        self.handoff_where(|list| ownership.check(list) != Owner::Here)
+    }
+
+    /// Hands off every active list, owned or not: after a pause (the rest of the cluster may
+    /// have moved them meanwhile) the next request reloads each from storage.
+    pub fn release_all(&self) -> Vec<Uuid> {
+        self.handoff_where(|_| true)
+    }
+
+    /// Kills every list actor abruptly (no flush, no snapshot), as a crash of the node would:
+    /// for in-process fault injection.
+    pub async fn kill_all(&self) {
+        for list in self.active_list_ids() {
+            self.kill(list).await;
+        }
+    }
+
+    /// The lists with an actor on this node now.
+    pub fn active_list_ids(&self) -> Vec<Uuid> {
+        self.inner.slots_lock().keys().copied().collect()
+    }
+
+    fn handoff_where(&self, release: impl Fn(Uuid) -> bool) -> Vec<Uuid> {
+        let actors: Vec<_> = {
+            let slots = self.inner.slots_lock();
+            slots
+                .iter()
+                .filter(|(list, _)| release(**list))
+                .filter_map(|(list, slot)| slot.actor().map(|actor| (*list, actor)))
+                .collect()
+        };
+        let mut released = Vec::with_capacity(actors.len());
+        for (list, actor) in actors {
+            if actor.send_message(ListMsg::Handoff).is_ok() {
+                released.push(list);
+            }
+        }
+        released
+    }
+}
