@@ -16,8 +16,11 @@ pub enum StoreKind {
     Embedded,
     /// Process memory only: nothing survives a restart. For demos and tests.
     Memory,
-    /// A ScyllaDB cluster (`--scylla-*` settings): for clusters of listwire nodes.
+    /// A ScyllaDB cluster (`--scylla-*` settings): for large clusters of listwire nodes.
     Scylla,
+    /// A PostgreSQL database (`--postgres-*` settings): for small clusters, or anywhere
+    /// ScyllaDB is not at hand.
+    Postgres,
 }
 
 /// Log output format.
@@ -83,6 +86,42 @@ pub struct ServeArgs {
     /// Retries of idempotent ScyllaDB requests on transient failures.
     #[arg(long, env = "LISTWIRE_SCYLLA_RETRIES", default_value_t = 3)]
     pub scylla_retries: u32,
+    /// PostgreSQL database, `postgres://user:password@host:port/dbname` or libpq `key=value`
+    /// (with `--store postgres`). Prefer the environment variable: flags show in `ps`.
+    #[arg(long, env = "LISTWIRE_POSTGRES_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
+    /// PostgreSQL schema holding listwire's tables (created if missing).
+    #[arg(long, env = "LISTWIRE_POSTGRES_SCHEMA", default_value = "listwire")]
+    pub postgres_schema: String,
+    /// PostgreSQL connections in this node's pool.
+    #[arg(long, env = "LISTWIRE_POSTGRES_POOL_SIZE", default_value_t = 16)]
+    pub postgres_pool_size: usize,
+    /// PostgreSQL statement timeout in milliseconds (also the lock and idle-in-transaction
+    /// timeouts of listwire's sessions).
+    #[arg(
+        long,
+        env = "LISTWIRE_POSTGRES_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub postgres_statement_timeout_ms: u64,
+    /// PostgreSQL connect timeout in milliseconds (TCP, startup and authentication).
+    #[arg(
+        long,
+        env = "LISTWIRE_POSTGRES_CONNECT_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
+    pub postgres_connect_timeout_ms: u64,
+    /// How long a request waits for a free pooled PostgreSQL connection, in milliseconds.
+    #[arg(
+        long,
+        env = "LISTWIRE_POSTGRES_POOL_WAIT_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub postgres_pool_wait_timeout_ms: u64,
+    /// Retries of idempotent PostgreSQL requests (and of appends that certainly did not apply)
+    /// on transient failures.
+    #[arg(long, env = "LISTWIRE_POSTGRES_RETRIES", default_value_t = 2)]
+    pub postgres_retries: u32,
     /// Background flush/compaction threads of the embedded store (0 = one per core, up to 4).
     #[arg(long, env = "LISTWIRE_STORE_WORKER_THREADS", default_value_t = 0)]
     pub store_worker_threads: usize,
@@ -255,6 +294,9 @@ impl ServeArgs {
         if self.store == StoreKind::Scylla {
             self.scylla_config()?;
         }
+        if self.store == StoreKind::Postgres {
+            self.postgres_config()?;
+        }
         if let Some(secret) = &self.jwt_secret {
             if secret.len() < 32 {
                 return Err("--jwt-secret must be at least 32 bytes".into());
@@ -282,6 +324,30 @@ impl ServeArgs {
             retries: self.scylla_retries,
             ..ScyllaConfig::default()
         })
+    }
+
+    /// The PostgreSQL settings, checked (the URL must be given and parse).
+    pub fn postgres_config(&self) -> Result<listwire_storage::postgres::PostgresConfig, String> {
+        let Some(url) = self
+            .postgres_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+        else {
+            return Err("--store postgres needs --postgres-url (or LISTWIRE_POSTGRES_URL)".into());
+        };
+        let config = listwire_storage::postgres::PostgresConfig {
+            schema: self.postgres_schema.clone(),
+            pool_size: self.postgres_pool_size,
+            statement_timeout: Duration::from_millis(self.postgres_statement_timeout_ms),
+            connect_timeout: Duration::from_millis(self.postgres_connect_timeout_ms),
+            pool_wait_timeout: Duration::from_millis(self.postgres_pool_wait_timeout_ms),
+            retries: self.postgres_retries,
+            ..listwire_storage::postgres::PostgresConfig::new(url)
+        };
+        config
+            .validate()
+            .map_err(|error| format!("--postgres-*: {error}"))?;
+        Ok(config)
     }
 
     /// The domain limits.
@@ -364,5 +430,54 @@ mod tests {
         let bad = ServeArgs::from_flags(["--store", "scylla", "--scylla-replication", "Nonsense"])
             .unwrap();
         assert!(bad.validate().is_err());
+    }
+
+    /// `--store postgres` needs a URL that parses and sane pool and timeout settings; the
+    /// messages name the flag to fix.
+    #[test]
+    fn postgres_settings_are_validated() {
+        let url = "postgres://lw:pw@127.0.0.1:5432/lw";
+        let good = ServeArgs::from_flags([
+            "--store",
+            "postgres",
+            "--postgres-url",
+            url,
+            "--postgres-pool-size",
+            "4",
+            "--postgres-statement-timeout-ms",
+            "750",
+        ])
+        .unwrap();
+        assert_eq!(good.validate(), Ok(()));
+        let config = good.postgres_config().unwrap();
+        assert_eq!(config.pool_size, 4);
+        assert_eq!(config.statement_timeout, Duration::from_millis(750));
+        assert_eq!(config.schema, "listwire");
+        let missing = ServeArgs::from_flags(["--store", "postgres"]).unwrap();
+        if std::env::var_os("LISTWIRE_POSTGRES_URL").is_none() {
+            assert!(missing.validate().unwrap_err().contains("--postgres-url"));
+        }
+        for (flag, value, named) in [
+            ("--postgres-pool-size", "0", "pool size"),
+            ("--postgres-statement-timeout-ms", "0", "statement timeout"),
+            (
+                "--postgres-connect-timeout-ms",
+                "9999999",
+                "connect timeout",
+            ),
+            ("--postgres-schema", "Bad-Name", "schema"),
+            ("--postgres-url", "postgres://h:port/db", "url"),
+        ] {
+            let mut flags = vec!["--store", "postgres", flag, value];
+            if flag != "--postgres-url" {
+                flags.extend(["--postgres-url", url]);
+            }
+            let bad = ServeArgs::from_flags(flags).unwrap();
+            let error = bad.validate().unwrap_err();
+            assert!(error.contains(named), "{flag} {value}: {error}");
+        }
+        // Other stores ignore the PostgreSQL settings.
+        let embedded = ServeArgs::from_flags(["--postgres-pool-size", "0"]).unwrap();
+        assert_eq!(embedded.validate(), Ok(()));
     }
 }
