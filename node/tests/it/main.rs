@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod crash;
+mod fencing;
 mod host;
 mod http;
 mod idempotency;
@@ -11,6 +12,7 @@ mod index;
 mod limits;
 mod live;
 mod permissions;
+mod postgres;
 mod resume;
 mod tidy;
 mod votes;
