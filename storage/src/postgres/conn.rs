@@ -26,6 +26,9 @@ pub(crate) enum Failure {
         /// The driver error.
         error: tokio_postgres::Error,
     },
+    /// A client-side deadline passed with a request in flight: the connection may still owe
+    /// an answer, so it is not reused.
+    Abandoned(Error),
     /// Anything else (a stored value that does not decode, a bad argument).
     Store(Error),
 }
@@ -41,6 +44,7 @@ impl Failure {
     fn connection_usable(&self) -> bool {
         match self {
             Failure::Pg { error, .. } => errors::connection_usable(error),
+            Failure::Abandoned(_) => false,
             Failure::Store(_) => true,
         }
     }
@@ -49,7 +53,7 @@ impl Failure {
     pub(crate) fn into_error(self) -> Error {
         match self {
             Failure::Pg { what, error } => errors::to_error(what, &error),
-            Failure::Store(error) => error,
+            Failure::Abandoned(error) | Failure::Store(error) => error,
         }
     }
 }

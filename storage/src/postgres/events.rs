@@ -74,7 +74,7 @@ async fn step<T>(
 ) -> Result<T, Failure> {
     match tokio::time::timeout(deadline, future).await {
         Ok(result) => result.map_err(pg(what)),
-        Err(_) => Err(Failure::Store(errors::timed_out(what))),
+        Err(_) => Err(Failure::Abandoned(errors::timed_out(what))),
     }
 }
 
