@@ -1,8 +1,9 @@
 //! The conditional append, and the resolution of a commit whose answer was lost.
 //!
 //! An append is one READ COMMITTED transaction: `BEGIN`; for `first_seq == 1` make the head row
-//! exist at 0; advance the head from `first_seq - 1` (zero rows: the writer lost, read the head
-//! for the error and roll back); insert the batch row with a fresh `batch_id`; `COMMIT`.
+//! exist at 0; one statement advances the head from `first_seq - 1` and inserts the batch row
+//! with a fresh `batch_id` only if it did (zero rows: the writer lost, read the head for the
+//! error and roll back); `COMMIT`. Three round trips for an append to an existing list.
 //!
 //! Only the `COMMIT` can leave the outcome unknown. Everything before it ran in a transaction
 //! the server will roll back if this connection goes away, so a failure there is a definite
@@ -195,21 +196,20 @@ impl PostgresStore {
             .await
             .map_err(before)?;
         }
-        let advance = step(
-            deadline,
-            "append: prepare",
-            tx.prepare_cached(sql::HEAD_ADVANCE),
-        )
-        .await
-        .map_err(before)?;
-        let moved = step(
+        let append = step(deadline, "append: prepare", tx.prepare_cached(sql::APPEND))
+            .await
+            .map_err(before)?;
+        let body: &[u8] = &batch.body;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&list, &first, &last, &batch_id, &body];
+        let inserted = step(
             deadline,
             "append: advance head",
-            tx.execute(&advance, &[&list, &last, &(first - 1)]),
+            tx.execute(&append, &params),
         )
         .await
         .map_err(before)?;
-        if moved == 0 {
+        if inserted == 0 {
             let select = step(
                 deadline,
                 "append: prepare",
@@ -230,21 +230,6 @@ impl PostgresStore {
                 .map_err(before)?;
             return Ok(Written::Conflict(head));
         }
-        let insert = step(
-            deadline,
-            "append: prepare",
-            tx.prepare_cached(sql::BATCH_INSERT),
-        )
-        .await
-        .map_err(before)?;
-        let body: &[u8] = &batch.body;
-        step(
-            deadline,
-            "append: insert batch",
-            tx.execute(&insert, &[&list, &first, &last, &batch_id, &body]),
-        )
-        .await
-        .map_err(before)?;
         match tokio::time::timeout(deadline, tx.commit()).await {
             Ok(Ok(())) => Ok(Written::Committed),
             Ok(Err(error)) => Err(Broke::OnCommit(errors::describe(&error))),

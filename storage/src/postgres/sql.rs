@@ -9,10 +9,17 @@
 pub const HEAD_INSERT_ZERO: &str =
     "INSERT INTO heads (list_id, head) VALUES ($1, 0) ON CONFLICT (list_id) DO NOTHING";
 
-/// The conditional append's condition: advance the head only from `first_seq - 1`. Under READ
-/// COMMITTED a racing update of the same row waits, then re-checks the condition on the new row
-/// version, so of two racers exactly one matches.
-pub const HEAD_ADVANCE: &str = "UPDATE heads SET head = $2 WHERE list_id = $1 AND head = $3";
+/// The conditional append, in one statement: advance the head only from `first_seq - 1` and,
+/// only if that row matched, insert the batch row. Under READ COMMITTED a racing update of the
+/// same head row waits, then re-checks the condition on the new row version, so of two racers
+/// exactly one matches; the loser inserts nothing (zero rows). The answered statement holds the
+/// head row's lock until `COMMIT`, which is what the in-doubt read-back waits on. `batch_id` is
+/// unique per append attempt, so a writer can tell its own row from another's.
+/// Parameters: list, first_seq, last_seq, batch_id, body.
+pub const APPEND: &str = "WITH advanced AS (\
+       UPDATE heads SET head = $3::bigint WHERE list_id = $1 AND head = $2::bigint - 1 RETURNING list_id) \
+     INSERT INTO batches (list_id, first_seq, last_seq, batch_id, body) \
+     SELECT list_id, $2::bigint, $3::bigint, $4::uuid, $5::bytea FROM advanced";
 
 /// The stored head of a list.
 pub const HEAD_SELECT: &str = "SELECT head FROM heads WHERE list_id = $1";
@@ -22,12 +29,6 @@ pub const HEAD_SELECT_FOR_SHARE: &str = "SELECT head FROM heads WHERE list_id = 
 
 /// Bounds the lock waits of the resolving transaction only.
 pub const SET_LOCAL_LOCK_TIMEOUT: &str = "SELECT set_config('lock_timeout', $1, true)";
-
-/// The winner's batch row. `batch_id` is unique per append attempt, so a writer can tell its own
-/// row from another's when it resolves an unknown commit outcome.
-pub const BATCH_INSERT: &str =
-    "INSERT INTO batches (list_id, first_seq, last_seq, batch_id, body) \
-     VALUES ($1, $2, $3, $4, $5)";
 
 /// The batch id stored at a key (in-doubt resolution).
 pub const BATCH_ID_SELECT: &str =
