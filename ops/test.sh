@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test of the workspace.
-# Needs only a Rust toolchain (cargo, rustfmt, clippy); everything else is built from crates.
+# Needs a Rust toolchain (cargo, rustfmt, clippy); everything else is built from crates, except
+# the PostgreSQL server the PostgreSQL storage and node tests run against: ops/with-postgres.sh
+# starts a throwaway one (installing Debian's package first if it is missing, which needs root)
+# and stops it at the end. Set LISTWIRE_POSTGRES_URL to use a server of your own instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,4 +15,4 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
-cargo test --workspace --locked
+./ops/with-postgres.sh cargo test --workspace --locked

@@ -16,8 +16,11 @@ pub enum StoreKind {
     Embedded,
     /// Process memory only: nothing survives a restart. For demos and tests.
     Memory,
-    /// A ScyllaDB cluster (`--scylla-*` settings): for clusters of listwire nodes.
+    /// A ScyllaDB cluster (`--scylla-*` settings): for large clusters of listwire nodes.
     Scylla,
+    /// A PostgreSQL database (`--postgres-*` settings): for small clusters, or anywhere
+    /// ScyllaDB is not at hand.
+    Postgres,
 }
 
 /// Log output format.
@@ -89,6 +92,42 @@ pub struct ServeArgs {
     /// Retries of idempotent ScyllaDB requests on transient failures.
     #[arg(long, env = "LISTWIRE_SCYLLA_RETRIES", default_value_t = 3)]
     pub scylla_retries: u32,
+    /// PostgreSQL database, `postgres://user:password@host:port/dbname` or libpq `key=value`
+    /// (with `--store postgres`). Prefer the environment variable: flags show in `ps`.
+    #[arg(long, env = "LISTWIRE_POSTGRES_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
+    /// PostgreSQL schema holding listwire's tables (created if missing).
+    #[arg(long, env = "LISTWIRE_POSTGRES_SCHEMA", default_value = "listwire")]
+    pub postgres_schema: String,
+    /// PostgreSQL connections in this node's pool.
+    #[arg(long, env = "LISTWIRE_POSTGRES_POOL_SIZE", default_value_t = 16)]
+    pub postgres_pool_size: usize,
+    /// PostgreSQL statement timeout in milliseconds (also the lock and idle-in-transaction
+    /// timeouts of listwire's sessions).
+    #[arg(
+        long,
+        env = "LISTWIRE_POSTGRES_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub postgres_statement_timeout_ms: u64,
+    /// PostgreSQL connect timeout in milliseconds (TCP, startup and authentication).
+    #[arg(
+        long,
+        env = "LISTWIRE_POSTGRES_CONNECT_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
+    pub postgres_connect_timeout_ms: u64,
+    /// How long a request waits for a free pooled PostgreSQL connection, in milliseconds.
+    #[arg(
+        long,
+        env = "LISTWIRE_POSTGRES_POOL_WAIT_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub postgres_pool_wait_timeout_ms: u64,
+    /// Retries of idempotent PostgreSQL requests (and of appends that certainly did not apply)
+    /// on transient failures.
+    #[arg(long, env = "LISTWIRE_POSTGRES_RETRIES", default_value_t = 2)]
+    pub postgres_retries: u32,
     /// Background flush/compaction threads of the embedded store (0 = one per core, up to 4).
     #[arg(long, env = "LISTWIRE_STORE_WORKER_THREADS", default_value_t = 0)]
     pub store_worker_threads: usize,
@@ -291,6 +330,9 @@ impl ServeArgs {
             self.scylla_config()?;
         }
         self.cluster.validate()?;
+        if self.store == StoreKind::Postgres {
+            self.postgres_config()?;
+        }
         if let Some(secret) = &self.jwt_secret {
             if secret.len() < 32 {
                 return Err("--jwt-secret must be at least 32 bytes".into());
@@ -328,6 +370,30 @@ impl ServeArgs {
             ..ScyllaConfig::default()
         };
         check(&config).map_err(|error| error.to_string())?;
+        Ok(config)
+    }
+
+    /// The PostgreSQL settings, checked (the URL must be given and parse).
+    pub fn postgres_config(&self) -> Result<listwire_storage::postgres::PostgresConfig, String> {
+        let Some(url) = self
+            .postgres_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+        else {
+            return Err("--store postgres needs --postgres-url (or LISTWIRE_POSTGRES_URL)".into());
+        };
+        let config = listwire_storage::postgres::PostgresConfig {
+            schema: self.postgres_schema.clone(),
+            pool_size: self.postgres_pool_size,
+            statement_timeout: Duration::from_millis(self.postgres_statement_timeout_ms),
+            connect_timeout: Duration::from_millis(self.postgres_connect_timeout_ms),
+            pool_wait_timeout: Duration::from_millis(self.postgres_pool_wait_timeout_ms),
+            retries: self.postgres_retries,
+            ..listwire_storage::postgres::PostgresConfig::new(url)
+        };
+        config
+            .validate()
+            .map_err(|error| format!("--postgres-*: {error}"))?;
         Ok(config)
     }
 
@@ -382,77 +448,5 @@ impl ServeArgs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Defaults parse and validate; inconsistent limits are refused with a message naming them.
-    #[test]
-    fn defaults_are_valid_and_relationships_are_checked() {
-        let defaults = ServeArgs::from_flags(Vec::<String>::new()).unwrap();
-        assert_eq!(defaults.validate(), Ok(()));
-        assert_eq!(defaults.listen.to_string(), "127.0.0.1:7070");
-        let too_big = ServeArgs::from_flags(["--ws-message-bytes-max", "2000000"]).unwrap();
-        assert!(too_big.validate().unwrap_err().contains("hard-max"));
-        let zero = ServeArgs::from_flags(["--items-max", "0"]).unwrap();
-        assert!(zero.validate().unwrap_err().contains("items-max"));
-        let short = ServeArgs::from_flags(["--jwt-secret", "short"]).unwrap();
-        assert!(short.validate().unwrap_err().contains("32 bytes"));
-        let scylla = ServeArgs::from_flags([
-            "--store",
-            "scylla",
-            "--scylla-nodes",
-            "a:9042,b:9042",
-            "--scylla-replication",
-            "NetworkTopologyStrategy:dc1=3",
-        ])
-        .unwrap();
-        let config = scylla.scylla_config().unwrap();
-        assert_eq!(
-            config.nodes,
-            vec!["a:9042".to_string(), "b:9042".to_string()]
-        );
-        assert_eq!(scylla.validate(), Ok(()));
-        let bad = ServeArgs::from_flags(["--store", "scylla", "--scylla-replication", "Nonsense"])
-            .unwrap();
-        assert!(bad.validate().is_err());
-    }
-
-    /// The ScyllaDB defaults are QUORUM and SERIAL with no pin (safe for every keyspace shape);
-    /// levels below a quorum are refused when the flags are read, naming the flag and the fix;
-    /// `--scylla-datacenter` pins the node.
-    #[test]
-    fn scylla_consistency_flags() {
-        use listwire_storage::scylla::{Consistency, SerialConsistency};
-        let scylla = |extra: &[&str]| {
-            let mut flags = vec!["--store", "scylla"];
-            flags.extend_from_slice(extra);
-            ServeArgs::from_flags(flags).unwrap()
-        };
-        let defaults = scylla(&[]).scylla_config().unwrap();
-        assert_eq!(defaults.consistency, Consistency::Quorum);
-        assert_eq!(defaults.serial_consistency, SerialConsistency::Serial);
-        assert_eq!(defaults.datacenter, None);
-        for weak in ["one", "local_one", "each_quorum", "any", "two"] {
-            let refused = scylla(&["--scylla-consistency", weak])
-                .validate()
-                .unwrap_err();
-            assert!(refused.contains("QUORUM"), "{weak}: {refused}");
-        }
-        let refused = scylla(&["--scylla-datacenter", "dc 1"])
-            .validate()
-            .unwrap_err();
-        assert!(refused.starts_with("--scylla-datacenter"), "{refused}");
-        let pinned = scylla(&[
-            "--scylla-datacenter",
-            "dc1",
-            "--scylla-consistency",
-            "local_quorum",
-            "--scylla-serial-consistency",
-            "local_serial",
-        ]);
-        assert_eq!(pinned.validate(), Ok(()));
-        let config = pinned.scylla_config().unwrap();
-        assert_eq!(config.datacenter.as_deref(), Some("dc1"));
-        assert_eq!(config.consistency, Consistency::LocalQuorum);
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -24,6 +24,8 @@ use crate::list::{
     now_ms, rejection_to_edge, CatchUp, ListMsg, OpKind, OpRequest, SubscribeRequest,
 };
 
+/// How long `/readyz` waits for its storage probe.
+const READY_STORAGE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most entries returned by `GET /v1/lists`.
 const MY_LISTS_MAX: usize = 10_000;
 
@@ -338,7 +340,16 @@ impl Router for LocalRouter {
     }
 
     async fn ready(&self) -> bool {
-        !self.host.is_shutting_down() && self.host.context().events.head(Uuid::nil()).await.is_ok()
+        if self.host.is_shutting_down() {
+            return false;
+        }
+        // A probe must answer promptly: an unreachable shared store counts as not ready, not as
+        // a probe that hangs until the orchestrator's own timeout.
+        let probe = self.host.context().events.head(Uuid::nil());
+        matches!(
+            tokio::time::timeout(READY_STORAGE_TIMEOUT, probe).await,
+            Ok(Ok(_))
+        )
     }
 }
 

@@ -125,6 +125,10 @@ fn describe_store(args: &ServeArgs) -> String {
             "scylla keyspace {} at {}",
             args.scylla_keyspace, args.scylla_nodes
         ),
+        StoreKind::Postgres => match args.postgres_config() {
+            Ok(config) => config.describe(),
+            Err(_) => "postgres (invalid settings)".into(),
+        },
     }
 }
 
@@ -195,7 +199,7 @@ async fn prepare(args: &ServeArgs, stores: Option<Stores>) -> anyhow::Result<Pre
         (Some(secret), _) => secret.as_bytes().to_vec(),
         (None, StoreKind::Memory) => secret::generate(),
         (None, StoreKind::Embedded) => secret::load_or_create(&args.data_dir.join("jwt-secret"))?,
-        (None, StoreKind::Scylla) => {
+        (None, StoreKind::Scylla | StoreKind::Postgres) => {
             tracing::warn!("no --jwt-secret: using one kept in the data directory; every node of a cluster needs the same secret");
             secret::load_or_create(&args.data_dir.join("jwt-secret"))?
         }
@@ -253,6 +257,15 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<Stores> {
             let store = listwire_storage::scylla::ScyllaStore::connect(config)
                 .await
                 .context("connecting to ScyllaDB")?;
+            let store = Arc::new(store);
+            Ok((store.clone(), store))
+        }
+        StoreKind::Postgres => {
+            let config = args.postgres_config().map_err(anyhow::Error::msg)?;
+            let described = config.describe();
+            let store = listwire_storage::postgres::PostgresStore::connect(config)
+                .await
+                .with_context(|| format!("connecting to PostgreSQL ({described})"))?;
             let store = Arc::new(store);
             Ok((store.clone(), store))
         }
@@ -320,6 +333,7 @@ fn metrics_handle() -> PrometheusHandle {
             }
             crate::metrics::describe();
             listwire_storage::embedded::describe_metrics();
+            listwire_storage::postgres::describe_metrics();
             // Histogram upkeep runs in `listwire_gateway::serve`, which owns the handle's route.
             handle
         })

@@ -7,7 +7,9 @@
 //! [`Batch`], [`Snapshot`], [`UserRecord`], [`Membership`], and the crate [`Error`].
 //! Backends: [`memory::MemoryStore`] (tests, simulation) and [`embedded::EmbeddedStore`]
 //! (fjall LSM under the data directory, one fsync per group commit), [`scylla::ScyllaStore`]
-//! (production ScyllaDB cluster, LWT conditional append; see `storage/SCHEMA.md`).
+//! (production ScyllaDB cluster, LWT conditional append; see `storage/SCHEMA.md`) and
+//! [`postgres::PostgresStore`] (a PostgreSQL database shared by a small cluster: the conditional
+//! append as one transaction on a per-list head row; also in `storage/SCHEMA.md`).
 //!
 //! Ownership safety: [`EventStore::append`] is conditional. A batch is written only if its
 //! `first_seq` is exactly one past the list's stored head, atomically. Two writers racing on one
@@ -20,6 +22,7 @@
 pub mod embedded;
 mod error;
 pub mod memory;
+pub mod postgres;
 pub mod record;
 pub mod scylla;
 #[cfg(any(test, feature = "testsuite"))]

@@ -4,9 +4,14 @@
 //! Every check uses fresh random list and user ids, so the suite can share a store with other
 //! tests (for example a long-lived ScyllaDB keyspace). The functions panic on a violation, with a
 //! message naming the broken promise.
+//!
+//! [`postgres`] and [`proxy`] help backend-specific tests: a real PostgreSQL named by
+//! `LISTWIRE_POSTGRES_URL`, and a TCP proxy that injects connection faults.
 
 mod accounts;
 mod events;
+pub mod postgres;
+pub mod proxy;
 
 use bytes::Bytes;
 use uuid::Uuid;
