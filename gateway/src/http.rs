@@ -301,14 +301,15 @@ async fn submit_op(
     let reply = Reply::new(move |outcome| {
         let _ = outcome_tx.send(outcome);
     });
-    gateway
-        .inner
-        .router
-        .submit(&principal, list, op_id, op, reply)
-        .await;
-    // The reply answers exactly once, with `unavailable` if it is dropped unanswered; a reply
-    // that does not come in time leaves the outcome unknown.
-    let outcome = match tokio::time::timeout(gateway.inner.config.op_timeout, outcome_rx).await {
+    // One deadline over handing the op in (which may wait for its list to load) and its
+    // answer. The reply answers exactly once, with `unavailable` if it is dropped unanswered;
+    // a reply that does not come in time leaves the outcome unknown.
+    let router = &gateway.inner.router;
+    let answered = async {
+        router.submit(&principal, list, op_id, op, reply).await;
+        outcome_rx.await
+    };
+    let outcome = match tokio::time::timeout(gateway.inner.config.op_timeout, answered).await {
         Ok(answered) => {
             answered.unwrap_or_else(|_| Err(EdgeError::unavailable("the op was dropped; retry")))
         }

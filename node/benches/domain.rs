@@ -57,6 +57,7 @@ fn command(op_id: Uuid, by: UserRef, at_ms: u64, op: Op) -> Command {
         op_id,
         by,
         at_ms,
+        elapsed_ms: Some(u64::MAX),
         op,
         target: None,
     }

@@ -39,6 +39,7 @@ fn command(n: u64, op: Op) -> Command {
         op_id: op_id(n),
         by: owner(),
         at_ms: T0_MS + n,
+        elapsed_ms: Some(u64::MAX),
         op,
         target: None,
     }

@@ -251,6 +251,7 @@ impl Router for LocalRouter {
             by: principal_ref(principal),
             // Stamped by the list's owner (see `clock`).
             at_ms: 0,
+            elapsed_ms: None,
             op,
             target,
         };

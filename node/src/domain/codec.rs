@@ -135,6 +135,9 @@ struct OpV1 {
     op_id: Uuid,
     seq: u64,
     at_ms: u64,
+    /// Format 2: the window clock, when it differs from `at_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window_ms: Option<u64>,
     /// Format 2: the op digest; absent (0) in format 1.
     #[serde(
         default,
@@ -184,6 +187,7 @@ impl SnapshotV1 {
                 op_id: record.op_id,
                 seq: record.seq,
                 at_ms: record.at_ms,
+                window_ms: (record.window_ms != record.at_ms).then_some(record.window_ms),
                 digest: record.digest,
             })
             .collect();
@@ -254,6 +258,7 @@ impl SnapshotV1 {
                 op_id: op.op_id,
                 seq: op.seq,
                 at_ms: op.at_ms,
+                window_ms: op.window_ms.unwrap_or(op.at_ms),
                 digest: op.digest,
             });
         }

@@ -88,16 +88,35 @@ pub fn event_time(state: &ListState, at_ms: u64) -> u64 {
     at_ms.max(state.clock_ms())
 }
 
+/// Slack on the owner's measured elapsed time: it and `at_ms` come from two monotonic readings
+/// that round differently.
+const ELAPSED_SLACK_MS: u64 = 10;
+
+/// The op-id window's clock for an event at `at_ms`, when it differs from what replay would
+/// infer (the previous window clock plus the growth of `at_ms`): it grows by at most the
+/// owner's measured `elapsed_ms` (plus slack), and not at all when that is unknown.
+fn window_time(state: &ListState, at_ms: u64, elapsed_ms: Option<u64>) -> Option<u64> {
+    let previous = state.window_clock_ms()?;
+    let at_growth = at_ms.saturating_sub(state.clock_ms());
+    let growth = match elapsed_ms {
+        Some(elapsed) => at_growth.min(elapsed.saturating_add(ELAPSED_SLACK_MS)),
+        None => 0,
+    };
+    (growth != at_growth).then_some(previous + growth)
+}
+
 /// Decides `cmd`, builds its event (`seq = state.seq() + 1`) and folds it in. On `Ok` the state advanced;
 /// on `Err` it is unchanged.
 pub fn apply(state: &mut ListState, cmd: &Command, limits: &Limits) -> Result<Event, Rejection> {
     let change = decide(state, cmd, limits)?;
+    let at_ms = event_time(state, cmd.at_ms);
     let event = Event {
         seq: state.seq() + 1,
         op_id: cmd.op_id,
         by: cmd.by.user_id,
-        at_ms: event_time(state, cmd.at_ms),
+        at_ms,
         op_digest: op_digest(cmd.by.user_id, &cmd.op),
+        window_ms: window_time(state, at_ms, cmd.elapsed_ms),
         change,
     };
     evolve(state, &event, limits);
@@ -133,6 +152,7 @@ pub fn create(
         by: by.user_id,
         at_ms,
         op_digest: create_digest(by.user_id, create),
+        window_ms: None,
         change,
     };
     evolve(state, &event, limits);

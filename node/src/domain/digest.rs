@@ -8,9 +8,12 @@
 //!
 //! The digest is persisted (in events and snapshots), so it is a specified function: XXH3-64
 //! over a domain tag, the user id's 16 bytes and the op's JSON as serde writes it (fields in
-//! declaration order, absent optional fields left out). Adding an optional field to an op keeps
-//! the digests of ops that do not use it. 0 means "unknown" (events stored before digests):
-//! such entries match any op with their op id, as before.
+//! declaration order; `after` is always written, `null` when absent; `item` only when given).
+//! That serialization is therefore frozen: changing how an op serializes (a `skip_serializing_if`
+//! on `after`, a renamed field) changes digests, and a retry sent across that upgrade would be
+//! answered `conflict`. A pinned test guards it. A new optional field that is left out when
+//! absent keeps the digests of ops that do not use it. 0 means "unknown" (events stored before
+//! digests): such entries match any op with their op id, as before.
 
 use std::io::Write;
 

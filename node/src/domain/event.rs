@@ -25,6 +25,11 @@ pub struct Event {
         with = "super::digest::hex"
     )]
     pub op_digest: u64,
+    /// The op-id window's clock at this event, when it is not the previous event's plus the
+    /// growth of `at_ms` (after an owner change, or when `at_ms` jumped further than real time
+    /// went). Left out otherwise; see `state::OpRecord::window_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ms: Option<u64>,
     /// What changed.
     #[serde(flatten)]
     pub change: Change,

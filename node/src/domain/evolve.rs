@@ -210,13 +210,20 @@ fn item_mut(state: &mut ListState, item: ItemId, at_ms: u64) -> &mut Item {
 }
 
 /// Remembers the op id and prunes the window, oldest first, as a pure function of the window and
-/// `event.at_ms`: while it is over `op_ids_kept_max`, or over `op_ids_kept_min` with the oldest
-/// entry more than `op_ids_kept_ms_min` older than this event.
+/// the event: while it is over `op_ids_kept_max`, or over `op_ids_kept_min` with the oldest
+/// entry more than `op_ids_kept_ms_min` older than this event by the window's clock.
 fn remember_op(state: &mut ListState, event: &Event, limits: &Limits) {
+    let window_ms = event
+        .window_ms
+        .unwrap_or_else(|| match state.op_log.back() {
+            Some(previous) => previous.window_ms + event.at_ms.saturating_sub(previous.at_ms),
+            None => event.at_ms,
+        });
     state.op_log.push_back(OpRecord {
         op_id: event.op_id,
         seq: event.seq,
         at_ms: event.at_ms,
+        window_ms,
         digest: event.op_digest,
     });
     let applied = AppliedOp {
@@ -228,7 +235,7 @@ fn remember_op(state: &mut ListState, event: &Event, limits: &Limits) {
         let len = state.op_log.len();
         let over_max = len > limits.op_ids_kept_max;
         let expired = len > limits.op_ids_kept_min
-            && event.at_ms.saturating_sub(oldest.at_ms) > limits.op_ids_kept_ms_min;
+            && window_ms.saturating_sub(oldest.window_ms) > limits.op_ids_kept_ms_min;
         if !over_max && !expired {
             break;
         }

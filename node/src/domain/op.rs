@@ -171,6 +171,10 @@ pub struct Command {
     pub by: UserRef,
     /// The node's time when it accepted the op; the domain never reads a clock.
     pub at_ms: u64,
+    /// Real time since the list's previous event, as its owner measured it (monotonic):
+    /// bounds how far the op-id window's clock may advance, whatever `at_ms` did. `None` for
+    /// the first event of an owner (it cannot know); then the window's clock stays put.
+    pub elapsed_ms: Option<u64>,
     /// The op.
     pub op: Op,
     /// For `share`: the user the node resolved from the username; `None` means there is no such user.

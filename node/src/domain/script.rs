@@ -115,6 +115,8 @@ fn run_line(
             op_id,
             by,
             at_ms,
+            // Script times are real: the window clock follows them.
+            elapsed_ms: Some(u64::MAX),
             op,
             target,
         },

@@ -32,6 +32,11 @@ pub(crate) struct OpRecord {
     pub(crate) op_id: Uuid,
     pub(crate) seq: u64,
     pub(crate) at_ms: u64,
+    /// The op-id window's clock at this op: it advances with `at_ms`, but never by more than
+    /// the real time its owner measured between events, and not at all across an owner change.
+    /// So a clock that jumps (a node started with a wrong clock taking over the list) cannot
+    /// make the window forget op ids that clients may still retry.
+    pub(crate) window_ms: u64,
     /// The digest of (sender, op), 0 if unknown (see `digest`).
     pub(crate) digest: u64,
 }
@@ -173,6 +178,11 @@ impl ListState {
     /// go below. The newest op record is never pruned while any is kept.
     pub fn clock_ms(&self) -> u64 {
         self.op_log.back().map_or(0, |record| record.at_ms)
+    }
+
+    /// The op-id window's clock at the last event (see `OpRecord::window_ms`).
+    pub fn window_clock_ms(&self) -> Option<u64> {
+        self.op_log.back().map(|record| record.window_ms)
     }
 
     /// The list snapshot of PROTOCOL.md ("The list snapshot"); items in display order.

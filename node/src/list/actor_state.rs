@@ -40,6 +40,9 @@ pub struct ListActorState {
     /// Size of the latest snapshot written or loaded (sets the snapshot interval).
     pub(super) snapshot_bytes: usize,
     pub(super) snapshot_writing: bool,
+    /// When this actor applied its last event (the op-id window's clock advances by at most
+    /// the real time between events); `None` before its first.
+    last_event_at: Option<tokio::time::Instant>,
     /// Waits between attempts after failed snapshots.
     pub(super) snapshot_backoff: SnapshotBackoff,
     pub(super) snapshot_cache: Option<(u64, Bytes)>,
@@ -82,6 +85,7 @@ impl ListActorState {
             snapshot_bytes: loaded.snapshot_bytes,
             snapshot_writing: false,
             snapshot_backoff: SnapshotBackoff::default(),
+            last_event_at: None,
             snapshot_cache: None,
             last_activity: Instant::now(),
             stopping: None,
@@ -93,6 +97,8 @@ impl ListActorState {
         state
             .index
             .start(&state.context, &state.durable, &state.myself);
+        // A long replay (a crash far from the last snapshot) is not paid again next time.
+        state.maybe_snapshot();
         state
     }
 
@@ -193,9 +199,14 @@ impl ListActorState {
         // The owner stamps the time (never the gateway, whose clock may be another node's);
         // the domain keeps it from going below the list's previous event.
         let now_ms = self.context.config.clock.now_ms();
+        let now = tokio::time::Instant::now();
         let op_id = match &mut kind {
             OpKind::Apply(command) => {
                 command.at_ms = now_ms;
+                // Real time since this actor's previous event; unknown for its first.
+                command.elapsed_ms = self.last_event_at.map(|at| {
+                    u64::try_from(now.duration_since(at).as_millis()).unwrap_or(u64::MAX)
+                });
                 command.op_id
             }
             OpKind::Create { op_id, at_ms, .. } => {
@@ -238,15 +249,16 @@ impl ListActorState {
             } => create(&mut self.head, *op_id, by, *at_ms, body, limits),
         };
         match outcome {
-            Ok(event) => self.push_pending(
-                event,
-                Waiter {
+            Ok(event) => {
+                self.last_event_at = Some(now);
+                let waiter = Waiter {
                     seq: 0,
                     reply,
                     _admitted: admitted,
                     received,
-                },
-            ),
+                };
+                self.push_pending(event, waiter);
+            }
             Err(rejection) => {
                 m::ops_rejected(rejection.code.as_str()).increment(1);
                 reply.send(Err(rejection_to_edge(rejection)));

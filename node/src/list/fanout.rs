@@ -163,6 +163,11 @@ impl Fanout {
         true
     }
 
+    /// Removes a subscriber.
+    pub fn remove(&mut self, key: SubscriberKey) {
+        self.subscribers.remove(&key);
+    }
+
     /// Removes a connection's subscription.
     pub fn unsubscribe(&mut self, connection_id: u64) {
         self.subscribers

@@ -113,10 +113,11 @@ async fn load_once(context: &ListContext, list: Uuid) -> Result<Loaded, Attempt>
     };
     loop {
         let after = replay.state.seq();
-        let page = context
-            .events
-            .read_batches(list, after, READ_PAGE_BATCHES)
-            .await?;
+        let page = bounded(
+            context,
+            context.events.read_batches(list, after, READ_PAGE_BATCHES),
+        )
+        .await??;
         let Some(first) = page.first() else { break };
         if first.first_seq > after + 1 {
             return Err(gap(context, list, after, first.first_seq).await);
@@ -130,7 +131,7 @@ async fn load_once(context: &ListContext, list: Uuid) -> Result<Loaded, Attempt>
             )));
         }
     }
-    let head = context.events.head(list).await?;
+    let head = bounded(context, context.events.head(list)).await??;
     let seq = replay.state.seq();
     if head > seq {
         return Err(Attempt::Raced(format!(
@@ -138,7 +139,9 @@ async fn load_once(context: &ListContext, list: Uuid) -> Result<Loaded, Attempt>
         )));
     }
     if head < seq {
-        return Err(integrity(format!(
+        // A store's head can only be behind the events it returned if the two reads raced
+        // (a prune between them); read again, and only a lasting mismatch is an error.
+        return Err(Attempt::Raced(format!(
             "list {list} head is {head} but its events end at {seq}"
         )));
     }
@@ -149,7 +152,7 @@ async fn read_snapshot(
     context: &ListContext,
     list: Uuid,
 ) -> Result<(ListState, u64, usize), Attempt> {
-    let Some(snapshot) = context.events.latest_snapshot(list).await? else {
+    let Some(snapshot) = bounded(context, context.events.latest_snapshot(list)).await?? else {
         return Ok((ListState::new(list), 0, 0));
     };
     let state = decode_snapshot(&snapshot.body).map_err(|error| decode(error.to_string()))?;
@@ -166,7 +169,11 @@ async fn read_snapshot(
 /// A read that starts past `after + 1`: the history in between was pruned, which is only
 /// legitimate behind a newer snapshot (then load again from it).
 async fn gap(context: &ListContext, list: Uuid, after: u64, first_seq: u64) -> Attempt {
-    match context.events.latest_snapshot(list).await {
+    let latest = match bounded(context, context.events.latest_snapshot(list)).await {
+        Ok(latest) => latest,
+        Err(timeout) => return timeout,
+    };
+    match latest {
         Ok(Some(snapshot)) if snapshot.seq > after => Attempt::Raced(format!(
             "history after {after} was pruned behind snapshot {}",
             snapshot.seq
@@ -230,6 +237,18 @@ impl Replay {
             index: self.index,
         })
     }
+}
+
+/// One storage read of a load, bounded by the activation timeout: a load as a whole may take as
+/// long as its replay needs (a long tail on a slow machine), but no single read may hang.
+async fn bounded<T>(
+    context: &ListContext,
+    read: impl std::future::Future<Output = T>,
+) -> Result<T, Attempt> {
+    let timeout = context.config.activation_timeout;
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| Attempt::Failed(LoadError::Timeout(timeout)))
 }
 
 fn integrity(reason: String) -> Attempt {

@@ -209,11 +209,8 @@ impl Actor for ListActor {
         myself: ActorRef<ListMsg>,
         args: ListArgs,
     ) -> Result<ListActorState, ActorProcessingErr> {
-        let timeout = args.context.config.activation_timeout;
-        let loading = load::load(&args.context, args.list_id);
-        let loaded = tokio::time::timeout(timeout, loading)
-            .await
-            .map_err(|_| LoadError::Timeout(timeout))??;
+        // Each storage read of the load is bounded by the activation timeout (see `load`).
+        let loaded = load::load(&args.context, args.list_id).await?;
         Ok(ListActorState::new(myself, args, loaded))
     }
 

@@ -24,8 +24,14 @@ impl ListActorState {
             // The caller timed out and told the client it is not subscribed; keep it so.
             return;
         }
+        let key = sink.key();
         let answer = self.subscribe(sink, since).await;
-        let _ = reply.send(answer);
+        let subscribed = answer.is_ok();
+        if reply.send(answer).is_err() && subscribed {
+            // The caller gave up meanwhile and told the client it is not subscribed: undo it,
+            // or frames would flow to a connection that does not expect them.
+            self.fanout.remove(key);
+        }
         drop(admitted);
     }
 

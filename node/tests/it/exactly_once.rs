@@ -116,18 +116,19 @@ async fn retry_after_a_wall_step(
     retried == first
 }
 
-/// Item 6, the scenario itself: with event times read from the wall clock on every op (the
-/// behaviour before the fix), a forward step of fifteen minutes cuts the op-id window to its
-/// floor and a client's retry is applied twice. The node's clock reads the wall clock once, so
-/// the same step leaves the retry exactly-once.
+/// Item 6, the scenario itself: a forward step of fifteen minutes used to cut the op-id window
+/// to its floor, so a client's retry was applied twice. Two defences now hold it: the node's
+/// clock reads the wall clock once (so a step does not reach event times), and the window's
+/// own clock advances by at most the real time between events (so even a clock that does
+/// step, read on every op as the router's once was, cannot age the window).
 #[tokio::test]
 async fn a_wall_clock_step_cannot_break_exactly_once() {
     let wall = Arc::new(SteppableWall(std::sync::atomic::AtomicU64::new(
         1_800_000_000_000,
     )));
     assert!(
-        !retry_after_a_wall_step(wall.clone(), &wall).await,
-        "reading the wall clock per op lets the step apply the retry twice"
+        retry_after_a_wall_step(wall.clone(), &wall).await,
+        "a clock read per op steps event times, but not the window's clock"
     );
     let wall = Arc::new(SteppableWall(std::sync::atomic::AtomicU64::new(
         1_800_000_000_000,
@@ -140,6 +141,51 @@ async fn a_wall_clock_step_cannot_break_exactly_once() {
         retry_after_a_wall_step(Arc::new(clock), &wall).await,
         "the node clock ignores the step: the retry is answered with the first seq"
     );
+}
+
+/// Review finding: a node that *starts* with a clock fifteen minutes fast and takes over a list
+/// (here: a restart) jumped list time on its first event and pruned the window, so a client's
+/// retry of an op from before the restart was applied twice. The window's clock does not
+/// advance across an owner change.
+#[tokio::test]
+async fn an_owner_started_with_a_fast_clock_keeps_retries_exactly_once() {
+    use listwire::clock::MonotonicClock;
+    let gate = GatedStore::new(Arc::new(MemoryStore::new()));
+    let t0 = 1_800_000_000_000;
+    let mut config = HostConfig {
+        clock: Arc::new(MonotonicClock::starting_at(t0)),
+        ..HostConfig::default()
+    };
+    config.limits.op_ids_kept_min = 3;
+    let (host, router) = gated_host(&gate, config.clone());
+    let list = router
+        .create_list(&alice(), raw(r#"{"title":"skew"}"#))
+        .await
+        .unwrap();
+    let rename = r#"{"kind":"rename","title":"renamed"}"#;
+    let op_a = Uuid::new_v4();
+    let first = submit_with(&router, list, op_a, rename)
+        .await
+        .await
+        .unwrap()
+        .unwrap();
+    host.shutdown(std::time::Duration::from_secs(5)).await;
+    config.clock = Arc::new(MonotonicClock::starting_at(t0 + 15 * 60 * 1000));
+    let (_host, router) = gated_host(&gate, config);
+    for index in 0..6 {
+        let op = add_op(&format!("after {index}"));
+        submit_with(&router, list, Uuid::new_v4(), &op)
+            .await
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let retried = submit_with(&router, list, op_a, rename)
+        .await
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(retried, first, "the retry is answered with the first seq");
 }
 
 /// Item 7: an op id inside the window matched on the op id alone, so a different op, or

@@ -80,6 +80,9 @@ impl Default for EmbeddedOptions {
     }
 }
 
+/// Most reads running on the blocking pool at once.
+const READS_CONCURRENT_MAX: usize = 64;
+
 /// The fjall keyspaces of the store. Cloning copies cheap handles.
 #[derive(Clone)]
 pub(crate) struct Tables {
@@ -135,6 +138,9 @@ struct Inner {
     closed: AtomicBool,
     progress: Arc<Progress>,
     request_timeout: Duration,
+    /// Reads on the blocking pool at once. A read that times out still holds its place until
+    /// its thread returns, so a stalled disk cannot pile up blocked threads without bound.
+    reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -165,6 +171,12 @@ impl EmbeddedStore {
             )),
             other => Error::Backend(format!("opening {}: {other}", dir.display())),
         })?;
+        // Recovery may have replayed journal data that reached the OS but was never fsync'd
+        // (the process died between a group's write and its sync). Sync it now, before any
+        // read can serve it as durable.
+        db.persist(fjall::PersistMode::SyncAll).map_err(|err| {
+            Error::Backend(format!("syncing {} after recovery: {err}", dir.display()))
+        })?;
         let tables = Tables::open(&db)?;
         let (sender, receiver) = flume::bounded(options.queue_capacity.max(1));
         let progress = Arc::new(Progress::new());
@@ -181,6 +193,7 @@ impl EmbeddedStore {
                 closed: AtomicBool::new(false),
                 progress,
                 request_timeout: options.request_timeout,
+                reads: Arc::new(tokio::sync::Semaphore::new(READS_CONCURRENT_MAX)),
             }),
         })
     }
@@ -198,7 +211,7 @@ impl EmbeddedStore {
         let timeout = self.inner.request_timeout;
         let queued = tokio::time::timeout(timeout, self.send(Message::Write { op, reply })).await;
         queued.map_err(|_| {
-            Error::Unavailable("storage queue is full; the write was not queued, retry".into())
+            Error::Unavailable("storage queue is full; the outcome is unknown, retry".into())
         })??;
         match tokio::time::timeout(timeout, answer).await {
             Ok(answered) => answered.map_err(|_| self.committer_gone())?,
@@ -245,7 +258,17 @@ impl EmbeddedStore {
         }
         let tables = self.inner.tables.clone();
         let timeout = self.inner.request_timeout;
-        let read = tokio::task::spawn_blocking(move || f(&tables));
+        let place = tokio::time::timeout(timeout, self.inner.reads.clone().acquire_owned());
+        let Ok(Ok(place)) = place.await else {
+            return Err(Error::Unavailable(
+                "too many storage reads waiting; retry".into(),
+            ));
+        };
+        let read = tokio::task::spawn_blocking(move || {
+            let answer = f(&tables);
+            drop(place);
+            answer
+        });
         let value = match tokio::time::timeout(timeout, read).await {
             Ok(joined) => {
                 joined.map_err(|e| Error::Backend(format!("storage read task failed: {e}")))??

@@ -15,16 +15,20 @@ use crate::{Batch, Error, Membership, Snapshot, UserRecord};
 /// hottest write path): the head is the `last_seq` of the list's newest batch. Only a prune,
 /// which may delete that batch, records the head there, atomically with the deletions. So the
 /// head is the larger of the two; data written when appends still wrote `heads` reads the same.
+///
+/// The newest batch is read first: a prune that deletes it records the head in the same atomic
+/// write, so reading the two in this order can miss the batch only if the recorded head
+/// already covers it (the other order could miss both and report an old head).
 pub(super) fn head(t: &Tables, list: Uuid) -> Result<u64, Error> {
-    let recorded = match t.heads.get(list.as_bytes()).map_err(backend)? {
-        Some(bytes) => record::decode_head(&bytes)?,
-        None => 0,
-    };
     let newest = match t.batches.prefix(list.as_bytes()).next_back() {
         Some(guard) => {
             let (_key, value) = guard.into_inner().map_err(backend)?;
             record::batch_last_seq(&value)?
         }
+        None => 0,
+    };
+    let recorded = match t.heads.get(list.as_bytes()).map_err(backend)? {
+        Some(bytes) => record::decode_head(&bytes)?,
         None => 0,
     };
     Ok(recorded.max(newest))
