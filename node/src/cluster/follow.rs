@@ -266,7 +266,10 @@ impl Follow {
     /// Subscribes at the owner of the moment, continuing after `forwarded`.
     async fn connect(&mut self) -> Result<(), EdgeError> {
         let (mut source, owner) = self.follows.owners.open(self.list, self.forwarded).await?;
-        let first = tokio::time::timeout(self.follows.timeout, source.next()).await;
+        // The owner answers at once (it subscribes, or refuses); a silent one is given up on
+        // quickly, so the follow re-routes.
+        let wait = super::forward::STREAM_CONNECT_TIMEOUT * 2;
+        let first = tokio::time::timeout(wait, source.next()).await;
         match first {
             Ok(Some(NodeItem::Started { seq })) => {
                 self.forwarded.get_or_insert(seq);

@@ -23,6 +23,8 @@ use super::wire::{self, Request, Response, WireOp};
 pub const BATCH_OPS_MAX: usize = 256;
 /// Ops queued per owner before new ones are refused `busy`.
 const QUEUE_OPS_MAX: usize = 8192;
+/// How long opening a node subscription waits for a connection to the owner.
+pub const STREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Batches in flight per owner.
 const BATCHES_IN_FLIGHT_MAX: usize = 32;
 
@@ -80,7 +82,9 @@ impl Forwarder {
         })
     }
 
-    /// Opens a node subscription stream at `node`.
+    /// Opens a node subscription stream at `node`, waiting at most [`STREAM_CONNECT_TIMEOUT`]
+    /// for a connection: a follow that cannot reach the owner it believes in re-routes soon
+    /// (the owner may just have died) instead of waiting a whole op timeout.
     pub async fn open_stream(
         &self,
         node: &NodeId,
@@ -89,7 +93,7 @@ impl Forwarder {
     ) -> Result<StreamReceiver, EdgeError> {
         self.client
             .peer(node, addr)
-            .open_stream(payload, self.timeout)
+            .open_stream(payload, STREAM_CONNECT_TIMEOUT.min(self.timeout))
             .await
             .map_err(transport_error)
     }
