@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod cluster;
+mod cluster_processes;
 mod crash;
 mod exactly_once;
 mod fencing;
