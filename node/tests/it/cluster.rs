@@ -308,3 +308,29 @@ async fn a_split_view_produces_one_history() {
     );
     assert_acked_stored(&left, list, &acked).await;
 }
+
+/// A node that cannot see a majority of the cluster's known hosts (here: two of three
+/// crashed) stops hosting lists rather than serve a copy the others may have moved on from;
+/// requests get the retryable `unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_without_a_majority_stops_hosting() {
+    let mut cluster = TestCluster::start(3, &["--op-timeout-ms", "1500"]).await;
+    let alice = user(cluster.node(0), "alice").await;
+    let mut lists = Vec::new();
+    for index in 0..6 {
+        lists.push(list(&alice, &format!("l{index}")).await);
+    }
+    for list in &lists {
+        alice.get_list(*list).await.unwrap();
+    }
+    cluster.crash(1).await;
+    cluster.crash(2).await;
+    let survivor = cluster.node(0);
+    eventually(Duration::from_secs(20), || async {
+        let picture = survivor.cluster.as_ref().unwrap().state().picture();
+        !picture.has_majority() && survivor.host.active_lists() == 0
+    })
+    .await;
+    let refused = alice.op(lists[0], Uuid::new_v4(), add("alone")).await.unwrap_err();
+    assert_eq!(refused.code(), Some("unavailable"));
+}

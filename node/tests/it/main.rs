@@ -16,6 +16,7 @@ mod index;
 mod limits;
 mod live;
 mod loading;
+mod ownership;
 mod permissions;
 mod postgres;
 mod resume;
