@@ -331,6 +331,9 @@ async fn a_node_without_a_majority_stops_hosting() {
         !picture.has_majority() && survivor.host.active_lists() == 0
     })
     .await;
-    let refused = alice.op(lists[0], Uuid::new_v4(), add("alone")).await.unwrap_err();
+    let refused = alice
+        .op(lists[0], Uuid::new_v4(), add("alone"))
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Some("unavailable"));
 }
