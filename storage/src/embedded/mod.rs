@@ -86,6 +86,8 @@ const READS_CONCURRENT_MAX: usize = 64;
 /// The fjall keyspaces of the store. Cloning copies cheap handles.
 #[derive(Clone)]
 pub(crate) struct Tables {
+    /// The database, for consistent snapshots.
+    pub(crate) db: Database,
     pub(crate) batches: Keyspace,
     pub(crate) heads: Keyspace,
     pub(crate) snapshots: Keyspace,
@@ -101,6 +103,7 @@ impl Tables {
                 .map_err(backend)
         };
         Ok(Self {
+            db: db.clone(),
             batches: open("batches")?,
             heads: open("heads")?,
             snapshots: open("snapshots")?,
@@ -249,7 +252,7 @@ impl EmbeddedStore {
     async fn read<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Tables) -> Result<T, Error> + Send + 'static,
+        F: FnOnce(&fjall::Snapshot, &Tables) -> Result<T, Error> + Send + 'static,
     {
         // After a failed sync, written-but-unsynced data may be visible to reads and may not
         // survive a restart; serving it could acknowledge or publish what is not durable.
@@ -265,7 +268,10 @@ impl EmbeddedStore {
             ));
         };
         let read = tokio::task::spawn_blocking(move || {
-            let answer = f(&tables);
+            // One consistent view: a group commit (a prune's deletions with its recorded head,
+            // say) is seen whole or not at all.
+            let snapshot = tables.db.snapshot();
+            let answer = f(&snapshot, &tables);
             drop(place);
             answer
         });
@@ -313,7 +319,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn head(&self, list: Uuid) -> Result<u64, Error> {
-        self.read(move |t| reads::head(t, list)).await
+        self.read(move |s, t| reads::head(s, t, list)).await
     }
 
     async fn read_batches(
@@ -322,7 +328,7 @@ impl EventStore for EmbeddedStore {
         after_seq: u64,
         max_batches: usize,
     ) -> Result<Vec<Batch>, Error> {
-        self.read(move |t| reads::batches(t, list, after_seq, max_batches))
+        self.read(move |s, t| reads::batches(s, t, list, after_seq, max_batches))
             .await
     }
 
@@ -331,7 +337,8 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn latest_snapshot(&self, list: Uuid) -> Result<Option<Snapshot>, Error> {
-        self.read(move |t| reads::latest_snapshot(t, list)).await
+        self.read(move |s, t| reads::latest_snapshot(s, t, list))
+            .await
     }
 
     async fn prune(&self, list: Uuid, up_to_seq: u64) -> Result<(), Error> {
@@ -360,11 +367,13 @@ impl AccountStore for EmbeddedStore {
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, Error> {
         let username = username.to_owned();
-        self.read(move |t| reads::user_by_name(t, &username)).await
+        self.read(move |s, t| reads::user_by_name(s, t, &username))
+            .await
     }
 
     async fn user_by_id(&self, user_id: Uuid) -> Result<Option<UserRecord>, Error> {
-        self.read(move |t| reads::user_by_id(t, user_id)).await
+        self.read(move |s, t| reads::user_by_id(s, t, user_id))
+            .await
     }
 
     async fn put_membership(&self, user_id: Uuid, membership: Membership) -> Result<(), Error> {
@@ -390,7 +399,7 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn memberships(&self, user_id: Uuid, limit: usize) -> Result<Vec<Membership>, Error> {
-        self.read(move |t| reads::memberships(t, user_id, limit))
+        self.read(move |s, t| reads::memberships(s, t, user_id, limit))
             .await
     }
 }

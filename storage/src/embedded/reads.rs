@@ -3,6 +3,7 @@
 //! Every value is decoded (and so copied) out of fjall's `Slice` before returning, because a
 //! `Slice` pins its whole block in memory.
 
+use fjall::{Readable, Snapshot as View};
 use uuid::Uuid;
 
 use super::{backend, Tables};
@@ -19,15 +20,15 @@ use crate::{Batch, Error, Membership, Snapshot, UserRecord};
 /// The newest batch is read first: a prune that deletes it records the head in the same atomic
 /// write, so reading the two in this order can miss the batch only if the recorded head
 /// already covers it (the other order could miss both and report an old head).
-pub(super) fn head(t: &Tables, list: Uuid) -> Result<u64, Error> {
-    let newest = match t.batches.prefix(list.as_bytes()).next_back() {
+pub(super) fn head(s: &View, t: &Tables, list: Uuid) -> Result<u64, Error> {
+    let newest = match s.prefix(&t.batches, list.as_bytes()).next_back() {
         Some(guard) => {
             let (_key, value) = guard.into_inner().map_err(backend)?;
             record::batch_last_seq(&value)?
         }
         None => 0,
     };
-    let recorded = match t.heads.get(list.as_bytes()).map_err(backend)? {
+    let recorded = match s.get(&t.heads, list.as_bytes()).map_err(backend)? {
         Some(bytes) => record::decode_head(&bytes)?,
         None => 0,
     };
@@ -43,6 +44,7 @@ pub(super) fn head(t: &Tables, list: Uuid) -> Result<u64, Error> {
 /// This costs two seeks however long the list's history is, unlike scanning from `list‖0`,
 /// which would read every unpruned batch on each page.
 pub(super) fn batches(
+    s: &View,
     t: &Tables,
     list: Uuid,
     after_seq: u64,
@@ -53,16 +55,15 @@ pub(super) fn batches(
         return Ok(out);
     }
     let probe = record::batch_key(list, after_seq.saturating_add(1));
-    let start = match t
-        .batches
-        .range(record::batch_key(list, 0)..=probe)
+    let start = match s
+        .range(&t.batches, record::batch_key(list, 0)..=probe)
         .next_back()
     {
         Some(guard) => guard.key().map_err(backend)?.to_vec(),
         None => probe.to_vec(),
     };
     let end = record::batch_key(list, u64::MAX);
-    for guard in t.batches.range(start.as_slice()..=end.as_slice()) {
+    for guard in s.range(&t.batches, start.as_slice()..=end.as_slice()) {
         let (key, value) = guard.into_inner().map_err(backend)?;
         let (_, first_seq) = record::decode_batch_key(&key)?;
         let batch = record::decode_batch(first_seq, &value)?;
@@ -78,25 +79,28 @@ pub(super) fn batches(
 }
 
 /// The latest snapshot of `list`.
-pub(super) fn latest_snapshot(t: &Tables, list: Uuid) -> Result<Option<Snapshot>, Error> {
-    t.snapshots
-        .get(list.as_bytes())
+pub(super) fn latest_snapshot(s: &View, t: &Tables, list: Uuid) -> Result<Option<Snapshot>, Error> {
+    s.get(&t.snapshots, list.as_bytes())
         .map_err(backend)?
         .map(|bytes| record::decode_snapshot(&bytes))
         .transpose()
 }
 
 /// Looks a user up by username.
-pub(super) fn user_by_name(t: &Tables, username: &str) -> Result<Option<UserRecord>, Error> {
+pub(super) fn user_by_name(
+    s: &View,
+    t: &Tables,
+    username: &str,
+) -> Result<Option<UserRecord>, Error> {
     // fjall rejects empty keys, and no user can have an empty name (create_user refuses it).
     if username.is_empty() {
         return Ok(None);
     }
-    let Some(id) = t.usernames.get(username.as_bytes()).map_err(backend)? else {
+    let Some(id) = s.get(&t.usernames, username.as_bytes()).map_err(backend)? else {
         return Ok(None);
     };
     let user_id = record::decode_id(&id)?;
-    let user = user_by_id(t, user_id)?;
+    let user = user_by_id(s, t, user_id)?;
     match user {
         Some(user) if user.username == username => Ok(Some(user)),
         Some(user) => Err(Error::Corrupt(format!(
@@ -110,9 +114,8 @@ pub(super) fn user_by_name(t: &Tables, username: &str) -> Result<Option<UserReco
 }
 
 /// Looks a user up by id.
-pub(super) fn user_by_id(t: &Tables, user_id: Uuid) -> Result<Option<UserRecord>, Error> {
-    t.users
-        .get(user_id.as_bytes())
+pub(super) fn user_by_id(s: &View, t: &Tables, user_id: Uuid) -> Result<Option<UserRecord>, Error> {
+    s.get(&t.users, user_id.as_bytes())
         .map_err(backend)?
         .map(|bytes| record::decode_user(user_id, &bytes))
         .transpose()
@@ -120,6 +123,7 @@ pub(super) fn user_by_id(t: &Tables, user_id: Uuid) -> Result<Option<UserRecord>
 
 /// The user's live index entries, ordered by list id (the key order), at most `limit`.
 pub(super) fn memberships(
+    s: &View,
     t: &Tables,
     user_id: Uuid,
     limit: usize,
@@ -129,7 +133,7 @@ pub(super) fn memberships(
         return Ok(out);
     }
     // Removals are kept as tombstones (so late, older writes stay ignored); skip them.
-    for guard in t.memberships.prefix(user_id.as_bytes()) {
+    for guard in s.prefix(&t.memberships, user_id.as_bytes()) {
         let (key, value) = guard.into_inner().map_err(backend)?;
         let (_, list_id) = record::decode_membership_key(&key)?;
         if let Some(membership) = record::decode_membership(list_id, &value)?.into_live() {

@@ -33,7 +33,7 @@ impl HeadCache {
         if let Some(head) = self.heads.get(&list) {
             return Ok(*head);
         }
-        let head = super::reads::head(t, list)?;
+        let head = super::reads::head(&t.db.snapshot(), t, list)?;
         self.heads.insert(list, head);
         Ok(head)
     }
