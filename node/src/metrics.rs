@@ -77,7 +77,7 @@ pub fn describe() {
     );
     describe_counter!(
         STALE_READS,
-        "subscriptions refused as moved because the follower was ahead of this owner"
+        "list copies found behind the store (a follower was ahead, or a recheck after loading) and reloaded"
     );
     describe_counter!(
         NODE_SUBSCRIBER_SLOW_TOTAL,
@@ -161,7 +161,11 @@ pub fn not_owner_refusals() -> Counter {
 pub fn handoffs() -> Counter {
     counter!(HANDOFFS)
 }
-/// Subscriptions whose `since` was past this owner's head.
+/// Seconds from the host asking a list to hand off until it left (flushed, snapshotted).
+pub fn handoff_seconds() -> Histogram {
+    histogram!(crate::cluster::metrics::HANDOFF_SECONDS)
+}
+/// List copies found behind the store (a follower ahead of them, a recheck after loading).
 pub fn stale_reads() -> Counter {
     counter!(STALE_READS)
 }

@@ -219,6 +219,7 @@ async fn prepare(args: &ServeArgs, stores: Option<Stores>) -> anyhow::Result<Pre
             args.host_config(),
             client_addr,
             op_timeout,
+            &args.data_dir,
         )
         .await
         .context("starting the cluster side")?;

@@ -5,11 +5,16 @@
 //! its local followers (connection, user, last seq queued to it), the node subscription at the
 //! owner (local or remote) and `forwarded`, the last seq it received. A new follower is caught
 //! up by the owner (which also authorizes the user) before it gets live frames; frames it
-//! already has are skipped. When the owner ends the subscription (handoff, crash, restart) or
-//! the view names another owner, the task resubscribes at the owner of the moment with
-//! `since = forwarded`, so followers see no gap and no duplicate and never reconnect. A frame
-//! that changed who may read the list makes the task re-check its users with the owner
-//! before it forwards anything more. The task ends when its last follower leaves.
+//! already has are skipped, and a delta that does not start right after a follower's last seq
+//! ends that follower's subscription (it resubscribes with `since`) rather than giving it
+//! events twice. When the owner ends the subscription (handoff, crash, restart), the task
+//! resubscribes at the owner of the moment with `since = forwarded`, so followers see no gap
+//! and no duplicate and never reconnect. When the view names another owner first, the task
+//! keeps the old subscription for [`HANDOFF_GRACE`]: the old owner is flushing what it
+//! accepted, and those frames come only from it. A frame that changed who may read the list,
+//! and every resubscribe (a revocation may have happened in between), make the task re-check
+//! its users with the owner before it forwards anything more. The task ends when its last
+//! follower leaves.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +35,10 @@ use crate::list::node_sink::NodeItem;
 const COMMANDS_MAX: usize = 1024;
 /// How often a follow drops followers whose connection closed while the list was quiet.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How long a follow keeps its node subscription at a list's old owner after the view names
+/// a new one: a handing-off owner flushes what it accepted and then ends the subscription
+/// (`moved`); this bounds the wait when it never does (it missed the view change).
+pub const HANDOFF_GRACE: Duration = Duration::from_secs(2);
 
 enum Command {
     Attach {
@@ -62,7 +71,7 @@ impl Follows {
     }
 
     /// Attaches connection `sink` of `principal` to `list`: catch-up frames from `since`, then
-    /// every later frame.
+    /// every later frame. Answers within the follow timeout.
     pub async fn subscribe(
         self: &Arc<Self>,
         principal: &Principal,
@@ -70,8 +79,8 @@ impl Follows {
         since: Option<u64>,
         sink: FrameSink,
     ) -> Result<(), EdgeError> {
+        let deadline = Instant::now() + self.timeout;
         for _attempt in 0..3 {
-            let commands = self.follow(list);
             let (reply, answer) = oneshot::channel();
             let attach = Command::Attach {
                 user: principal.user_id,
@@ -79,12 +88,18 @@ impl Follows {
                 sink: sink.clone(),
                 reply,
             };
-            if commands.send_async(attach).await.is_err() {
-                // The follow ended just now; start another.
-                self.forget(list, &commands);
-                continue;
-            }
-            return match tokio::time::timeout(self.timeout, answer).await {
+            let commands = match self.enqueue(list, attach, deadline).await {
+                Ok(commands) => commands,
+                Err(Enqueue::Ended(commands)) => {
+                    // The follow ended just now; start another.
+                    self.forget(list, &commands);
+                    continue;
+                }
+                Err(Enqueue::TimedOut) => {
+                    return Err(EdgeError::new(ErrorCode::Busy, "list is busy; retry"))
+                }
+            };
+            return match tokio::time::timeout_at(deadline, answer).await {
                 Ok(Ok(answer)) => answer,
                 Ok(Err(_)) => {
                     // The follow ended before it read the command; start another.
@@ -97,11 +112,15 @@ impl Follows {
         Err(EdgeError::unavailable("list follow is restarting; retry"))
     }
 
-    /// Detaches connection `connection_id` from `list`. Idempotent.
+    /// Detaches connection `connection_id` from `list`. Idempotent; gives up after the follow
+    /// timeout (the follow's sweep drops the connection once it closes).
     pub async fn unsubscribe(&self, list: Uuid, connection_id: u64) {
         let commands = self.lock().get(&list).cloned();
         if let Some(commands) = commands {
-            let _ = commands.send_async(Command::Detach { connection_id }).await;
+            let detach = commands.send_async(Command::Detach { connection_id });
+            if tokio::time::timeout(self.timeout, detach).await.is_err() {
+                tracing::warn!(%list, connection_id, "list follow did not take an unsubscribe in time");
+            }
         }
     }
 
@@ -110,24 +129,37 @@ impl Follows {
         self.lock().len()
     }
 
-    fn follow(self: &Arc<Self>, list: Uuid) -> flume::Sender<Command> {
-        let mut lists = self.lock();
-        if let Some(commands) = lists.get(&list) {
-            return commands.clone();
-        }
-        let (tx, rx) = flume::bounded(COMMANDS_MAX);
-        lists.insert(list, tx.clone());
-        metrics::gauge!(super::metrics::FOLLOWED_LISTS).set(lists.len() as f64);
-        let follow = Follow {
-            list,
-            follows: self.clone(),
-            followers: HashMap::new(),
-            forwarded: None,
-            upstream: None,
-            epochs: self.owners.state.epochs(),
+    /// Queues `command` at the follow of `list`, starting the follow (with the command already
+    /// queued, so it cannot retire before reading it) if there is none.
+    async fn enqueue(
+        self: &Arc<Self>,
+        list: Uuid,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<flume::Sender<Command>, Enqueue> {
+        let existing = {
+            let mut lists = self.lock();
+            match lists.get(&list) {
+                Some(commands) => commands.clone(),
+                None => {
+                    let (tx, rx) = flume::bounded(COMMANDS_MAX);
+                    if tx.try_send(command).is_err() {
+                        // A fresh queue has room; this only fails if flume's contract changed.
+                        return Err(Enqueue::Ended(tx));
+                    }
+                    lists.insert(list, tx.clone());
+                    metrics::gauge!(super::metrics::FOLLOWED_LISTS).set(lists.len() as f64);
+                    let follow = Follow::new(list, self.clone());
+                    tokio::spawn(follow.run(rx, tx.clone()));
+                    return Ok(tx);
+                }
+            }
         };
-        tokio::spawn(follow.run(rx, tx.clone()));
-        tx
+        match tokio::time::timeout_at(deadline, existing.send_async(command)).await {
+            Ok(Ok(())) => Ok(existing),
+            Ok(Err(_)) => Err(Enqueue::Ended(existing)),
+            Err(_) => Err(Enqueue::TimedOut),
+        }
     }
 
     fn forget(&self, list: Uuid, commands: &flume::Sender<Command>) {
@@ -148,6 +180,14 @@ impl Follows {
     }
 }
 
+/// Why a command could not be queued.
+enum Enqueue {
+    /// The follow ended; its queue is returned so it can be forgotten.
+    Ended(flume::Sender<Command>),
+    /// The queue stayed full until the deadline.
+    TimedOut,
+}
+
 struct Follower {
     sink: FrameSink,
     user: Uuid,
@@ -158,6 +198,9 @@ struct Upstream {
     source: Source,
     /// The owner it comes from; `None` for this node.
     owner: Option<NodeId>,
+    /// Set when the view names another owner: the subscription is dropped then, unless the
+    /// old owner ends it first.
+    superseded_at: Option<Instant>,
 }
 
 struct Follow {
@@ -170,6 +213,17 @@ struct Follow {
 }
 
 impl Follow {
+    fn new(list: Uuid, follows: Arc<Follows>) -> Self {
+        Follow {
+            list,
+            epochs: follows.owners.state.epochs(),
+            follows,
+            followers: HashMap::new(),
+            forwarded: None,
+            upstream: None,
+        }
+    }
+
     async fn run(mut self, commands: flume::Receiver<Command>, registered: flume::Sender<Command>) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         loop {
@@ -179,6 +233,11 @@ impl Follow {
             if self.upstream.is_none() && !self.followers.is_empty() && !self.reconnect().await {
                 continue;
             }
+            let grace_ends = self
+                .upstream
+                .as_ref()
+                .and_then(|upstream| upstream.superseded_at)
+                .map(|at| at + HANDOFF_GRACE);
             tokio::select! {
                 command = commands.recv_async() => match command {
                     Ok(command) => self.command(command).await,
@@ -191,6 +250,10 @@ impl Follow {
                     if changed.is_ok() {
                         self.recheck_owner();
                     }
+                }
+                () = sleep_until(grace_ends) => {
+                    tracing::debug!(list = %self.list, "the list's old owner kept its subscription past the grace; moving on");
+                    self.upstream = None;
                 }
                 _ = sweep.tick() => self.followers.retain(|_, follower| !follower.sink.is_closed()),
             }
@@ -216,8 +279,12 @@ impl Follow {
                 sink,
                 reply,
             } => {
+                let connection_id = sink.connection_id();
                 let answer = self.attach(user, since, sink).await;
-                let _ = reply.send(answer);
+                if let Err(Ok(())) = reply.send(answer) {
+                    // The caller gave up meanwhile and told the client it is not subscribed.
+                    self.followers.remove(&connection_id);
+                }
             }
             Command::Detach { connection_id } => {
                 self.followers.remove(&connection_id);
@@ -273,7 +340,11 @@ impl Follow {
         match first {
             Ok(Some(NodeItem::Started { seq })) => {
                 self.forwarded.get_or_insert(seq);
-                self.upstream = Some(Upstream { source, owner });
+                self.upstream = Some(Upstream {
+                    source,
+                    owner,
+                    superseded_at: None,
+                });
                 Ok(())
             }
             Ok(Some(NodeItem::End { code, message })) => Err(EdgeError::new(code, message)),
@@ -295,7 +366,10 @@ impl Follow {
             let error = match self.connect().await {
                 Ok(()) => {
                     metrics::counter!(super::metrics::FOLLOW_RESUBSCRIBES_TOTAL).increment(1);
-                    return true;
+                    // Who may read may have changed while no owner streamed to this follow;
+                    // the catch-up frames do not say so.
+                    self.reauthorize().await;
+                    return !self.followers.is_empty();
                 }
                 Err(error) => error,
             };
@@ -316,6 +390,7 @@ impl Follow {
     async fn item(&mut self, item: Option<NodeItem>) {
         match item {
             Some(NodeItem::Frame {
+                from,
                 seq,
                 snapshot,
                 access_changed,
@@ -325,9 +400,21 @@ impl Follow {
                     return;
                 }
                 self.forwarded = Some(self.forwarded.map_or(seq, |forwarded| forwarded.max(seq)));
+                let list = self.list;
                 self.followers.retain(|_, follower| {
                     if follower.queued_to >= seq {
                         return true;
+                    }
+                    if from.is_some_and(|from| from != follower.queued_to + 1) {
+                        // A delta straddling what this follower has (it was caught up to a seq
+                        // inside it): it would see events twice. Let it resubscribe.
+                        let frame = frames::list_error(
+                            list,
+                            ErrorCode::Unavailable.as_str(),
+                            "list changed owner; resubscribe with since",
+                        );
+                        let _ = follower.sink.end_subscription(list, frame);
+                        return false;
                     }
                     follower.queued_to = seq;
                     follower.sink.push(frame.clone()).is_ok()
@@ -385,19 +472,24 @@ impl Follow {
         );
     }
 
-    /// Drops the subscription if the view now names another owner.
+    /// Marks the subscription superseded when the view names another owner (it is dropped
+    /// after [`HANDOFF_GRACE`] unless the old owner ends it first), and clears the mark when
+    /// the view names its owner again.
     fn recheck_owner(&mut self) {
-        let Some(upstream) = &self.upstream else {
+        let route = self.follows.owners.state.route(self.list);
+        let Some(upstream) = &mut self.upstream else {
             return;
         };
-        let moved = match self.follows.owners.state.route(self.list) {
+        let moved = match route {
             Route::Local => upstream.owner.is_some(),
             Route::Remote { node, .. } => upstream.owner.as_ref() != Some(&node),
             // Nobody to move to: keep the current one until it ends.
             Route::Nowhere(_) => false,
         };
-        if moved {
-            self.upstream = None;
+        if !moved {
+            upstream.superseded_at = None;
+        } else if upstream.superseded_at.is_none() {
+            upstream.superseded_at = Some(Instant::now());
         }
     }
 
@@ -410,9 +502,21 @@ impl Follow {
     }
 }
 
+/// Resolves at `at`; never if there is none.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_item(upstream: &mut Option<Upstream>) -> Option<NodeItem> {
     match upstream {
         Some(upstream) => upstream.source.next().await,
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "follow_tests.rs"]
+mod tests;

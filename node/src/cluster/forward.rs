@@ -1,11 +1,13 @@
 //! The gateway node's side of the internode protocol: one op batcher per owner node, plus
 //! requests and node subscriptions.
 //!
-//! Ops for lists owned elsewhere go through a bounded queue per owner; a task takes whatever
-//! has queued (up to [`BATCH_OPS_MAX`]) and sends it as one `Ops` request, so ops that arrive
-//! together — the votes of a hot poll from many connections — cost the owner one frame and
-//! one handler call. Several batches may be in flight per owner (bounded), so throughput is
-//! not one batch per round trip.
+//! Ops for lists owned elsewhere go through [`LANES`] lanes per owner, a list always through
+//! the same lane. A lane is a bounded queue and a task that takes whatever has queued (up to
+//! [`BATCH_OPS_MAX`]), sends it as one `Ops` request and waits for the answer before the next:
+//! so ops that arrive together — the votes of a hot poll from many connections — cost the
+//! owner one frame and one handler call, and ops to one list reach it in the order they
+//! were sent (the owner submits a batch's ops in order). Lanes run in parallel, so lists
+//! do not queue behind each other's round trips.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,18 +17,17 @@ use bytes::Bytes;
 use listwire_cluster::transport::{Client, Peer, StreamReceiver};
 use listwire_cluster::NodeId;
 use listwire_gateway::{EdgeError, ErrorCode, Reply};
-use tokio::sync::Semaphore;
 
 use super::wire::{self, Request, Response, WireOp};
 
 /// Most ops in one forwarded batch.
-pub const BATCH_OPS_MAX: usize = 256;
-/// Ops queued per owner before new ones are refused `busy`.
-const QUEUE_OPS_MAX: usize = 8192;
+pub const BATCH_OPS_MAX: usize = 512;
+/// Ops queued per lane before new ones are refused `busy`.
+const LANE_QUEUE_OPS_MAX: usize = 4096;
+/// Lanes (batches in flight) per owner.
+pub const LANES: usize = 16;
 /// How long opening a node subscription waits for a connection to the owner.
 pub const STREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Batches in flight per owner.
-const BATCHES_IN_FLIGHT_MAX: usize = 32;
 
 /// Forwarded ops and requests to other nodes.
 pub struct Forwarder {
@@ -37,7 +38,13 @@ pub struct Forwarder {
 
 struct Batcher {
     addr: String,
-    tx: flume::Sender<(WireOp, Reply)>,
+    lanes: Vec<flume::Sender<(WireOp, Reply)>>,
+}
+
+/// The lane of `list`: fixed, so one list's ops keep their order.
+fn lane_of(list: uuid::Uuid) -> usize {
+    let bits = list.as_u128();
+    ((bits as u64) ^ ((bits >> 64) as u64)) as usize % LANES
 }
 
 impl Forwarder {
@@ -53,7 +60,7 @@ impl Forwarder {
     /// Queues `op` for `node` (at `addr`); the outcome arrives through `reply`. Never waits: a
     /// full queue answers `busy` at once.
     pub fn send(&self, node: &NodeId, addr: &str, op: WireOp, reply: Reply) {
-        let tx = self.batcher(node, addr);
+        let tx = self.lane(node, addr, lane_of(op.list));
         if let Err(error) = tx.try_send((op, reply)) {
             let (_op, reply) = error.into_inner();
             metrics::counter!(super::metrics::FORWARD_QUEUE_FULL_TOTAL).increment(1);
@@ -104,21 +111,27 @@ impl Forwarder {
         batchers.retain(|node, _| live(node));
     }
 
-    fn batcher(&self, node: &NodeId, addr: &str) -> flume::Sender<(WireOp, Reply)> {
+    fn lane(&self, node: &NodeId, addr: &str, lane: usize) -> flume::Sender<(WireOp, Reply)> {
         let mut batchers = self.lock();
         if let Some(batcher) = batchers.get(node) {
-            if batcher.addr == addr && !batcher.tx.is_disconnected() {
-                return batcher.tx.clone();
+            if batcher.addr == addr && !batcher.lanes[lane].is_disconnected() {
+                return batcher.lanes[lane].clone();
             }
         }
-        let (tx, rx) = flume::bounded(QUEUE_OPS_MAX);
         let peer = self.client.peer(node, addr);
-        tokio::spawn(batch_loop(peer, rx, self.timeout));
+        let lanes = (0..LANES)
+            .map(|_| {
+                let (tx, rx) = flume::bounded(LANE_QUEUE_OPS_MAX);
+                tokio::spawn(lane_loop(peer.clone(), rx, self.timeout));
+                tx
+            })
+            .collect::<Vec<_>>();
+        let tx = lanes[lane].clone();
         batchers.insert(
             node.clone(),
             Batcher {
                 addr: addr.to_owned(),
-                tx: tx.clone(),
+                lanes,
             },
         );
         tx
@@ -131,9 +144,9 @@ impl Forwarder {
     }
 }
 
-/// Takes whatever ops have queued and sends them as one request, until the queue is dropped.
-async fn batch_loop(peer: Peer, rx: flume::Receiver<(WireOp, Reply)>, timeout: Duration) {
-    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
+/// Takes whatever ops have queued and sends them as one request, waiting for its answer
+/// before the next (see the module doc), until the lane is dropped.
+async fn lane_loop(peer: Peer, rx: flume::Receiver<(WireOp, Reply)>, timeout: Duration) {
     while let Ok(first) = rx.recv_async().await {
         let mut batch = vec![first];
         while batch.len() < BATCH_OPS_MAX {
@@ -142,14 +155,7 @@ async fn batch_loop(peer: Peer, rx: flume::Receiver<(WireOp, Reply)>, timeout: D
                 Err(_) => break,
             }
         }
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            return;
-        };
-        let peer = peer.clone();
-        tokio::spawn(async move {
-            send_batch(&peer, batch, timeout).await;
-            drop(permit);
-        });
+        send_batch(&peer, batch, timeout).await;
     }
 }
 

@@ -157,8 +157,10 @@ impl Handler for InternodeHandler {
     }
 }
 
-/// Moves a node subscription's items into the transport stream until either side ends.
-/// A gateway node a whole window behind is told so and cut off; it resubscribes with `since`.
+/// Moves a node subscription's items into the transport stream until either side ends,
+/// waiting for the gateway node's credit (the stream's window) meanwhile. A gateway node that
+/// falls so far behind that the owner's queue overflows is told so and cut off; it
+/// resubscribes with `since`.
 async fn pump(source: NodeSource, stream: StreamSender) {
     loop {
         let item = tokio::select! {
@@ -177,17 +179,21 @@ async fn pump(source: NodeSource, stream: StreamSender) {
             },
         });
         let is_end = matches!(item, NodeItem::End { .. });
-        match stream.try_push(wire::encode_item(&item)) {
+        // `push` waits for credit and gives up once the stream closes.
+        match stream.push(wire::encode_item(&item)).await {
             Ok(()) if is_end => break,
             Ok(()) => {}
-            Err(PushError::Full(_)) => {
+            Err(PushError::Closed(_)) => {
                 source.close();
-                let reason = Bytes::from_static(b"node subscription fell a window behind");
-                return stream.end(Some(reason)).await;
+                return;
             }
-            Err(PushError::Closed(_)) | Err(PushError::TooLarge(_)) => {
+            Err(PushError::TooLarge(_)) | Err(PushError::Full(_)) => {
+                // Larger than an internode frame (a list past its limits): the gateway node
+                // cannot have it; it resubscribes and gets a snapshot instead.
                 source.close();
-                break;
+                tracing::warn!("a node subscription item exceeds the internode frame limit");
+                let reason = Bytes::from_static(b"node subscription item too large");
+                return stream.end(Some(reason)).await;
             }
         }
     }

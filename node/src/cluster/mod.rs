@@ -15,10 +15,12 @@ mod handler;
 pub mod metrics;
 mod owners;
 mod router;
+mod startup;
 pub mod state;
 pub mod wire;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +50,23 @@ pub const PROTOCOL_VERSION: u32 = 1;
 const NODE_QUEUE_ITEMS: usize = 4096;
 /// Largest internode frame: a full list's snapshot (10,000 items of 4 KiB) must fit.
 const INTERNODE_FRAME_BYTES_MAX: usize = 64 << 20;
+/// Node subscriptions one gateway node may hold at one owner (one per followed list, on one
+/// connection): far above the lists a gateway follows, so the transport's default (sized for
+/// generic use) never refuses a follower.
+const INTERNODE_STREAMS_MAX: usize = 65_536;
+/// Requests one peer may have running here at once: forwarded op batches (one per lane),
+/// reads and catch-ups of many connections. Past it, requests are refused `busy` (retried).
+const INTERNODE_REQUESTS_MAX: usize = 4096;
+/// When a freshly loaded list compares its copy with the store's head (until its first
+/// write): the list's previous owner may have been flushing an accepted op when this node
+/// loaded it. A handoff flushes within a store request; the later checks cover slow stores.
+const HEAD_RECHECKS: [Duration; 5] = [
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+];
 /// How often the pause detector looks at the clock.
 const PAUSE_TICK: Duration = Duration::from_millis(100);
 
@@ -61,6 +80,11 @@ pub struct ClusterNode {
     follows: Arc<Follows>,
     router: ClusterRouter,
     tasks: Vec<JoinHandle<()>>,
+    /// Waits for peers before announcing `serving` (a seeded node); cancelled on stop.
+    announce: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Whether the node was given seeds other than itself (see `startup`).
+    seeded: bool,
+    gossip_interval: Duration,
     drain_timeout: Duration,
     gossip_addr: SocketAddr,
     internode_addr: String,
@@ -68,24 +92,22 @@ pub struct ClusterNode {
 
 impl ClusterNode {
     /// Starts this node's cluster side (as `joining`) over the stores; `client_addr` is where
-    /// its clients connect and `op_timeout` how long ops may take. Call
-    /// [`ClusterNode::serve`] once the node can serve.
+    /// its clients connect, `op_timeout` how long ops may take and `data_dir` where the node
+    /// keeps its gossip generation. Call [`ClusterNode::serve`] once the node can serve.
     pub async fn start(
         args: &ClusterArgs,
         stores: (Arc<dyn EventStore>, Arc<dyn AccountStore>),
-        host_config: HostConfig,
+        mut host_config: HostConfig,
         client_addr: SocketAddr,
         op_timeout: Duration,
+        data_dir: &Path,
     ) -> anyhow::Result<Arc<ClusterNode>> {
         let secret = args
             .cluster_secret
             .as_deref()
             .context("no cluster secret")?;
-        let node_id = NodeId::new(
-            args.node_id
-                .clone()
-                .unwrap_or_else(|| client_addr.to_string()),
-        )?;
+        let node_id = startup::node_id(args, client_addr)?;
+        host_config.head_rechecks = HEAD_RECHECKS.to_vec();
         let state = Arc::new(ClusterState::new(
             node_id.clone(),
             View::new(node_id.clone(), []),
@@ -101,6 +123,8 @@ impl ClusterNode {
             PROTOCOL_VERSION,
         );
         transport.max_frame_bytes = INTERNODE_FRAME_BYTES_MAX;
+        transport.max_streams = INTERNODE_STREAMS_MAX;
+        transport.max_in_flight_requests = INTERNODE_REQUESTS_MAX;
         let listener = TcpListener::bind(&args.internode_listen.to_string())
             .await
             .with_context(|| format!("binding internode {}", args.internode_listen))?;
@@ -126,9 +150,15 @@ impl ClusterNode {
             .client_advertise
             .clone()
             .unwrap_or_else(|| client_addr.to_string());
-        let membership_config =
-            membership_config(args, node_id, &internode_addr, &client_advertise)?;
+        let generation = startup::next_generation(data_dir, system_now_ms())?;
+        let membership_config = membership_config(
+            args,
+            (node_id, generation),
+            &internode_addr,
+            &client_advertise,
+        )?;
         let gossip_addr = membership_config.advertise_addr;
+        let seeded = startup::has_other_seeds(&args.seeds, gossip_addr);
         let membership = Membership::spawn_udp(membership_config).await?;
         state.update(membership.view());
         let tasks = vec![
@@ -137,6 +167,7 @@ impl ClusterNode {
                 state.clone(),
                 host.clone(),
                 forwarder,
+                client.clone(),
             )),
             tokio::spawn(detect_pauses(host.clone(), 4 * args.gossip_interval())),
         ];
@@ -150,6 +181,9 @@ impl ClusterNode {
             follows,
             router,
             tasks,
+            announce: std::sync::Mutex::new(None),
+            seeded,
+            gossip_interval: args.gossip_interval(),
             drain_timeout: Duration::from_secs(args.drain_timeout_secs),
             gossip_addr,
             internode_addr,
@@ -186,15 +220,57 @@ impl ClusterNode {
         self.follows.followed()
     }
 
-    /// Announces that this node serves: lists that now map to it will come to it.
-    pub async fn serve(&self) -> anyhow::Result<()> {
-        self.set_state(NodeState::Serving).await
+    /// Announces that this node serves (lists that now map to it will come to it): at once
+    /// for a node without seeds, else in the background once it sees its cluster (see
+    /// `startup`); until then it stays `joining` and not ready.
+    pub async fn serve(self: &Arc<Self>) -> anyhow::Result<()> {
+        if !self.seeded {
+            return self.set_state(NodeState::Serving).await;
+        }
+        let node = self.clone();
+        let announce = tokio::spawn(async move {
+            startup::wait_for_peers(&node.state, node.gossip_interval).await;
+            if let Err(error) = node.become_serving().await {
+                tracing::warn!(%error, "could not announce serving");
+            }
+        });
+        let previous = self.lock_announce().replace(announce);
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+        Ok(())
+    }
+
+    /// Announces `serving` if the node is still `joining` (a drain may have begun meanwhile).
+    async fn become_serving(&self) -> anyhow::Result<()> {
+        let guard = self.membership.lock().await;
+        let membership = guard.as_ref().context("membership stopped")?;
+        let joining = membership
+            .view()
+            .self_member()
+            .is_some_and(|member| member.state() == NodeState::Joining);
+        if !joining {
+            return Ok(());
+        }
+        membership.set_state(NodeState::Serving).await?;
+        self.state.update(membership.view());
+        tracing::info!("sees its cluster; serving");
+        Ok(())
+    }
+
+    fn lock_announce(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.announce
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Drains: announces `draining` (so no list maps here any more), hands off every list and
     /// waits until they are gone, at most the drain timeout. Client connections stay open
     /// meanwhile: their subscriptions follow the lists to their new owners.
     pub async fn drain(&self) {
+        if let Some(announce) = self.lock_announce().take() {
+            announce.abort();
+        }
         if let Err(error) = self.set_state(NodeState::Draining).await {
             tracing::warn!(%error, "could not announce draining");
         }
@@ -218,6 +294,9 @@ impl ClusterNode {
 
     /// Leaves the cluster (announcing `left` if it drained) and closes internode traffic.
     pub async fn stop(&self) {
+        if let Some(announce) = self.lock_announce().take() {
+            announce.abort();
+        }
         if let Some(membership) = self.membership.lock().await.take() {
             let drained = membership
                 .view()
@@ -247,6 +326,9 @@ impl ClusterNode {
         for task in &self.tasks {
             task.abort();
         }
+        if let Some(announce) = self.lock_announce().take() {
+            announce.abort();
+        }
         drop(self.membership.lock().await.take());
         drop(self.server.lock().await.take());
         self.client.shutdown();
@@ -265,13 +347,12 @@ impl ClusterNode {
 
 fn membership_config(
     args: &ClusterArgs,
-    node_id: NodeId,
+    (node_id, generation): (NodeId, u64),
     internode_addr: &str,
     client_addr: &str,
 ) -> anyhow::Result<MembershipConfig> {
     let listen = free_udp_port_if_zero(args.gossip_listen)?;
     let advertise = args.gossip_advertise.unwrap_or(listen);
-    let generation = system_now_ms();
     let mut config = MembershipConfig::new(args.cluster_id.clone(), node_id, generation, advertise);
     config.listen_addr = listen;
     let mut roles = Vec::new();
@@ -304,42 +385,33 @@ fn free_udp_port_if_zero(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
 }
 
 /// Follows the membership view: installs each new picture, hands off the lists this node no
-/// longer owns, and forgets batchers of nodes that are gone.
+/// longer owns, and forgets the batchers and connections of nodes that are gone.
 async fn watch_view(
     mut view_rx: tokio::sync::watch::Receiver<View>,
     state: Arc<ClusterState>,
     host: Host,
     forwarder: Arc<Forwarder>,
+    client: Client,
 ) {
-    let mut serving = view_rx.borrow().serving_hosts();
+    let mut previous = view_rx.borrow().clone();
     while view_rx.changed().await.is_ok() {
         let view = view_rx.borrow_and_update().clone();
-        let now_serving = view.serving_hosts();
-        if now_serving != serving {
+        if view.serving_hosts() != previous.serving_hosts() {
             ::metrics::counter!(metrics::PLACEMENT_CHANGES_TOTAL).increment(1);
-            tracing::info!(serving = ?now_serving.iter().map(|n| n.as_str()).collect::<Vec<_>>(), "placement changed");
-            serving = now_serving;
+            tracing::info!(serving = ?view.serving_hosts().iter().map(|n| n.as_str()).collect::<Vec<_>>(), "placement changed");
         }
         state.update(view.clone());
         let released = host.release_unowned();
-        forwarder.retain(|node| view.member(node).is_some_and(|member| member.is_live()));
         if !released.is_empty() {
             ::metrics::counter!(metrics::LISTS_MOVED_TOTAL).increment(released.len() as u64);
-            tokio::spawn(time_handoff(host.clone(), released));
         }
-    }
-}
-
-/// Records how long the released lists took to leave this node.
-async fn time_handoff(host: Host, released: Vec<uuid::Uuid>) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        let active = host.active_list_ids();
-        if !released.iter().any(|list| active.contains(list)) {
-            ::metrics::histogram!(metrics::HANDOFF_SECONDS).record(started.elapsed().as_secs_f64());
-            return;
+        let live = |node: &NodeId| view.member(node).is_some_and(|member| member.is_live());
+        forwarder.retain(live);
+        for gone in previous.members().filter(|member| !live(member.node_id())) {
+            // Its connection (and reconnect attempts) would otherwise linger.
+            client.remove_peer(gone.node_id());
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        previous = view;
     }
 }
 

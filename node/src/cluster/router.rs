@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use listwire_gateway::{EdgeError, FrameSink, OpOutcome, Principal, Reply, Router};
+use listwire_gateway::{EdgeError, ErrorCode, FrameSink, OpOutcome, Principal, Reply, Router};
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -57,6 +57,10 @@ struct Attempt {
     body: Body,
     deadline: Instant,
     number: u32,
+    /// Whether an earlier attempt reached an owner and failed in a way that may have applied
+    /// the op (`unavailable`: a lost answer, a failed append): if the retries give up, the
+    /// client must hear that the outcome is unknown, not that the op failed.
+    maybe_applied: bool,
 }
 
 impl ClusterRouter {
@@ -80,6 +84,7 @@ impl ClusterRouter {
             body,
             deadline: Instant::now() + self.inner.timeout,
             number: 0,
+            maybe_applied: false,
         }
     }
 }
@@ -93,7 +98,8 @@ fn send(
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         let route = inner.owners.state.route(attempt.list);
-        let retrying = retrying(inner.clone(), attempt.clone(), reply);
+        let reaches_owner = !matches!(route, Route::Nowhere(_));
+        let retrying = retrying(inner.clone(), attempt.clone(), reply, reaches_owner);
         match route {
             Route::Local => {
                 let local = &inner.owners.local;
@@ -146,18 +152,26 @@ fn send(
 }
 
 /// A reply that retries a retryable outcome (after a backoff, if the deadline allows) and
-/// delivers anything else.
-fn retrying(inner: Arc<Inner>, attempt: Attempt, reply: Reply) -> Reply {
+/// delivers anything else. `reached_owner` says whether this attempt was sent to an owner.
+fn retrying(inner: Arc<Inner>, attempt: Attempt, reply: Reply, reached_owner: bool) -> Reply {
     Reply::new(move |outcome: OpOutcome| match outcome {
         Err(error) if error.code.is_retryable() => {
+            let maybe_applied =
+                attempt.maybe_applied || (reached_owner && error.code == ErrorCode::Unavailable);
             let wait = backoff(attempt.number, attempt.op_id.as_u128() as u64);
             if Instant::now() + wait >= attempt.deadline {
+                let error = if maybe_applied {
+                    outcome_unknown(error)
+                } else {
+                    error
+                };
                 return reply.send(Err(error));
             }
             metrics::counter!(super::metrics::OP_RETRIES_TOTAL, "code" => error.code.as_str())
                 .increment(1);
             let next = Attempt {
                 number: attempt.number + 1,
+                maybe_applied,
                 ..attempt
             };
             tokio::spawn(async move {
@@ -167,6 +181,18 @@ fn retrying(inner: Arc<Inner>, attempt: Attempt, reply: Reply) -> Reply {
         }
         other => reply.send(other),
     })
+}
+
+/// The last retryable error of an op whose earlier attempt may have applied: the client
+/// must retry with the same `op_id` rather than take it as failed.
+fn outcome_unknown(mut error: EdgeError) -> EdgeError {
+    if !error.message.contains("outcome is unknown") {
+        error.message = format!(
+            "{}; an earlier attempt may have applied, so the outcome is unknown: retry with the same op_id",
+            error.message
+        );
+    }
+    error
 }
 
 /// Retries a read at the owner of the moment until it answers or the deadline passes.

@@ -3,7 +3,8 @@
 //! Requests and responses are postcard-encoded after a version byte ([`WIRE_VERSION`]); new
 //! variants go at the end of each enum, and a peer that sends a version this build does not
 //! read gets a clear refusal. Node subscription items are hand-encoded so a frame's bytes
-//! reach the gateway node without a copy: `[tag][seq u64 BE][flags][frame bytes]`.
+//! reach the gateway node without a copy: `[tag][seq u64 BE][flags][from u64 BE, if the
+//! flags say so][frame bytes]`.
 //!
 //! The principal an op carries is trusted because internode connections are authenticated
 //! with the cluster secret; nothing here is ever accepted from a client.
@@ -209,6 +210,7 @@ const ITEM_FRAME: u8 = 2;
 const ITEM_END: u8 = 3;
 const FLAG_SNAPSHOT: u8 = 1;
 const FLAG_ACCESS_CHANGED: u8 = 2;
+const FLAG_FROM: u8 = 4;
 
 /// Encodes a node subscription item.
 pub fn encode_item(item: &NodeItem) -> Bytes {
@@ -221,12 +223,13 @@ pub fn encode_item(item: &NodeItem) -> Bytes {
             out.freeze()
         }
         NodeItem::Frame {
+            from,
             seq,
             snapshot,
             access_changed,
             frame,
         } => {
-            let mut out = BytesMut::with_capacity(10 + frame.len());
+            let mut out = BytesMut::with_capacity(18 + frame.len());
             out.put_u8(ITEM_FRAME);
             out.put_u64(*seq);
             let mut flags = 0;
@@ -236,7 +239,13 @@ pub fn encode_item(item: &NodeItem) -> Bytes {
             if *access_changed {
                 flags |= FLAG_ACCESS_CHANGED;
             }
+            if from.is_some() {
+                flags |= FLAG_FROM;
+            }
             out.put_u8(flags);
+            if let Some(from) = from {
+                out.put_u64(*from);
+            }
             out.put_slice(frame);
             out.freeze()
         }
@@ -270,7 +279,22 @@ pub fn decode_item(payload: Bytes) -> Result<NodeItem, WireDecodeError> {
     let rest = payload.slice(10..);
     match tag {
         ITEM_STARTED => Ok(NodeItem::Started { seq }),
+        ITEM_FRAME if flags & FLAG_FROM != 0 => {
+            if rest.len() < 8 {
+                return Err(malformed());
+            }
+            let mut from_bytes = [0u8; 8];
+            from_bytes.copy_from_slice(&rest[..8]);
+            Ok(NodeItem::Frame {
+                from: Some(u64::from_be_bytes(from_bytes)),
+                seq,
+                snapshot: flags & FLAG_SNAPSHOT != 0,
+                access_changed: flags & FLAG_ACCESS_CHANGED != 0,
+                frame: rest.slice(8..),
+            })
+        }
         ITEM_FRAME => Ok(NodeItem::Frame {
+            from: None,
             seq,
             snapshot: flags & FLAG_SNAPSHOT != 0,
             access_changed: flags & FLAG_ACCESS_CHANGED != 0,
@@ -331,9 +355,17 @@ mod tests {
         let items = [
             NodeItem::Started { seq: 7 },
             NodeItem::Frame {
+                from: Some(8),
                 seq: 9,
                 snapshot: false,
                 access_changed: true,
+                frame: frame.clone(),
+            },
+            NodeItem::Frame {
+                from: None,
+                seq: 9,
+                snapshot: false,
+                access_changed: false,
                 frame: frame.clone(),
             },
             NodeItem::End {
@@ -346,6 +378,7 @@ mod tests {
             assert_eq!(decode_item(encoded).unwrap(), item);
         }
         let encoded = encode_item(&NodeItem::Frame {
+            from: None,
             seq: 1,
             snapshot: true,
             access_changed: false,
@@ -362,5 +395,10 @@ mod tests {
             other => panic!("expected a frame, got {other:?}"),
         }
         assert!(decode_item(Bytes::from_static(b"\x02")).is_err());
+        let short_from = Bytes::from_static(b"\x02\0\0\0\0\0\0\0\x09\x04\0\0");
+        assert!(
+            decode_item(short_from).is_err(),
+            "a from flag without its 8 bytes"
+        );
     }
 }

@@ -59,6 +59,10 @@ pub struct HostConfig {
     pub request_timeout: Duration,
     /// The clock list actors stamp events with (see `clock`).
     pub clock: Arc<dyn Clock>,
+    /// When (after loading) a list actor compares its copy with the store's head, until its
+    /// first write: in a cluster, the list's previous owner may still have been flushing an
+    /// accepted op when this node loaded it. Empty on a single node.
+    pub head_rechecks: Vec<Duration>,
 }
 
 impl Default for HostConfig {
@@ -76,6 +80,7 @@ impl Default for HostConfig {
             activation_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             clock: Arc::new(MonotonicClock::new()),
+            head_rechecks: Vec::new(),
         }
     }
 }
@@ -267,6 +272,7 @@ impl Host {
             tokio::spawn(async move {
                 let outcome = host.activate(list, &slot).await;
                 slot.activation.send_replace(Some(outcome));
+                host.handoff_if_requested(list, &slot);
             });
         }
         let mut activation = slot.activation.subscribe();

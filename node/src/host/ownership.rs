@@ -7,8 +7,13 @@
 //! and leaves. Safety never depends on this (storage fences writers); it is what keeps a stale
 //! owner from serving reads and what makes handoffs quick.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
 use uuid::Uuid;
 
+use super::slot::Slot;
 use super::Host;
 use crate::list::ListMsg;
 
@@ -41,14 +46,16 @@ impl Ownership for SingleNode {
 }
 
 impl Host {
-    /// Hands off every active list this node no longer owns; returns them.
+    /// Hands off every active (or activating) list this node no longer owns; returns those it
+    /// was not already handing off, so each handoff is reported once.
     pub fn release_unowned(&self) -> Vec<Uuid> {
         let ownership = self.inner.ownership.clone();
         self.handoff_where(|list| ownership.check(list) != Owner::Here)
     }
 
     /// Hands off every active list, owned or not: after a pause (the rest of the cluster may
-    /// have moved them meanwhile) the next request reloads each from storage.
+    /// have moved them meanwhile) the next request reloads each from storage. Returns those
+    /// it was not already handing off.
     pub fn release_all(&self) -> Vec<Uuid> {
         self.handoff_where(|_| true)
     }
@@ -67,20 +74,42 @@ impl Host {
     }
 
     fn handoff_where(&self, release: impl Fn(Uuid) -> bool) -> Vec<Uuid> {
-        let actors: Vec<_> = {
+        let slots: Vec<(Uuid, Arc<Slot>)> = {
             let slots = self.inner.slots_lock();
             slots
                 .iter()
                 .filter(|(list, _)| release(**list))
-                .filter_map(|(list, slot)| slot.actor().map(|actor| (*list, actor)))
+                .map(|(list, slot)| (*list, slot.clone()))
                 .collect()
         };
-        let mut released = Vec::with_capacity(actors.len());
-        for (list, actor) in actors {
-            if actor.send_message(ListMsg::Handoff).is_ok() {
-                released.push(list);
+        let requested = Instant::now();
+        let mut released = Vec::with_capacity(slots.len());
+        for (list, slot) in slots {
+            // Marked before the actor is looked at: an activation that finishes meanwhile sees
+            // the mark (see `handoff_if_requested`), so the list is never left behind.
+            if slot.handoff_requested.swap(true, Ordering::AcqRel) {
+                continue;
             }
+            if let Some(actor) = slot.actor() {
+                let _ = actor.send_message(ListMsg::Handoff { requested });
+            }
+            released.push(list);
         }
         released
+    }
+
+    /// Called once an activation produced its actor: hands the list off at once if it was
+    /// released while loading, or if the view no longer gives it to this node (it may have
+    /// changed between the request's ownership check and the slot's creation).
+    pub(super) fn handoff_if_requested(&self, list: Uuid, slot: &Slot) {
+        let Some(actor) = slot.actor() else { return };
+        let unowned = self.inner.ownership.check(list) != Owner::Here;
+        if unowned {
+            slot.handoff_requested.store(true, Ordering::Release);
+        }
+        if unowned || slot.handoff_requested.load(Ordering::Acquire) {
+            let requested = Instant::now();
+            let _ = actor.send_message(ListMsg::Handoff { requested });
+        }
     }
 }

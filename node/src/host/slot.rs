@@ -25,6 +25,10 @@ pub struct Slot {
     /// flight: this slot's actor loads only once that append has resolved, so it never reads a
     /// batch whose fate is still open (on the embedded store: written but not yet fsync'd).
     pub(super) predecessor: Option<Arc<Semaphore>>,
+    /// Set once the list was asked to hand off: a handoff cannot be taken back, so it is
+    /// asked (and counted) once per slot; a slot still activating hands off as soon as its
+    /// actor exists.
+    pub(super) handoff_requested: AtomicBool,
 }
 
 /// Proof that the list's one append is in flight; dropping it (once the store has answered)
@@ -41,6 +45,7 @@ impl Slot {
             activation_started: AtomicBool::new(false),
             appending: Arc::new(Semaphore::new(1)),
             predecessor,
+            handoff_requested: AtomicBool::new(false),
         }
     }
 

@@ -54,6 +54,11 @@ pub struct ListActorState {
     pub(super) tick: JoinHandle<()>,
     /// The timer of the pending tally, if one is armed.
     pub(super) tally_timer: Option<JoinHandle<()>>,
+    /// The timer of the head rechecks after loading; `None` once this actor has written
+    /// (a successful conditional append proves its copy was current).
+    pub(super) head_rechecks: Option<JoinHandle<()>>,
+    /// When the host asked this actor to hand the list off.
+    pub(super) handoff_requested: Option<std::time::Instant>,
 }
 
 impl ListActorState {
@@ -92,8 +97,11 @@ impl ListActorState {
             shutdown_index_attempts: 0,
             tick,
             tally_timer: None,
+            head_rechecks: None,
+            handoff_requested: None,
             context: args.context,
         };
+        state.head_rechecks = state.schedule_head_rechecks();
         state
             .index
             .start(&state.context, &state.durable, &state.myself);
@@ -149,7 +157,12 @@ impl ListActorState {
                 }
             }
             ListMsg::Shutdown { done } => self.begin_stopping(false, Some(done)).await,
-            ListMsg::Handoff => self.begin_stopping(true, None).await,
+            ListMsg::Handoff { requested } => {
+                self.handoff_requested.get_or_insert(requested);
+                self.begin_stopping(true, None).await
+            }
+            ListMsg::RecheckHead => self.recheck_head(),
+            ListMsg::HeadChecked(result) => self.head_checked(result),
             ListMsg::CatchUp {
                 user,
                 since,
@@ -333,6 +346,10 @@ impl ListActorState {
         if let Err(error) = result {
             self.fail_and_stop(batching, error);
             return;
+        }
+        if let Some(rechecks) = self.head_rechecks.take() {
+            // Its conditional append won: no other writer got ahead of this copy.
+            rechecks.abort();
         }
         self.fold_and_publish(&batching);
         for waiter in batching.waiters {

@@ -8,7 +8,7 @@ use listwire_gateway::ErrorCode;
 use uuid::Uuid;
 
 use super::frames;
-use super::node_sink::{NodeItem, SubscriberKey, SubscriberSink};
+use super::node_sink::{FrameSpan, NodeItem, SubscriberKey, SubscriberSink};
 use crate::domain::ListState;
 use crate::metrics::ListMetrics;
 
@@ -146,11 +146,16 @@ impl Fanout {
                 return false;
             }
         }
+        // Catch-up deltas are contiguous from `since + 1`; a snapshot stands alone.
+        let mut next_from = since.map_or(1, |since| since + 1);
         for (seq, frame) in catch_up.frames {
-            if sink
-                .push_frame(frame, seq, catch_up.snapshot, false)
-                .is_err()
-            {
+            let span = if catch_up.snapshot {
+                FrameSpan::snapshot(seq)
+            } else {
+                FrameSpan::delta(next_from, seq, false)
+            };
+            next_from = seq + 1;
+            if sink.push_frame(frame, span).is_err() {
                 return false;
             }
         }
@@ -248,7 +253,7 @@ impl Fanout {
         }
         let frame = frames::tally(self.list, durable.seq(), &durable.tally_json());
         self.metrics.tallies_published.increment(1);
-        self.publish(frame, durable.seq(), false);
+        self.publish(frame, FrameSpan::tally(durable.seq()));
     }
 
     /// Publishes a durable batch as one delta frame; `access_changed` when its events changed
@@ -269,10 +274,11 @@ impl Fanout {
         }
         let frame = frames::delta(self.list, from, to, events);
         self.metrics.deltas_published.increment(1);
-        self.publish(frame, to, access_changed);
+        self.publish(frame, FrameSpan::delta(from, to, access_changed));
     }
 
-    fn publish(&mut self, frame: Bytes, to: u64, access_changed: bool) {
+    fn publish(&mut self, frame: Bytes, span: FrameSpan) {
+        let to = span.seq;
         self.metrics
             .fanout_subscribers
             .record(self.subscribers.len() as f64);
@@ -284,10 +290,7 @@ impl Fanout {
             }
             subscriber.queued_to = to;
             // A full queue closes that subscriber (the sink marks it); either way it leaves.
-            subscriber
-                .sink
-                .push_frame(frame.clone(), to, false, access_changed)
-                .is_ok()
+            subscriber.sink.push_frame(frame.clone(), span).is_ok()
         });
     }
 

@@ -148,6 +148,9 @@ impl ListActorState {
         };
         if stopping.handoff {
             m::handoffs().increment(1);
+            if let Some(requested) = self.handoff_requested {
+                m::handoff_seconds().record(requested.elapsed().as_secs_f64());
+            }
             self.fanout.end_all(
                 ErrorCode::Moved,
                 "list moved to another node; resubscribe with since",
@@ -210,6 +213,9 @@ impl ListActorState {
     /// Called when the actor stops: cancel timers. Unanswered replies answer `unavailable` on drop.
     pub fn stopped(&mut self) {
         self.tick.abort();
+        if let Some(rechecks) = self.head_rechecks.take() {
+            rechecks.abort();
+        }
         self.index.cancel();
         if let Some(timer) = self.tally_timer.take() {
             timer.abort();

@@ -144,7 +144,15 @@ pub enum ListMsg {
     /// This node no longer owns the list (placement moved it, the node drains, lost its
     /// majority or was paused): refuse new ops with `moved`, flush what was accepted, snapshot,
     /// tell subscribers it moved, leave the host and stop.
-    Handoff,
+    Handoff {
+        /// When the host asked (the handoff's duration is measured from it).
+        requested: Instant,
+    },
+    /// Time to compare this actor's state with the store's head (see
+    /// `HostConfig::head_rechecks`).
+    RecheckHead,
+    /// The store's head, as a recheck read it.
+    HeadChecked(Result<u64, listwire_storage::Error>),
 }
 
 impl ListMsg {
@@ -165,7 +173,7 @@ impl ListMsg {
     /// refusing an unsubscribe with `busy` would keep frames flowing to a connection that
     /// asked them to stop, and keep the list from passivating while that connection lives.
     pub fn is_control(&self) -> bool {
-        matches!(self, ListMsg::Unsubscribe { .. } | ListMsg::Handoff)
+        matches!(self, ListMsg::Unsubscribe { .. } | ListMsg::Handoff { .. })
     }
 
     /// Answers the message's requester with `error` (used when the host refuses it).

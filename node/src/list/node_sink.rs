@@ -30,6 +30,10 @@ pub enum NodeItem {
     /// A frame (delta, tally or snapshot JSON, as clients get it) that brings a follower to
     /// `seq`.
     Frame {
+        /// The first seq a delta carries (its `from`); `None` for a tally or snapshot, which
+        /// stand for the whole state at `seq`. A follower whose last seq is not `from - 1`
+        /// cannot take the delta (it would see events twice, or miss some).
+        from: Option<u64>,
         /// The seq the frame reaches (`to` of a delta, `seq` of a tally or snapshot).
         seq: u64,
         /// Whether it is a snapshot (it replaces the follower's state).
@@ -129,6 +133,51 @@ impl Drop for NodeSource {
     }
 }
 
+/// What a frame covers, as a node subscriber is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSpan {
+    /// The first seq of a delta; `None` for a tally or snapshot.
+    pub from: Option<u64>,
+    /// The seq the frame reaches.
+    pub seq: u64,
+    /// Whether it is a snapshot.
+    pub snapshot: bool,
+    /// Whether its events changed who may read the list.
+    pub access_changed: bool,
+}
+
+impl FrameSpan {
+    /// A delta of `from..=to`.
+    pub fn delta(from: u64, to: u64, access_changed: bool) -> Self {
+        Self {
+            from: Some(from),
+            seq: to,
+            snapshot: false,
+            access_changed,
+        }
+    }
+
+    /// A tally at `seq`.
+    pub fn tally(seq: u64) -> Self {
+        Self {
+            from: None,
+            seq,
+            snapshot: false,
+            access_changed: false,
+        }
+    }
+
+    /// A snapshot at `seq`.
+    pub fn snapshot(seq: u64) -> Self {
+        Self {
+            from: None,
+            seq,
+            snapshot: true,
+            access_changed: false,
+        }
+    }
+}
+
 /// Where a subscriber's frames go.
 #[derive(Debug, Clone)]
 pub enum SubscriberSink {
@@ -172,17 +221,18 @@ impl SubscriberSink {
         }
     }
 
-    /// Queues a frame reaching `seq`.
-    pub fn push_frame(
-        &self,
-        frame: Bytes,
-        seq: u64,
-        snapshot: bool,
-        access_changed: bool,
-    ) -> Result<(), PushError> {
+    /// Queues a frame covering `from..=seq` (`from` is `None` for a tally or snapshot).
+    pub fn push_frame(&self, frame: Bytes, span: FrameSpan) -> Result<(), PushError> {
+        let FrameSpan {
+            from,
+            seq,
+            snapshot,
+            access_changed,
+        } = span;
         match self {
             SubscriberSink::Connection(sink) => sink.push(frame),
             SubscriberSink::Node(sink) => sink.push(NodeItem::Frame {
+                from,
                 seq,
                 snapshot,
                 access_changed,

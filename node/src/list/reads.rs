@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 use listwire_gateway::{EdgeError, ErrorCode};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::actor_state::ListActorState;
 use super::fanout::CatchUp;
 use super::node_sink::SubscriberSink;
-use super::{frames, SubscribeRequest};
+use super::{frames, ListMsg, SubscribeRequest};
 use crate::domain::ListState;
 use crate::metrics as m;
 
@@ -99,6 +100,68 @@ impl ListActorState {
         );
         self.abort(moved.clone());
         Err(moved)
+    }
+
+    /// Starts the timer of this copy's head rechecks (`HostConfig::head_rechecks`), if any.
+    pub(super) fn schedule_head_rechecks(&self) -> Option<JoinHandle<()>> {
+        let delays = self.context.config.head_rechecks.clone();
+        if delays.is_empty() {
+            return None;
+        }
+        let myself = self.myself.clone();
+        Some(tokio::spawn(async move {
+            let loaded = tokio::time::Instant::now();
+            for delay in delays {
+                tokio::time::sleep_until(loaded + delay).await;
+                if myself.send_message(ListMsg::RecheckHead).is_err() {
+                    return;
+                }
+            }
+        }))
+    }
+
+    /// Reads the store's head in the background (the actor keeps serving meanwhile).
+    pub(super) fn recheck_head(&mut self) {
+        if self.head_rechecks.is_none() || self.stopping.is_some() {
+            return;
+        }
+        let store = self.context.events.clone();
+        let list = self.list;
+        let myself = self.myself.clone();
+        let timeout = self.context.config.request_timeout;
+        tokio::spawn(async move {
+            let head = match tokio::time::timeout(timeout, store.head(list)).await {
+                Ok(head) => head,
+                Err(_) => return,
+            };
+            let _ = myself.send_message(ListMsg::HeadChecked(head));
+        });
+    }
+
+    /// A copy that has written nothing yet, while the store holds more than it, missed an op
+    /// the list's previous owner made durable after this copy loaded: it stops, so the next
+    /// request loads the list afresh and its followers resubscribe with `since`.
+    pub(super) fn head_checked(&mut self, result: Result<u64, listwire_storage::Error>) {
+        if self.head_rechecks.is_none() || self.stopping.is_some() || self.has_unflushed() {
+            // It wrote meanwhile (which proves it current), or its write in flight settles it.
+            return;
+        }
+        let head = match result {
+            Ok(head) => head,
+            Err(error) => {
+                tracing::debug!(list = %self.list, %error, "head recheck failed");
+                return;
+            }
+        };
+        if head <= self.durable.seq() {
+            return;
+        }
+        m::stale_reads().increment(1);
+        tracing::warn!(list = %self.list, head, durable = self.durable.seq(), "the store is ahead of this copy (the previous owner flushed after it loaded); reloading");
+        self.abort(EdgeError::new(
+            ErrorCode::Moved,
+            "this node's copy of the list was behind; retry",
+        ));
     }
 
     pub(super) fn read_snapshot(&mut self, user: Uuid) -> Result<Bytes, EdgeError> {

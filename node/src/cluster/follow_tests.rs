@@ -1,0 +1,284 @@
+//! A list follow over a local owner, driven through owner restarts and resubscribes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use listwire_cluster::membership::{Member, NodeState, Roles, View};
+use listwire_cluster::transport::{Client, ClusterSecret, TcpConnector, TransportConfig};
+use listwire_cluster::NodeId;
+use listwire_gateway::{FrameSink, OpOutcome, Outbound, Principal, Reply, Router};
+use listwire_storage::memory::MemoryStore;
+use listwire_storage::{AccountStore, Batch, Error, EventStore, Snapshot, UserRecord};
+use serde_json::value::RawValue;
+use tokio::sync::{oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::super::forward::Forwarder;
+use super::super::owners::Owners;
+use super::super::state::ClusterState;
+use super::*;
+use crate::host::{Host, HostConfig};
+use crate::router::LocalRouter;
+
+/// The memory store with activations (snapshot reads) that can be held.
+struct HeldLoads {
+    inner: Arc<MemoryStore>,
+    hold: AtomicBool,
+    gate: Semaphore,
+}
+
+#[async_trait]
+impl EventStore for HeldLoads {
+    async fn append(&self, list: Uuid, batch: Batch) -> Result<(), Error> {
+        self.inner.append(list, batch).await
+    }
+    async fn head(&self, list: Uuid) -> Result<u64, Error> {
+        self.inner.head(list).await
+    }
+    async fn read_batches(&self, list: Uuid, after: u64, max: usize) -> Result<Vec<Batch>, Error> {
+        self.inner.read_batches(list, after, max).await
+    }
+    async fn write_snapshot(&self, list: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+        self.inner.write_snapshot(list, snapshot).await
+    }
+    async fn latest_snapshot(&self, list: Uuid) -> Result<Option<Snapshot>, Error> {
+        if self.hold.load(Ordering::SeqCst) {
+            self.gate.acquire().await.unwrap().forget();
+        }
+        self.inner.latest_snapshot(list).await
+    }
+    async fn prune(&self, list: Uuid, up_to_seq: u64) -> Result<(), Error> {
+        self.inner.prune(list, up_to_seq).await
+    }
+    async fn close(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+fn principal(n: u128, name: &str) -> Principal {
+    Principal {
+        user_id: Uuid::from_u128(n),
+        username: name.into(),
+    }
+}
+
+fn raw(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.to_owned()).unwrap()
+}
+
+async fn submit(router: &LocalRouter, who: &Principal, list: Uuid, op: &str) -> OpOutcome {
+    let (tx, rx) = oneshot::channel();
+    let reply = Reply::new(move |outcome| {
+        let _ = tx.send(outcome);
+    });
+    router
+        .submit(who, list, Uuid::new_v4(), raw(op), reply)
+        .await;
+    rx.await.unwrap()
+}
+
+/// Follows over `local`, in a one-node view where this node owns every list.
+fn follows_over(local: LocalRouter) -> Arc<Follows> {
+    let id = NodeId::new("node-a").unwrap();
+    let me = Member::new(id.clone(), 1)
+        .with_roles(Roles::HOST)
+        .with_state(NodeState::Serving);
+    let state = Arc::new(ClusterState::new(id.clone(), View::new(id.clone(), [me])));
+    let transport =
+        TransportConfig::new("review", id, ClusterSecret::new(vec![7u8; 32]).unwrap(), 1);
+    let client = Client::new(transport, Arc::new(TcpConnector)).unwrap();
+    let owners = Arc::new(Owners {
+        local,
+        forwarder: Forwarder::new(client, Duration::from_secs(5)),
+        state,
+        node_queue_items: 64,
+    });
+    Follows::new(owners, Duration::from_secs(8))
+}
+
+fn text_of(outbound: &Outbound) -> String {
+    match outbound {
+        Outbound::Frame(frame) => format!("frame {}", String::from_utf8_lossy(frame)),
+        Outbound::SubscriptionEnded { frame, .. } => {
+            format!("ended {}", String::from_utf8_lossy(frame))
+        }
+    }
+}
+
+async fn drain_for(rx: &flume::Receiver<Outbound>, wait: Duration) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Ok(Ok(outbound)) = tokio::time::timeout(wait, rx.recv_async()).await {
+        seen.push(text_of(&outbound));
+    }
+    seen
+}
+
+/// Goal: a revocation that happens while a follow is between two node subscriptions (the
+/// list moved or restarted) is enforced. The owner's catch-up frames do not say that access
+/// changed, so the follow re-checks its users after every resubscribe: Bob's subscription
+/// ends `forbidden` and he gets nothing written after he lost access. (Outside review, F2.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_between_node_subscriptions_is_enforced() {
+    let inner = Arc::new(MemoryStore::new());
+    for (n, name) in [(1, "alice"), (2, "bob")] {
+        inner
+            .create_user(UserRecord {
+                user_id: Uuid::from_u128(n),
+                username: name.into(),
+                password_hash: "x".into(),
+                created_at_ms: 0,
+            })
+            .await
+            .unwrap();
+    }
+    let held = Arc::new(HeldLoads {
+        inner: inner.clone(),
+        hold: AtomicBool::new(false),
+        gate: Semaphore::new(0),
+    });
+    // host1 is the owner the follow talks to; host2 stands for the node the list moved to
+    // meanwhile (same shared store).
+    let host1 = Host::new(held.clone(), inner.clone(), HostConfig::default());
+    let local1 = LocalRouter::new(host1.clone());
+    let host2 = Host::new(inner.clone(), inner.clone(), HostConfig::default());
+    let local2 = LocalRouter::new(host2.clone());
+    let (alice, bob) = (principal(1, "alice"), principal(2, "bob"));
+
+    let list = local2
+        .create_list(&alice, raw(r#"{"title":"private"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        submit(
+            &local2,
+            &alice,
+            list,
+            r#"{"kind":"share","user":"bob","role":"viewer"}"#
+        )
+        .await,
+        Ok(2)
+    );
+
+    let follows = follows_over(local1.clone());
+    let (bob_sink, bob_rx) = FrameSink::new(42, bob.user_id, 256, CancellationToken::new());
+    // A fresh follow reads its first command before it can retire (outside review, F12).
+    follows
+        .subscribe(&bob, list, None, bob_sink.clone())
+        .await
+        .expect("the first subscribe of a fresh follow is attached");
+    let first = drain_for(&bob_rx, Duration::from_millis(300)).await;
+    assert!(first.iter().any(|f| f.contains("snapshot")), "{first:?}");
+
+    // The owner the follow talks to hands the list off; its next load is held, so the follow
+    // is between subscriptions while the list changes elsewhere.
+    held.hold.store(true, Ordering::SeqCst);
+    host1.release_all();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        submit(&local2, &alice, list, r#"{"kind":"unshare","user":"bob"}"#).await,
+        Ok(3)
+    );
+    assert_eq!(
+        submit(
+            &local2,
+            &alice,
+            list,
+            r#"{"kind":"add_item","text":"after revocation 1","after":null}"#
+        )
+        .await,
+        Ok(4)
+    );
+    held.hold.store(false, Ordering::SeqCst);
+    held.gate.add_permits(1 << 20);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // host2's copy is now behind host1's; write through host1, the follow's owner.
+    let _ = host2.kill(list).await;
+    assert_eq!(
+        submit(
+            &local1,
+            &alice,
+            list,
+            r#"{"kind":"add_item","text":"after revocation 2","after":null}"#
+        )
+        .await,
+        Ok(5)
+    );
+    let seen = drain_for(&bob_rx, Duration::from_millis(700)).await;
+    let leaked = seen.iter().any(|f| f.contains("after revocation"));
+    let ended = seen
+        .iter()
+        .any(|f| f.starts_with("ended") && f.contains("forbidden"));
+    assert!(
+        !leaked && ended,
+        "bob's access was revoked at seq 3: {seen:#?}"
+    );
+}
+
+/// Goal: a follower attached while frames were still queued in the follow's node
+/// subscription (so its catch-up put it ahead of `forwarded`) never gets a seq twice. When the
+/// subscription is lost with those frames (a dropped connection), the follow resubscribes with
+/// `since = forwarded` and the owner's catch-up delta straddles that follower's position: the
+/// follow ends that follower's subscription (it resubscribes with `since`) instead of sending
+/// it, while the follower that was at `forwarded` gets the delta. (Outside review, F6.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_ahead_of_a_resubscribe_delta_resubscribes_instead_of_seeing_seqs_twice() {
+    let inner = Arc::new(MemoryStore::new());
+    let host1 = Host::new(inner.clone(), inner.clone(), HostConfig::default());
+    let local1 = LocalRouter::new(host1.clone());
+    let alice = principal(1, "alice");
+    let list = local1
+        .create_list(&alice, raw(r#"{"title":"busy"}"#))
+        .await
+        .unwrap();
+    let follows = follows_over(local1.clone());
+    let mut follow = Follow::new(list, follows.clone());
+    let (c1, c1_rx) = FrameSink::new(1, alice.user_id, 256, CancellationToken::new());
+    follow.attach(alice.user_id, None, c1).await.unwrap();
+    // Two frames reach the follow's node subscription while it is busy (say, attaching c2).
+    for text in ["two", "three"] {
+        let op = format!(r#"{{"kind":"add_item","text":"{text}","after":null}}"#);
+        submit(&local1, &alice, list, &op).await.unwrap();
+    }
+    let (c2, c2_rx) = FrameSink::new(2, alice.user_id, 256, CancellationToken::new());
+    follow.attach(alice.user_id, None, c2).await.unwrap();
+    assert_eq!(follow.forwarded, Some(1));
+    assert_eq!(follow.followers[&2].queued_to, 3);
+    // The subscription is lost with its two queued frames, as with a dropped connection.
+    follow.upstream = None;
+    submit(
+        &local1,
+        &alice,
+        list,
+        r#"{"kind":"add_item","text":"four","after":null}"#,
+    )
+    .await
+    .unwrap();
+    assert!(follow.reconnect().await);
+    while let Ok(item) =
+        tokio::time::timeout(Duration::from_millis(500), next_item(&mut follow.upstream)).await
+    {
+        follow.item(item).await;
+    }
+    let c1_frames = drain_for(&c1_rx, Duration::from_millis(200)).await;
+    let c2_frames = drain_for(&c2_rx, Duration::from_millis(200)).await;
+    assert!(
+        !c2_frames.iter().any(|f| f.contains(r#""from":2"#)),
+        "c2 was caught up to seq 3; a delta from seq 2 repeats seqs: {c2_frames:#?}"
+    );
+    assert!(
+        c2_frames
+            .iter()
+            .any(|f| f.starts_with("ended") && f.contains("resubscribe with since")),
+        "c2 is told to resubscribe: {c2_frames:#?}"
+    );
+    assert!(
+        c1_frames
+            .iter()
+            .any(|f| f.contains(r#""from":2"#) && f.contains(r#""to":4"#)),
+        "c1, at seq 1, gets seqs 2 to 4: {c1_frames:#?}"
+    );
+    assert!(follow.followers.contains_key(&1) && !follow.followers.contains_key(&2));
+}
