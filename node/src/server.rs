@@ -223,13 +223,13 @@ async fn prepare(args: &ServeArgs, stores: Option<Stores>) -> anyhow::Result<Pre
         .await
         .context("starting the cluster side")?;
         let router = Arc::new(cluster.router());
-        let gateway = Gateway::new(config, router, node_accounts, Some(metrics))?;
+        let gateway = Gateway::new(config, router, node_accounts, None, Some(metrics))?;
         cluster.serve().await?;
         (cluster.host().clone(), Some(cluster), gateway)
     } else {
         let host = Host::new(events.clone(), accounts, args.host_config());
         let router = Arc::new(LocalRouter::new(host.clone()));
-        let gateway = Gateway::new(config, router, node_accounts, Some(metrics))?;
+        let gateway = Gateway::new(config, router, node_accounts, None, Some(metrics))?;
         (host, None, gateway)
     };
     Ok(Prepared {
