@@ -200,7 +200,7 @@ impl ClusterNode {
         }
         let deadline = Instant::now() + self.drain_timeout;
         loop {
-            self.host.release_unowned();
+            hand_off_unowned(&self.host);
             if self.host.active_lists() == 0 {
                 tracing::info!("drained: every list has moved");
                 return;
@@ -258,7 +258,7 @@ impl ClusterNode {
         let membership = guard.as_ref().context("membership stopped")?;
         membership.set_state(state).await?;
         self.state.update(membership.view());
-        self.host.release_unowned();
+        hand_off_unowned(&self.host);
         Ok(())
     }
 }
@@ -321,12 +321,19 @@ async fn watch_view(
             serving = now_serving;
         }
         state.update(view.clone());
-        let released = host.release_unowned();
+        hand_off_unowned(&host);
         forwarder.retain(|node| view.member(node).is_some_and(|member| member.is_live()));
-        if !released.is_empty() {
-            ::metrics::counter!(metrics::LISTS_MOVED_TOTAL).increment(released.len() as u64);
-            tokio::spawn(time_handoff(host.clone(), released));
-        }
+    }
+}
+
+/// Hands off the lists this node no longer owns, counting each list once (the host asks each
+/// actor once, whoever notices first: the view watcher, a state change or the drain loop) and
+/// timing how long they take to leave.
+fn hand_off_unowned(host: &Host) {
+    let released = host.release_unowned();
+    if !released.is_empty() {
+        ::metrics::counter!(metrics::LISTS_MOVED_TOTAL).increment(released.len() as u64);
+        tokio::spawn(time_handoff(host.clone(), released));
     }
 }
 

@@ -7,6 +7,8 @@
 //! and leaves. Safety never depends on this (storage fences writers); it is what keeps a stale
 //! owner from serving reads and what makes handoffs quick.
 
+use std::sync::atomic::Ordering;
+
 use uuid::Uuid;
 
 use super::Host;
@@ -41,14 +43,16 @@ impl Ownership for SingleNode {
 }
 
 impl Host {
-    /// Hands off every active list this node no longer owns; returns them.
+    /// Hands off every active list this node no longer owns; returns those it was not already
+    /// handing off (so each handoff is reported once).
     pub fn release_unowned(&self) -> Vec<Uuid> {
         let ownership = self.inner.ownership.clone();
         self.handoff_where(|list| ownership.check(list) != Owner::Here)
     }
 
     /// Hands off every active list, owned or not: after a pause (the rest of the cluster may
-    /// have moved them meanwhile) the next request reloads each from storage.
+    /// have moved them meanwhile) the next request reloads each from storage. Returns those
+    /// it was not already handing off.
     pub fn release_all(&self) -> Vec<Uuid> {
         self.handoff_where(|_| true)
     }
@@ -66,17 +70,25 @@ impl Host {
         self.inner.slots_lock().keys().copied().collect()
     }
 
+    /// Whether `list` has an actor (or an activation under way) on this node now.
+    pub fn is_active(&self, list: Uuid) -> bool {
+        self.inner.slots_lock().contains_key(&list)
+    }
+
     fn handoff_where(&self, release: impl Fn(Uuid) -> bool) -> Vec<Uuid> {
         let actors: Vec<_> = {
             let slots = self.inner.slots_lock();
             slots
                 .iter()
                 .filter(|(list, _)| release(**list))
-                .filter_map(|(list, slot)| slot.actor().map(|actor| (*list, actor)))
+                .filter_map(|(list, slot)| slot.actor().map(|actor| (*list, slot.clone(), actor)))
                 .collect()
         };
         let mut released = Vec::with_capacity(actors.len());
-        for (list, actor) in actors {
+        for (list, slot, actor) in actors {
+            if slot.handoff_requested.swap(true, Ordering::AcqRel) {
+                continue;
+            }
             if actor.send_message(ListMsg::Handoff).is_ok() {
                 released.push(list);
             }

@@ -25,6 +25,9 @@ pub struct Slot {
     /// flight: this slot's actor loads only once that append has resolved, so it never reads a
     /// batch whose fate is still open (on the embedded store: written but not yet fsync'd).
     pub(super) predecessor: Option<Arc<Semaphore>>,
+    /// Set once the actor was asked to hand the list off: a handoff cannot be taken back, so
+    /// it is asked (and counted) once per actor.
+    pub(super) handoff_requested: AtomicBool,
 }
 
 /// Proof that the list's one append is in flight; dropping it (once the store has answered)
@@ -41,6 +44,7 @@ impl Slot {
             activation_started: AtomicBool::new(false),
             appending: Arc::new(Semaphore::new(1)),
             predecessor,
+            handoff_requested: AtomicBool::new(false),
         }
     }
 
