@@ -5,9 +5,11 @@
 //! [`crate::host::Ownership`]), `wire` (internode messages), `handler` (the owner's side),
 //! `forward` (op batches and requests to owners), `owners` (talking to an owner, here or
 //! elsewhere), `follow` (one node subscription per list, fanned out to connections), `router`
-//! (the gateway seam), `metrics`. [`ClusterNode`] starts them and runs the view watcher (which
-//! hands off lists this node no longer owns) and the pause detector.
+//! (the gateway seam), `metrics`, `admin` (this node's half of the admin view). [`ClusterNode`]
+//! starts them and runs the view watcher (which hands off lists this node no longer owns) and
+//! the pause detector.
 
+mod admin;
 pub mod config;
 mod follow;
 mod forward;
