@@ -415,6 +415,9 @@ fn metrics_handle() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows only this node's recorder");
             }
             crate::metrics::describe();
+            crate::cluster::metrics::describe();
+            listwire_cluster::metrics::describe_metrics();
+            listwire_gateway::describe_metrics();
             listwire_storage::embedded::describe_metrics();
             listwire_storage::postgres::describe_metrics();
             // Histogram upkeep runs in `listwire_gateway::serve`, which owns the handle's route.

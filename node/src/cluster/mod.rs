@@ -83,6 +83,7 @@ impl ClusterNode {
             .cluster_secret
             .as_deref()
             .context("no cluster secret")?;
+        metrics::register();
         let node_id = NodeId::new(
             args.node_id
                 .clone()

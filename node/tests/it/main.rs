@@ -5,6 +5,7 @@ mod support;
 mod admin;
 mod cli;
 mod cluster;
+mod cluster_metrics;
 mod crash;
 mod exactly_once;
 mod fencing;
