@@ -20,5 +20,6 @@ mod loading;
 mod permissions;
 mod postgres;
 mod resume;
+mod status;
 mod tidy;
 mod votes;
