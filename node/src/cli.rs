@@ -1,5 +1,5 @@
-//! The `listwire` command line: `serve`, the operator's `status`, and client commands over
-//! the SDK.
+//! The `listwire` command line: `serve` and `dev-cluster`, the operator's `status`, and client
+//! commands over the SDK.
 
 use std::path::PathBuf;
 
@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::client::{Client, ServerFrame};
 use crate::config::ServeArgs;
+use crate::dev_cluster::DevClusterArgs;
 
 mod status;
 mod watch;
@@ -40,6 +41,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a node (single node, embedded storage by default).
     Serve(Box<ServeArgs>),
+    /// Run a cluster of full nodes in this process over one embedded store, for a first look.
+    DevCluster(DevClusterArgs),
     /// Show a node's view of the cluster (needs the node's admin token).
     Status {
         /// The node to ask (default: `--server`).
@@ -153,6 +156,7 @@ pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
     let anonymous = Client::new(&cli.server);
     match cli.command {
         Command::Serve(_) => bail!("serve is not a client command"),
+        Command::DevCluster(_) => bail!("dev-cluster is not a client command"),
         Command::Status {
             url,
             admin_token,
@@ -252,6 +256,7 @@ async fn run_signed_in(command: Command, client: Client) -> anyhow::Result<()> {
         }
         Command::Watch { list } => watch_list(&client, list).await?,
         Command::Serve(_)
+        | Command::DevCluster(_)
         | Command::Status { .. }
         | Command::Register { .. }
         | Command::Login { .. } => {

@@ -12,7 +12,8 @@
 //! - [`cluster`]: the node in a cluster (membership, routing to owners, forwarding, follows,
 //!   handoff), over `listwire-cluster`.
 //! - [`admin`]: the operator side (the admin view of the cluster, a graceful stop).
-//! - [`server`]: wiring and graceful shutdown; [`config`]: every setting.
+//! - [`server`]: wiring and graceful shutdown; [`config`]: every setting; [`dev_cluster`]:
+//!   several nodes in one process over one store.
 //! - [`client`]: the Rust client SDK; [`cli`]: the `listwire` command line.
 //!
 //! It is not: a membership or transport implementation (those are `listwire-cluster`'s), or
@@ -24,6 +25,7 @@ pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod dev_cluster;
 pub mod domain;
 pub mod host;
 pub mod list;

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod cluster_metrics;
 mod crash;
+mod dev_cluster;
 mod exactly_once;
 mod fencing;
 mod hardening;
