@@ -185,3 +185,39 @@ async fn user_in(node: &listwire::server::RunningNode, name: &str) -> Client {
         .expect("login");
     anonymous.with_token(&session.token)
 }
+
+/// `listwire serve`, the real binary, stops on `POST /v1/admin/stop` as on SIGTERM and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_exits_cleanly_after_an_admin_stop() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = "serve-binary-admin-token";
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_listwire"))
+        .arg("serve")
+        .args(test_flags(dir.path()))
+        .args(["--admin-token", token, "--log", "warn"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn listwire serve");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("the node prints where it listens")
+        .unwrap()
+        .expect("a listening line");
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .expect("the line names the url");
+    Client::new(url)
+        .with_token(token)
+        .admin_stop()
+        .await
+        .expect("the stop begins");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the process exits after the admin stop")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
