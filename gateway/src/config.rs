@@ -6,6 +6,8 @@ use crate::Error;
 
 /// The shortest accepted JWT signing key, in bytes (HS256 wants at least the hash size).
 pub const JWT_SECRET_BYTES_MIN: usize = 32;
+/// The shortest accepted admin token, in bytes.
+pub const ADMIN_TOKEN_BYTES_MIN: usize = 16;
 
 /// The gateway's settings. `Default` gives the production limits; the JWT secret must be
 /// supplied (the default is empty and [`crate::Gateway::new`] refuses it).
@@ -39,6 +41,12 @@ pub struct GatewayConfig {
     pub token_ttl: Duration,
     /// The HS256 signing key for session tokens; at least [`JWT_SECRET_BYTES_MIN`] bytes.
     pub jwt_secret: Vec<u8>,
+    /// The operator credential of the admin routes (`/v1/admin/*`), sent as
+    /// `Authorization: Bearer <token>`; at least [`ADMIN_TOKEN_BYTES_MIN`] bytes. `None`
+    /// disables the admin routes (they answer 404). No user's session token is ever accepted
+    /// there. Admin calls share the per-IP quota settings of register and login, with a
+    /// budget of their own.
+    pub admin_token: Option<String>,
     /// Argon2id memory cost in KiB (at least 8).
     pub argon2_memory_kib: u32,
     /// Argon2id iterations (at least 1).
@@ -83,6 +91,7 @@ impl Default for GatewayConfig {
             auth_burst_per_ip: 20,
             token_ttl: Duration::from_secs(24 * 3600),
             jwt_secret: Vec::new(),
+            admin_token: None,
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             ping_interval: Duration::from_secs(20),
@@ -120,6 +129,10 @@ impl std::fmt::Debug for GatewayConfig {
             .field("auth_burst_per_ip", &self.auth_burst_per_ip)
             .field("token_ttl", &self.token_ttl)
             .field("jwt_secret", &"<redacted>")
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("argon2_memory_kib", &self.argon2_memory_kib)
             .field("argon2_iterations", &self.argon2_iterations)
             .field("ping_interval", &self.ping_interval)
@@ -139,6 +152,15 @@ impl GatewayConfig {
         let invalid = |message: &str| Err(Error::InvalidConfig(message.to_string()));
         if self.jwt_secret.len() < JWT_SECRET_BYTES_MIN {
             return invalid("jwt_secret must be at least 32 bytes");
+        }
+        if let Some(admin_token) = &self.admin_token {
+            if admin_token.len() < ADMIN_TOKEN_BYTES_MIN {
+                return invalid("admin_token must be at least 16 bytes");
+            }
+            // It travels in an `Authorization` header, which is trimmed before comparing.
+            if !admin_token.bytes().all(|byte| byte.is_ascii_graphic()) {
+                return invalid("admin_token must be printable ascii without spaces");
+            }
         }
         if self.ws_message_bytes_max == 0
             || self.ws_message_bytes_hard_max < self.ws_message_bytes_max

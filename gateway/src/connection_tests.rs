@@ -106,7 +106,7 @@ fn start_with(config: GatewayConfig) -> Started {
         argon2_iterations: 1,
         ..config
     };
-    let gateway = Gateway::new(config, router.clone(), Arc::new(NoAccounts), None).unwrap();
+    let gateway = Gateway::new(config, router.clone(), Arc::new(NoAccounts), None, None).unwrap();
     let (client_tx, server_rx) = flume::bounded(16);
     let (server_tx, client_rx) = flume::bounded(16);
     let principal = Principal {

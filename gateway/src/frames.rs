@@ -263,6 +263,18 @@ pub(crate) struct CreatedList {
     pub list_id: Uuid,
 }
 
+/// `{"stopping":true}`, the answer to `POST /v1/admin/stop` (the stop has begun).
+#[derive(Serialize)]
+pub(crate) struct StoppingBody {
+    pub stopping: bool,
+}
+
+/// The query of `GET /v1/admin/cluster`; unknown parameters are ignored.
+#[derive(Deserialize)]
+pub(crate) struct ClusterQuery {
+    pub list: Option<String>,
+}
+
 /// Encodes a wire value; our wire types always serialize.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("wire types serialize infallibly"))

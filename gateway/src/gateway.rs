@@ -12,7 +12,7 @@ use crate::config::GatewayConfig;
 use crate::error::{EdgeError, ErrorCode};
 use crate::limits::RateLimits;
 use crate::metrics as names;
-use crate::router::{Accounts, Principal, Router};
+use crate::router::{Accounts, Admin, Principal, Router};
 use crate::Error;
 
 /// The client edge: build it once, then serve [`Gateway::app`] (usually through [`crate::serve`]).
@@ -27,6 +27,8 @@ pub(crate) struct Inner {
     pub config: GatewayConfig,
     pub router: Arc<dyn Router>,
     pub accounts: Arc<dyn Accounts>,
+    /// The node's operator side; the admin routes answer 404 without it or without a token.
+    pub admin: Option<Arc<dyn Admin>>,
     pub metrics: Option<PrometheusHandle>,
     pub tokens: Tokens,
     pub passwords: Passwords,
@@ -48,11 +50,14 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Validates `config` (the JWT secret must be at least 32 bytes) and builds the gateway.
-    /// `metrics` is the handle `/metrics` renders; `None` answers that route with 404.
+    /// `admin` answers the admin routes, which are enabled only with it and
+    /// [`GatewayConfig::admin_token`]. `metrics` is the handle `/metrics` renders; `None`
+    /// answers that route with 404.
     pub fn new(
         config: GatewayConfig,
         router: Arc<dyn Router>,
         accounts: Arc<dyn Accounts>,
+        admin: Option<Arc<dyn Admin>>,
         metrics: Option<PrometheusHandle>,
     ) -> Result<Gateway, Error> {
         config.validate()?;
@@ -64,6 +69,7 @@ impl Gateway {
             config,
             router,
             accounts,
+            admin,
             metrics,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),

@@ -35,6 +35,7 @@ pub(crate) fn app(gateway: Gateway) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
+        .merge(crate::admin::routes())
         .route_layer(middleware::from_fn(count_requests))
         .fallback(|| async { ApiError(EdgeError::new(ErrorCode::NotFound, "no such route")) })
         .method_not_allowed_fallback(|| async {
@@ -90,10 +91,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// A JSON answer from pre-encoded bytes.
-fn json(status: StatusCode, body: Bytes) -> Response {
+pub(crate) fn json(status: StatusCode, body: Bytes) -> Response {
     (
         status,
         [(
@@ -131,7 +132,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The client's IP (unspecified when the app runs without connect info, as in-process tests do).
-struct ClientIp(IpAddr);
+pub(crate) struct ClientIp(pub IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;

@@ -1,4 +1,5 @@
-//! Rate limits: ops per user, register and login attempts per client IP.
+//! Rate limits: ops per user; register and login attempts per client IP; admin calls per
+//! client IP (the same quota as register and login, a budget of their own).
 //!
 //! Both are keyed GCRA limiters (governor). Idle keys are dropped by [`RateLimits::retain_recent`],
 //! which `serve` runs periodically, so many distinct callers cannot grow memory without bound.
@@ -17,6 +18,7 @@ use crate::error::EdgeError;
 pub(crate) struct RateLimits {
     ops_per_user: DefaultKeyedRateLimiter<Uuid>,
     auth_per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    admin_per_ip: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
 }
 
@@ -29,6 +31,10 @@ impl RateLimits {
                 config.ops_burst_per_user,
             )),
             auth_per_ip: RateLimiter::keyed(quota(
+                config.auth_per_second_per_ip,
+                config.auth_burst_per_ip,
+            )),
+            admin_per_ip: RateLimiter::keyed(quota(
                 config.auth_per_second_per_ip,
                 config.auth_burst_per_ip,
             )),
@@ -50,10 +56,18 @@ impl RateLimits {
             .map_err(|not_until| rate_limited(not_until.wait_time_from(self.clock.now())))
     }
 
+    /// Admits one admin call from `ip` (checked before the token, so guessing is slow too).
+    pub fn check_admin(&self, ip: IpAddr) -> Result<(), EdgeError> {
+        self.admin_per_ip
+            .check_key(&ip)
+            .map_err(|not_until| rate_limited(not_until.wait_time_from(self.clock.now())))
+    }
+
     /// Drops keys whose limiter state is back to full capacity.
     pub fn retain_recent(&self) {
         self.ops_per_user.retain_recent();
         self.auth_per_ip.retain_recent();
+        self.admin_per_ip.retain_recent();
     }
 }
 

@@ -127,3 +127,17 @@ pub trait Accounts: Send + Sync + 'static {
     /// Finds an account by username.
     async fn find(&self, username: &str) -> Result<Option<Account>, EdgeError>;
 }
+
+/// What the gateway needs from the node for its operator routes (`/v1/admin/*`). The gateway
+/// authenticates the operator (the admin token) and rate-limits the calls; the node answers.
+/// Like [`Router`], it knows nothing of clusters: the cluster view comes back as opaque JSON.
+#[async_trait]
+pub trait Admin: Send + Sync + 'static {
+    /// The node's view of the cluster as a JSON object (for `GET /v1/admin/cluster`); with
+    /// `list`, it also says which node owns that list.
+    async fn cluster(&self, list: Option<Uuid>) -> Result<Bytes, EdgeError>;
+
+    /// Begins a graceful stop of this node (in a cluster: drain, then stop) and returns at
+    /// once, before the stop completes: the request that asked must still get its answer.
+    async fn stop(&self) -> Result<(), EdgeError>;
+}

@@ -317,7 +317,7 @@ fn refuses_a_short_secret() {
     };
     let router = std::sync::Arc::new(support::FakeRouter::default());
     let accounts = std::sync::Arc::new(support::FakeAccounts::default());
-    let refused = listwire_gateway::Gateway::new(config, router, accounts, None);
+    let refused = listwire_gateway::Gateway::new(config, router, accounts, None, None);
     assert!(matches!(
         refused,
         Err(listwire_gateway::Error::InvalidConfig(_))

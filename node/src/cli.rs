@@ -1,4 +1,5 @@
-//! The `listwire` command line: `serve`, and client commands over the SDK.
+//! The `listwire` command line: `serve` and `dev-cluster`, the operator's `status`, and client
+//! commands over the SDK.
 
 use std::path::PathBuf;
 
@@ -10,7 +11,9 @@ use uuid::Uuid;
 
 use crate::client::{Client, ServerFrame};
 use crate::config::ServeArgs;
+use crate::dev_cluster::DevClusterArgs;
 
+mod status;
 mod watch;
 
 /// listwire: real-time collaborative lists.
@@ -38,6 +41,23 @@ pub struct Cli {
 pub enum Command {
     /// Run a node (single node, embedded storage by default).
     Serve(Box<ServeArgs>),
+    /// Run a cluster of full nodes in this process over one embedded store, for a first look.
+    DevCluster(DevClusterArgs),
+    /// Show a node's view of the cluster (needs the node's admin token).
+    Status {
+        /// The node to ask (default: `--server`).
+        #[arg(long)]
+        url: Option<String>,
+        /// The node's admin token.
+        #[arg(long, env = "LISTWIRE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Print only the owner of this list.
+        #[arg(long)]
+        list: Option<Uuid>,
+        /// How long to wait for the node's answer, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
     /// Create an account and sign in.
     Register {
         /// Username.
@@ -136,6 +156,21 @@ pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
     let anonymous = Client::new(&cli.server);
     match cli.command {
         Command::Serve(_) => bail!("serve is not a client command"),
+        Command::DevCluster(_) => bail!("dev-cluster is not a client command"),
+        Command::Status {
+            url,
+            admin_token,
+            list,
+            timeout_ms,
+        } => {
+            let request = status::StatusRequest {
+                url: url.as_deref().unwrap_or(&cli.server),
+                admin_token: admin_token.as_deref(),
+                list,
+                timeout: std::time::Duration::from_millis(timeout_ms),
+            };
+            status::run(request).await?;
+        }
         Command::Register { username, password } => {
             let session = anonymous.register(&username, &password).await?;
             save_session(&session_path, &cli.server, &username, &session)?;
@@ -220,7 +255,11 @@ async fn run_signed_in(command: Command, client: Client) -> anyhow::Result<()> {
             println!("shared (seq {seq})");
         }
         Command::Watch { list } => watch_list(&client, list).await?,
-        Command::Serve(_) | Command::Register { .. } | Command::Login { .. } => {
+        Command::Serve(_)
+        | Command::DevCluster(_)
+        | Command::Status { .. }
+        | Command::Register { .. }
+        | Command::Login { .. } => {
             unreachable!("handled by run_client")
         }
     }

@@ -262,6 +262,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LISTWIRE_CONNECTIONS_MAX", default_value_t = 100_000)]
     pub connections_max: usize,
 
+    /// Operator credential for the admin API (`/v1/admin/*`, sent as `Authorization: Bearer`;
+    /// at least 16 printable bytes). Without it the admin API is off (404).
+    #[arg(long, env = "LISTWIRE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// How long the admin view waits for each other node's figures, in milliseconds.
+    #[arg(long, env = "LISTWIRE_ADMIN_PEER_TIMEOUT_MS", default_value_t = 1000)]
+    pub admin_peer_timeout_ms: u64,
+
     /// Cluster membership, internode transport and roles.
     #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
@@ -302,6 +310,7 @@ impl ServeArgs {
             ("activation-timeout-ms", self.activation_timeout_ms as usize),
             ("op-timeout-ms", self.op_timeout_ms as usize),
             ("batch-bytes-max", self.batch_bytes_max),
+            ("admin-peer-timeout-ms", self.admin_peer_timeout_ms as usize),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -336,6 +345,12 @@ impl ServeArgs {
         if let Some(secret) = &self.jwt_secret {
             if secret.len() < 32 {
                 return Err("--jwt-secret must be at least 32 bytes".into());
+            }
+        }
+        if let Some(token) = &self.admin_token {
+            let printable = token.bytes().all(|byte| byte.is_ascii_graphic());
+            if token.len() < listwire_gateway::ADMIN_TOKEN_BYTES_MIN || !printable {
+                return Err("--admin-token must be at least 16 printable bytes, no spaces".into());
             }
         }
         Ok(())

@@ -14,6 +14,15 @@ fn defaults_are_valid_and_relationships_are_checked() {
     assert!(zero.validate().unwrap_err().contains("items-max"));
     let short = ServeArgs::from_flags(["--jwt-secret", "short"]).unwrap();
     assert!(short.validate().unwrap_err().contains("32 bytes"));
+    for weak in ["fifteen-bytes!!", "sixteen bytes, spaced"] {
+        let admin = ServeArgs::from_flags(["--admin-token", weak]).unwrap();
+        assert!(
+            admin.validate().unwrap_err().contains("--admin-token"),
+            "{weak}"
+        );
+    }
+    let admin = ServeArgs::from_flags(["--admin-token", "sixteen-bytes-ok"]).unwrap();
+    assert_eq!(admin.validate(), Ok(()));
     let scylla = ServeArgs::from_flags([
         "--store",
         "scylla",

@@ -1,4 +1,5 @@
-//! The `listwire` binary: `listwire serve` runs a node; the other subcommands are a client.
+//! The `listwire` binary: `listwire serve` runs a node, `listwire dev-cluster` a cluster of
+//! nodes in one process; the other subcommands are a client.
 
 use clap::Parser;
 use listwire::cli::{run_client, Cli, Command};
@@ -13,6 +14,10 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_logging(args.log_format, &args.log);
             runtime.block_on(listwire::server::run(*args, shutdown_signal()))
+        }
+        Command::DevCluster(args) => {
+            init_logging(args.log_format, &args.log);
+            runtime.block_on(listwire::dev_cluster::run(args, shutdown_signal()))
         }
         _ => runtime.block_on(run_client(cli)),
     }

@@ -1,5 +1,6 @@
-//! Wiring: opens storage, builds the host, router and gateway, serves until shutdown, then
-//! flushes every list and closes storage.
+//! Wiring: opens storage, builds the host, router, admin side and gateway, serves until
+//! shutdown (a signal, or a stop asked by an admin call), then drains (in a cluster), flushes
+//! every list and closes storage.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,15 +9,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use listwire_gateway::{Gateway, GatewayConfig};
+use listwire_gateway::{Gateway, GatewayConfig, Router};
 use listwire_storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use listwire_storage::memory::MemoryStore;
 use listwire_storage::{AccountStore, EventStore};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::admin::{Identity, NodeAdmin, StopSignal};
+use crate::clock::system_now_ms;
 use crate::cluster::ClusterNode;
 use crate::config::{ServeArgs, StoreKind};
 use crate::host::Host;
@@ -38,6 +41,7 @@ pub struct RunningNode {
     pub host: Host,
     gateway: Gateway,
     stop: Option<oneshot::Sender<()>>,
+    stopped_rx: watch::Receiver<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -45,6 +49,14 @@ impl RunningNode {
     /// Base HTTP URL.
     pub fn http_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Resolves once the node has stopped: by itself (an admin call asked it to) or through
+    /// [`RunningNode::stop`]. Call [`RunningNode::stop`] afterwards for the outcome.
+    pub async fn stopped(&self) {
+        let mut stopped_rx = self.stopped_rx.clone();
+        // A closed watch means the task ended without saying so (it panicked): stopped too.
+        let _ = stopped_rx.wait_for(|stopped| *stopped).await;
     }
 
     /// Stops gracefully (drain if in a cluster, flush, snapshot, close) and waits.
@@ -85,12 +97,15 @@ pub async fn start_with(args: ServeArgs, stores: Option<Stores>) -> anyhow::Resu
     let cluster = prepared.cluster.clone();
     let host = prepared.host.clone();
     let gateway = prepared.gateway.clone();
+    let (stopped_tx, stopped_rx) = watch::channel(false);
     let task = tokio::spawn(async move {
-        prepared
+        let result = prepared
             .run(async move {
                 let _ = stop_rx.await;
             })
-            .await
+            .await;
+        stopped_tx.send_replace(true);
+        result
     });
     Ok(RunningNode {
         addr,
@@ -99,6 +114,7 @@ pub async fn start_with(args: ServeArgs, stores: Option<Stores>) -> anyhow::Resu
         host,
         gateway,
         stop: Some(stop_tx),
+        stopped_rx,
         task,
     })
 }
@@ -139,6 +155,8 @@ struct Prepared {
     events: Arc<dyn EventStore>,
     jwt_secret: Vec<u8>,
     cluster: Option<Arc<ClusterNode>>,
+    /// Raised by an admin call: the same graceful stop as the process's shutdown signal.
+    stop: StopSignal,
     /// Whether this node opened its stores (and closes them); shared stores are the caller's.
     owns_stores: bool,
 }
@@ -151,15 +169,19 @@ impl Prepared {
             host,
             events,
             cluster,
+            stop,
             owns_stores,
             ..
         } = self;
         // In a cluster, a stop drains first: lists move to other nodes while this node's
         // connections stay open (their subscriptions follow the lists); only then do the
-        // connections close with 1001.
+        // connections close with 1001. An admin call's stop is the same stop.
         let draining = cluster.clone();
         let signal = async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                () = stop.requested() => {}
+            }
             if let Some(cluster) = draining {
                 tracing::info!("draining: handing lists to other nodes");
                 cluster.drain().await;
@@ -192,10 +214,49 @@ async fn prepare(args: &ServeArgs, stores: Option<Stores>) -> anyhow::Result<Pre
             if args.cluster.enabled() && args.store == StoreKind::Embedded {
                 tracing::warn!("a cluster node on the embedded store shares its lists with no other process; use --store postgres or scylla (or listwire dev-cluster)");
             }
-            open_store(args).await?
+            open_stores(args).await?
         }
     };
-    let jwt_secret = match (&args.jwt_secret, args.store) {
+    let jwt_secret = jwt_secret(args)?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let client_addr = listener.local_addr()?;
+    let sides = start_sides(args, (events.clone(), accounts.clone()), client_addr).await?;
+    let stop = StopSignal::default();
+    let admin = NodeAdmin::new(
+        sides.host.clone(),
+        sides.cluster.clone(),
+        stop.clone(),
+        identity(args, client_addr),
+        Duration::from_millis(args.admin_peer_timeout_ms),
+    );
+    let node_accounts = Arc::new(NodeAccounts::new(accounts));
+    let config = gateway_config(args, jwt_secret.clone());
+    let gateway = Gateway::new(
+        config,
+        sides.router,
+        node_accounts,
+        Some(Arc::new(admin)),
+        Some(metrics),
+    )?;
+    if let Some(cluster) = &sides.cluster {
+        cluster.serve().await?;
+    }
+    Ok(Prepared {
+        listener,
+        gateway,
+        host: sides.host,
+        events,
+        jwt_secret,
+        cluster: sides.cluster,
+        stop,
+        owns_stores,
+    })
+}
+
+fn jwt_secret(args: &ServeArgs) -> anyhow::Result<Vec<u8>> {
+    Ok(match (&args.jwt_secret, args.store) {
         (Some(secret), _) => secret.as_bytes().to_vec(),
         (None, StoreKind::Memory) => secret::generate(),
         (None, StoreKind::Embedded) => secret::load_or_create(&args.data_dir.join("jwt-secret"))?,
@@ -203,51 +264,72 @@ async fn prepare(args: &ServeArgs, stores: Option<Stores>) -> anyhow::Result<Pre
             tracing::warn!("no --jwt-secret: using one kept in the data directory; every node of a cluster needs the same secret");
             secret::load_or_create(&args.data_dir.join("jwt-secret"))?
         }
-    };
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let node_accounts = Arc::new(NodeAccounts::new(accounts.clone()));
-    let config = gateway_config(args, jwt_secret.clone());
-    let (host, cluster, gateway) = if args.cluster.enabled() {
-        let stores = (events.clone(), accounts);
-        let client_addr = listener.local_addr()?;
-        let op_timeout = Duration::from_millis(args.op_timeout_ms);
-        let cluster = ClusterNode::start(
-            &args.cluster,
-            stores,
-            args.host_config(),
-            client_addr,
-            op_timeout,
-            &args.data_dir,
-        )
-        .await
-        .context("starting the cluster side")?;
-        let router = Arc::new(cluster.router());
-        let gateway = Gateway::new(config, router, node_accounts, Some(metrics))?;
-        cluster.serve().await?;
-        (cluster.host().clone(), Some(cluster), gateway)
-    } else {
-        let host = Host::new(events.clone(), accounts, args.host_config());
-        let router = Arc::new(LocalRouter::new(host.clone()));
-        let gateway = Gateway::new(config, router, node_accounts, Some(metrics))?;
-        (host, None, gateway)
-    };
-    Ok(Prepared {
-        listener,
-        gateway,
-        host,
-        events,
-        jwt_secret,
-        cluster,
-        owns_stores,
     })
+}
+
+/// What serves a node's lists: its host, its cluster side if it runs in one, and the router
+/// the gateway sends requests to.
+struct Sides {
+    host: Host,
+    cluster: Option<Arc<ClusterNode>>,
+    router: Arc<dyn Router>,
+}
+
+async fn start_sides(
+    args: &ServeArgs,
+    stores: Stores,
+    client_addr: SocketAddr,
+) -> anyhow::Result<Sides> {
+    if !args.cluster.enabled() {
+        let (events, accounts) = stores;
+        let host = Host::new(events, accounts, args.host_config());
+        let router = Arc::new(LocalRouter::new(host.clone()));
+        return Ok(Sides {
+            host,
+            cluster: None,
+            router,
+        });
+    }
+    let op_timeout = Duration::from_millis(args.op_timeout_ms);
+    let cluster = ClusterNode::start(
+        &args.cluster,
+        stores,
+        args.host_config(),
+        client_addr,
+        op_timeout,
+        &args.data_dir,
+    )
+    .await
+    .context("starting the cluster side")?;
+    Ok(Sides {
+        host: cluster.host().clone(),
+        router: Arc::new(cluster.router()),
+        cluster: Some(cluster),
+    })
+}
+
+/// Who a node running alone says it is in the admin view (a cluster node's view says it).
+fn identity(args: &ServeArgs, client_addr: SocketAddr) -> Identity {
+    Identity {
+        node_id: args
+            .cluster
+            .node_id
+            .clone()
+            .unwrap_or_else(|| client_addr.to_string()),
+        generation: system_now_ms(),
+        client_addr: args
+            .cluster
+            .client_advertise
+            .clone()
+            .unwrap_or_else(|| client_addr.to_string()),
+    }
 }
 
 /// A node's event and account stores.
 pub type Stores = (Arc<dyn EventStore>, Arc<dyn AccountStore>);
 
-async fn open_store(args: &ServeArgs) -> anyhow::Result<Stores> {
+/// Opens the stores `args` name (the embedded one under `<data-dir>/store`).
+pub async fn open_stores(args: &ServeArgs) -> anyhow::Result<Stores> {
     match args.store {
         StoreKind::Memory => {
             let store = Arc::new(MemoryStore::new());
@@ -310,6 +392,7 @@ fn gateway_config(args: &ServeArgs, jwt_secret: Vec<u8>) -> GatewayConfig {
         auth_burst_per_ip: args.auth_burst_per_ip,
         token_ttl: Duration::from_secs(args.token_ttl_secs),
         jwt_secret,
+        admin_token: args.admin_token.clone(),
         argon2_memory_kib: args.argon2_memory_kib,
         argon2_iterations: args.argon2_iterations,
         connections_max: args.connections_max,
@@ -333,6 +416,9 @@ fn metrics_handle() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows only this node's recorder");
             }
             crate::metrics::describe();
+            crate::cluster::metrics::describe();
+            listwire_cluster::metrics::describe_metrics();
+            listwire_gateway::describe_metrics();
             listwire_storage::embedded::describe_metrics();
             listwire_storage::postgres::describe_metrics();
             // Histogram upkeep runs in `listwire_gateway::serve`, which owns the handle's route.

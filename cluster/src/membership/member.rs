@@ -14,7 +14,8 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    /// The role's name, as gossiped and shown to operators (`host`, `gateway`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::Host => "host",
             Role::Gateway => "gateway",

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use listwire_gateway::{
-    Account, Accounts, EdgeError, ErrorCode, FrameSink, Gateway, GatewayConfig, Principal, Reply,
-    Router,
+    Account, Accounts, Admin, EdgeError, ErrorCode, FrameSink, Gateway, GatewayConfig, Principal,
+    Reply, Router,
 };
 use serde_json::value::RawValue;
 use tokio::net::TcpStream;
@@ -146,6 +146,30 @@ impl Accounts for FakeAccounts {
     }
 }
 
+/// An admin side that answers a fixed JSON body and records what it was asked.
+#[derive(Default)]
+pub struct FakeAdmin {
+    /// The `list` of every `cluster` call, in order.
+    pub asked: Mutex<Vec<Option<Uuid>>>,
+    /// How many times `stop` was called.
+    pub stops: AtomicU64,
+}
+
+#[async_trait]
+impl Admin for FakeAdmin {
+    async fn cluster(&self, list: Option<Uuid>) -> Result<Bytes, EdgeError> {
+        self.asked.lock().unwrap().push(list);
+        Ok(Bytes::from(
+            serde_json::json!({"node": "fake", "list": list}).to_string(),
+        ))
+    }
+
+    async fn stop(&self) -> Result<(), EdgeError> {
+        self.stops.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// Small limits and cheap hashing, so tests run fast.
 pub fn test_config() -> GatewayConfig {
     GatewayConfig {
@@ -165,17 +189,35 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub gateway: Gateway,
     pub router: Arc<FakeRouter>,
+    pub admin: Arc<FakeAdmin>,
     shutdown_tx: Option<oneshot::Sender<()>>,
     serve_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
+    /// A server without an admin side (its admin routes answer 404).
     pub async fn start(config: GatewayConfig) -> TestServer {
+        TestServer::start_with(config, false).await
+    }
+
+    /// A server whose admin side is a [`FakeAdmin`] (the routes still need a token).
+    pub async fn start_with_admin(config: GatewayConfig) -> TestServer {
+        TestServer::start_with(config, true).await
+    }
+
+    async fn start_with(config: GatewayConfig, with_admin: bool) -> TestServer {
         let router = Arc::new(FakeRouter::default());
+        let admin = Arc::new(FakeAdmin::default());
+        let admin_side: Option<Arc<dyn Admin>> = if with_admin {
+            Some(admin.clone())
+        } else {
+            None
+        };
         let gateway = Gateway::new(
             config,
             router.clone(),
             Arc::new(FakeAccounts::default()),
+            admin_side,
             None,
         )
         .unwrap();
@@ -193,6 +235,7 @@ impl TestServer {
             addr,
             gateway,
             router,
+            admin,
             shutdown_tx: Some(shutdown_tx),
             serve_task: Some(serve_task),
         }

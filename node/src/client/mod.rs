@@ -9,6 +9,8 @@ use uuid::Uuid;
 
 pub use live::{Live, ServerFrame};
 
+use crate::admin::report::ClusterReport;
+
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -161,6 +163,35 @@ impl Client {
             )
             .await?;
         Ok(acked.seq)
+    }
+
+    /// `GET /v1/admin/cluster[?list=]`: the node's view of the cluster. This client's token
+    /// must be the node's admin token (see [`Client::with_token`]), not a session token.
+    pub async fn admin_cluster(&self, list: Option<Uuid>) -> Result<ClusterReport, ClientError> {
+        let path = match list {
+            Some(list) => format!("/v1/admin/cluster?list={list}"),
+            None => "/v1/admin/cluster".to_owned(),
+        };
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
+    /// `POST /v1/admin/stop`: asks the node to stop gracefully (in a cluster it drains first);
+    /// returns once the stop has begun. Needs the admin token, as [`Client::admin_cluster`].
+    pub async fn admin_stop(&self) -> Result<(), ClientError> {
+        #[derive(Deserialize)]
+        struct Stopping {
+            stopping: bool,
+        }
+        let answer: Stopping = self
+            .call(reqwest::Method::POST, "/v1/admin/stop", None)
+            .await?;
+        if answer.stopping {
+            Ok(())
+        } else {
+            Err(ClientError::Protocol(
+                "the node did not begin to stop".into(),
+            ))
+        }
     }
 
     /// Opens a WebSocket (`/v1/ws`) with this client's token.

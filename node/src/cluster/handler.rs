@@ -127,6 +127,7 @@ impl Handler for InternodeHandler {
             Request::Stats => Response::Stats(NodeStats {
                 active_lists: self.local.host().active_lists() as u64,
             }),
+            Request::Active { list } => Response::Active(self.local.host().is_active(list)),
         };
         Ok(wire::encode(&response))
     }

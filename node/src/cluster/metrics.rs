@@ -1,6 +1,6 @@
 //! Metric names of the node's cluster layer (routing, forwarding, follows, handoffs).
 
-use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
 
 /// Counter: ops forwarded to another node (attempts, retries included).
 pub const FORWARDED_OPS_TOTAL: &str = "listwire_forwarded_ops_total";
@@ -64,4 +64,32 @@ pub fn describe() {
         PAUSES_TOTAL,
         "pauses of this process long enough that its lists may have moved"
     );
+}
+
+/// Registers the cluster's rare-event counters and histograms at zero, so `/metrics` shows
+/// them (and a dashboard or an alert can rely on them) before their first event: handoffs,
+/// placement changes, forwarding, failed dials, refused handshakes, fencing refusals.
+pub fn register() {
+    let counters = [
+        FORWARDED_OPS_TOTAL,
+        FORWARD_QUEUE_FULL_TOTAL,
+        PLACEMENT_CHANGES_TOTAL,
+        LISTS_MOVED_TOTAL,
+        PAUSES_TOTAL,
+        listwire_cluster::metrics::CONNECT_ERRORS_TOTAL,
+    ];
+    for name in counters {
+        counter!(name).increment(0);
+    }
+    counter!(
+        listwire_cluster::metrics::HANDSHAKE_REFUSALS_TOTAL,
+        listwire_cluster::metrics::LABEL_REASON => "auth"
+    )
+    .increment(0);
+    crate::metrics::stale_owner().increment(0);
+    crate::metrics::not_owner_refusals().increment(0);
+    for name in [HANDOFF_SECONDS, FORWARD_SECONDS, FORWARD_BATCH_OPS] {
+        // Registering a histogram makes it render (empty) without recording a sample.
+        drop(histogram!(name));
+    }
 }

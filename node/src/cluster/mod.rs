@@ -5,9 +5,11 @@
 //! [`crate::host::Ownership`]), `wire` (internode messages), `handler` (the owner's side),
 //! `forward` (op batches and requests to owners), `owners` (talking to an owner, here or
 //! elsewhere), `follow` (one node subscription per list, fanned out to connections), `router`
-//! (the gateway seam), `metrics`. [`ClusterNode`] starts them and runs the view watcher (which
-//! hands off lists this node no longer owns) and the pause detector.
+//! (the gateway seam), `metrics`, `admin` (this node's half of the admin view). [`ClusterNode`]
+//! starts them and runs the view watcher (which hands off lists this node no longer owns) and
+//! the pause detector.
 
+mod admin;
 pub mod config;
 mod follow;
 mod forward;
@@ -106,6 +108,7 @@ impl ClusterNode {
             .cluster_secret
             .as_deref()
             .context("no cluster secret")?;
+        metrics::register();
         let node_id = startup::node_id(args, client_addr)?;
         host_config.head_rechecks = HEAD_RECHECKS.to_vec();
         let state = Arc::new(ClusterState::new(
@@ -276,7 +279,7 @@ impl ClusterNode {
         }
         let deadline = Instant::now() + self.drain_timeout;
         loop {
-            self.host.release_unowned();
+            hand_off_unowned(&self.host);
             if self.host.active_lists() == 0 {
                 tracing::info!("drained: every list has moved");
                 return;
@@ -340,7 +343,7 @@ impl ClusterNode {
         let membership = guard.as_ref().context("membership stopped")?;
         membership.set_state(state).await?;
         self.state.update(membership.view());
-        self.host.release_unowned();
+        hand_off_unowned(&self.host);
         Ok(())
     }
 }
@@ -401,10 +404,7 @@ async fn watch_view(
             tracing::info!(serving = ?view.serving_hosts().iter().map(|n| n.as_str()).collect::<Vec<_>>(), "placement changed");
         }
         state.update(view.clone());
-        let released = host.release_unowned();
-        if !released.is_empty() {
-            ::metrics::counter!(metrics::LISTS_MOVED_TOTAL).increment(released.len() as u64);
-        }
+        hand_off_unowned(&host);
         let live = |node: &NodeId| view.member(node).is_some_and(|member| member.is_live());
         forwarder.retain(live);
         for gone in previous.members().filter(|member| !live(member.node_id())) {
@@ -412,6 +412,16 @@ async fn watch_view(
             client.remove_peer(gone.node_id());
         }
         previous = view;
+    }
+}
+
+/// Hands off the lists this node no longer owns, counting each list once (the host asks each
+/// list once, whoever notices first: the view watcher, a state change or the drain loop). The
+/// actor times its own handoff.
+fn hand_off_unowned(host: &Host) {
+    let released = host.release_unowned();
+    if !released.is_empty() {
+        ::metrics::counter!(metrics::LISTS_MOVED_TOTAL).increment(released.len() as u64);
     }
 }
 

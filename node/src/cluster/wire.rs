@@ -148,6 +148,11 @@ pub enum Request {
     },
     /// The node's own figures, for the admin view.
     Stats,
+    /// Whether `list` has an actor on the node now, for the admin view.
+    Active {
+        /// The list.
+        list: Uuid,
+    },
 }
 
 /// The answer to a [`Request`], variant for variant.
@@ -163,6 +168,8 @@ pub enum Response {
     Authorize(Result<Vec<Uuid>, WireError>),
     /// The node's figures.
     Stats(NodeStats),
+    /// Whether the list is active there.
+    Active(bool),
 }
 
 /// Opens a node subscription: live frames of `list` (after catching up from `since` if given).
@@ -333,6 +340,22 @@ mod tests {
         };
         let request = Request::Ops(vec![op]);
         assert_eq!(decode::<Request>(&encode(&request)).unwrap(), request);
+        let admin = [
+            (
+                Request::Stats,
+                Response::Stats(NodeStats { active_lists: 3 }),
+            ),
+            (
+                Request::Active {
+                    list: Uuid::from_u128(5),
+                },
+                Response::Active(true),
+            ),
+        ];
+        for (request, response) in admin {
+            assert_eq!(decode::<Request>(&encode(&request)).unwrap(), request);
+            assert_eq!(decode::<Response>(&encode(&response)).unwrap(), response);
+        }
         let response = Response::Ops(vec![
             Ok(4),
             Err(WireError::from(&EdgeError::new(

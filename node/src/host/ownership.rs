@@ -73,6 +73,11 @@ impl Host {
         self.inner.slots_lock().keys().copied().collect()
     }
 
+    /// Whether `list` has an actor (or an activation under way) on this node now.
+    pub fn is_active(&self, list: Uuid) -> bool {
+        self.inner.slots_lock().contains_key(&list)
+    }
+
     fn handoff_where(&self, release: impl Fn(Uuid) -> bool) -> Vec<Uuid> {
         let slots: Vec<(Uuid, Arc<Slot>)> = {
             let slots = self.inner.slots_lock();

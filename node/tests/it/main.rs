@@ -2,10 +2,13 @@
 
 mod support;
 
+mod admin;
 mod cli;
 mod cluster;
+mod cluster_metrics;
 mod cluster_processes;
 mod crash;
+mod dev_cluster;
 mod exactly_once;
 mod fencing;
 mod hardening;
@@ -20,5 +23,6 @@ mod ownership;
 mod permissions;
 mod postgres;
 mod resume;
+mod status;
 mod tidy;
 mod votes;

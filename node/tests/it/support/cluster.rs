@@ -14,7 +14,10 @@ use super::{eventually, test_flags};
 
 /// The JWT secret every test cluster node shares.
 pub const JWT_SECRET: &str = "test-cluster-jwt-secret-of-32-bytes!!";
-const CLUSTER_SECRET: &str = "test-cluster-internode-secret";
+/// The cluster secret of every test cluster node (a test dials with another one).
+pub const CLUSTER_SECRET: &str = "test-cluster-internode-secret";
+/// The admin token of every test cluster node.
+pub const ADMIN_TOKEN: &str = "test-cluster-admin-token";
 
 /// Nodes over one shared store; `None` where a node was stopped or crashed.
 pub struct TestCluster {
@@ -61,6 +64,8 @@ impl TestCluster {
                 "127.0.0.1:0",
                 "--drain-timeout-secs",
                 "10",
+                "--admin-token",
+                ADMIN_TOKEN,
             ]
             .map(String::from),
         );
@@ -81,6 +86,11 @@ impl TestCluster {
     /// The node at `index`.
     pub fn node(&self, index: usize) -> &RunningNode {
         self.nodes[index].as_ref().expect("node is running")
+    }
+
+    /// A client of node `index` holding the admin token, for `/v1/admin/*`.
+    pub fn admin(&self, index: usize) -> listwire::client::Client {
+        listwire::client::Client::new(&self.node(index).http_url()).with_token(ADMIN_TOKEN)
     }
 
     /// The running nodes.
