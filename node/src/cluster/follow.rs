@@ -279,8 +279,12 @@ impl Follow {
                 sink,
                 reply,
             } => {
+                if reply.is_closed() {
+                    // The caller gave up before this was read; the client is not subscribed.
+                    return;
+                }
                 let connection_id = sink.connection_id();
-                let answer = self.attach(user, since, sink).await;
+                let answer = self.attach(user, since, sink, &|| reply.is_closed()).await;
                 if let Err(Ok(())) = reply.send(answer) {
                     // The caller gave up meanwhile and told the client it is not subscribed.
                     self.followers.remove(&connection_id);
@@ -292,11 +296,14 @@ impl Follow {
         }
     }
 
+    /// Catches `sink` up and attaches it, unless `caller_gone` says the caller stopped
+    /// waiting (it told the client the subscription failed) by the time frames would flow.
     async fn attach(
         &mut self,
         user: Uuid,
         since: Option<u64>,
         sink: FrameSink,
+        caller_gone: &(dyn Fn() -> bool + Send + Sync),
     ) -> Result<(), EdgeError> {
         if self.upstream.is_none() {
             self.connect().await?;
@@ -315,6 +322,9 @@ impl Follow {
             // The catch-up came from an owner behind what this follow already forwarded (the
             // owner changed in between): the follower would miss frames. Let it retry.
             return Err(EdgeError::unavailable("list changed owner; resubscribe"));
+        }
+        if caller_gone() {
+            return Err(EdgeError::unavailable("the subscribe timed out"));
         }
         for (_seq, frame) in catch_up.frames {
             if sink.push(frame).is_err() {

@@ -1,102 +1,23 @@
 //! A list follow over a local owner, driven through owner restarts and resubscribes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use listwire_cluster::membership::{Member, NodeState, Roles, View};
-use listwire_cluster::transport::{Client, ClusterSecret, TcpConnector, TransportConfig};
-use listwire_cluster::NodeId;
-use listwire_gateway::{FrameSink, OpOutcome, Outbound, Principal, Reply, Router};
+use listwire_gateway::{FrameSink, Outbound, Router};
 use listwire_storage::memory::MemoryStore;
-use listwire_storage::{AccountStore, Batch, Error, EventStore, Snapshot, UserRecord};
-use serde_json::value::RawValue;
-use tokio::sync::{oneshot, Semaphore};
+use listwire_storage::{AccountStore, UserRecord};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::super::forward::Forwarder;
-use super::super::owners::Owners;
-use super::super::state::ClusterState;
+use super::super::test_support::{owners_over, principal, raw, submit, HeldLoads};
 use super::*;
 use crate::host::{Host, HostConfig};
 use crate::router::LocalRouter;
 
-/// The memory store with activations (snapshot reads) that can be held.
-struct HeldLoads {
-    inner: Arc<MemoryStore>,
-    hold: AtomicBool,
-    gate: Semaphore,
-}
-
-#[async_trait]
-impl EventStore for HeldLoads {
-    async fn append(&self, list: Uuid, batch: Batch) -> Result<(), Error> {
-        self.inner.append(list, batch).await
-    }
-    async fn head(&self, list: Uuid) -> Result<u64, Error> {
-        self.inner.head(list).await
-    }
-    async fn read_batches(&self, list: Uuid, after: u64, max: usize) -> Result<Vec<Batch>, Error> {
-        self.inner.read_batches(list, after, max).await
-    }
-    async fn write_snapshot(&self, list: Uuid, snapshot: Snapshot) -> Result<(), Error> {
-        self.inner.write_snapshot(list, snapshot).await
-    }
-    async fn latest_snapshot(&self, list: Uuid) -> Result<Option<Snapshot>, Error> {
-        if self.hold.load(Ordering::SeqCst) {
-            self.gate.acquire().await.unwrap().forget();
-        }
-        self.inner.latest_snapshot(list).await
-    }
-    async fn prune(&self, list: Uuid, up_to_seq: u64) -> Result<(), Error> {
-        self.inner.prune(list, up_to_seq).await
-    }
-    async fn close(&self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-fn principal(n: u128, name: &str) -> Principal {
-    Principal {
-        user_id: Uuid::from_u128(n),
-        username: name.into(),
-    }
-}
-
-fn raw(json: &str) -> Box<RawValue> {
-    RawValue::from_string(json.to_owned()).unwrap()
-}
-
-async fn submit(router: &LocalRouter, who: &Principal, list: Uuid, op: &str) -> OpOutcome {
-    let (tx, rx) = oneshot::channel();
-    let reply = Reply::new(move |outcome| {
-        let _ = tx.send(outcome);
-    });
-    router
-        .submit(who, list, Uuid::new_v4(), raw(op), reply)
-        .await;
-    rx.await.unwrap()
-}
-
 /// Follows over `local`, in a one-node view where this node owns every list.
 fn follows_over(local: LocalRouter) -> Arc<Follows> {
-    let id = NodeId::new("node-a").unwrap();
-    let me = Member::new(id.clone(), 1)
-        .with_roles(Roles::HOST)
-        .with_state(NodeState::Serving);
-    let state = Arc::new(ClusterState::new(id.clone(), View::new(id.clone(), [me])));
-    let transport =
-        TransportConfig::new("review", id, ClusterSecret::new(vec![7u8; 32]).unwrap(), 1);
-    let client = Client::new(transport, Arc::new(TcpConnector)).unwrap();
-    let owners = Arc::new(Owners {
-        local,
-        forwarder: Forwarder::new(client, Duration::from_secs(5)),
-        state,
-        node_queue_items: 64,
-    });
-    Follows::new(owners, Duration::from_secs(8))
+    Follows::new(owners_over(local), Duration::from_secs(8))
 }
 
 fn text_of(outbound: &Outbound) -> String {
@@ -134,11 +55,7 @@ async fn a_revocation_between_node_subscriptions_is_enforced() {
             .await
             .unwrap();
     }
-    let held = Arc::new(HeldLoads {
-        inner: inner.clone(),
-        hold: AtomicBool::new(false),
-        gate: Semaphore::new(0),
-    });
+    let held = HeldLoads::new(inner.clone());
     // host1 is the owner the follow talks to; host2 stands for the node the list moved to
     // meanwhile (same shared store).
     let host1 = Host::new(held.clone(), inner.clone(), HostConfig::default());
@@ -236,14 +153,20 @@ async fn a_follower_ahead_of_a_resubscribe_delta_resubscribes_instead_of_seeing_
     let follows = follows_over(local1.clone());
     let mut follow = Follow::new(list, follows.clone());
     let (c1, c1_rx) = FrameSink::new(1, alice.user_id, 256, CancellationToken::new());
-    follow.attach(alice.user_id, None, c1).await.unwrap();
+    follow
+        .attach(alice.user_id, None, c1, &|| false)
+        .await
+        .unwrap();
     // Two frames reach the follow's node subscription while it is busy (say, attaching c2).
     for text in ["two", "three"] {
         let op = format!(r#"{{"kind":"add_item","text":"{text}","after":null}}"#);
         submit(&local1, &alice, list, &op).await.unwrap();
     }
     let (c2, c2_rx) = FrameSink::new(2, alice.user_id, 256, CancellationToken::new());
-    follow.attach(alice.user_id, None, c2).await.unwrap();
+    follow
+        .attach(alice.user_id, None, c2, &|| false)
+        .await
+        .unwrap();
     assert_eq!(follow.forwarded, Some(1));
     assert_eq!(follow.followers[&2].queued_to, 3);
     // The subscription is lost with its two queued frames, as with a dropped connection.
@@ -281,4 +204,47 @@ async fn a_follower_ahead_of_a_resubscribe_delta_resubscribes_instead_of_seeing_
         "c1, at seq 1, gets seqs 2 to 4: {c1_frames:#?}"
     );
     assert!(follow.followers.contains_key(&1) && !follow.followers.contains_key(&2));
+}
+
+/// Goal: a subscriber whose caller gave up while the follow was still attaching it (the list
+/// was slow to load) is not left attached: the client was told it is not subscribed, so it
+/// gets no frames, and the follow ends once nobody else follows. (Outside review, F10.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_caller_gave_up_is_not_attached() {
+    let inner = Arc::new(MemoryStore::new());
+    let held = HeldLoads::new(inner.clone());
+    let writer = LocalRouter::new(Host::new(
+        inner.clone(),
+        inner.clone(),
+        HostConfig::default(),
+    ));
+    let alice = principal(1, "alice");
+    let list = writer
+        .create_list(&alice, raw(r#"{"title":"slow"}"#))
+        .await
+        .unwrap();
+    held.hold.store(true, Ordering::SeqCst);
+    let host = Host::new(held.clone(), inner.clone(), HostConfig::default());
+    let follows = Follows::new(
+        owners_over(LocalRouter::new(host.clone())),
+        Duration::from_millis(300),
+    );
+    let (sink, rx) = FrameSink::new(7, alice.user_id, 64, CancellationToken::new());
+    let refused = follows.subscribe(&alice, list, None, sink).await;
+    assert!(refused.is_err(), "the caller timed out: {refused:?}");
+    held.hold.store(false, Ordering::SeqCst);
+    held.gate.add_permits(1 << 20);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while follows.followed() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the follow retires: it has no follower");
+    drop(writer);
+    let seen = drain_for(&rx, Duration::from_millis(200)).await;
+    assert!(
+        seen.is_empty(),
+        "nothing reaches a client that is not subscribed: {seen:?}"
+    );
 }

@@ -78,9 +78,20 @@ impl Forwarder {
         addr: &str,
         request: &Request,
     ) -> Result<Response, EdgeError> {
+        self.request_within(node, addr, request, self.timeout).await
+    }
+
+    /// [`Forwarder::request`] with its own deadline.
+    pub async fn request_within(
+        &self,
+        node: &NodeId,
+        addr: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, EdgeError> {
         let peer = self.client.peer(node, addr);
         let answer = peer
-            .request(wire::encode(request), self.timeout)
+            .request(wire::encode(request), timeout)
             .await
             .map_err(transport_error)?;
         wire::decode(&answer).map_err(|error| {

@@ -22,6 +22,10 @@ use super::wire::{
 use crate::list::node_sink::{NodeItem, NodeSource};
 use crate::router::LocalRouter;
 
+/// How long a settle request waits for this node's accepted ops of a list: under the asking
+/// node's own deadline, so it hears the answer.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Serves internode requests with this node's lists.
 pub struct InternodeHandler {
     local: LocalRouter,
@@ -128,6 +132,10 @@ impl Handler for InternodeHandler {
                 active_lists: self.local.host().active_lists() as u64,
             }),
             Request::Active { list } => Response::Active(self.local.host().is_active(list)),
+            Request::Settle { list } => {
+                self.local.host().settle(list, SETTLE_WAIT).await;
+                Response::Settled
+            }
         };
         Ok(wire::encode(&response))
     }
@@ -200,3 +208,7 @@ async fn pump(source: NodeSource, stream: StreamSender) {
     }
     stream.end(None).await;
 }
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

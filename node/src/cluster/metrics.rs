@@ -20,8 +20,12 @@ pub const FOLLOW_RESUBSCRIBES_TOTAL: &str = "listwire_follow_resubscribes_total"
 pub const PLACEMENT_CHANGES_TOTAL: &str = "listwire_placement_changes_total";
 /// Counter: lists handed off because this node no longer owned them.
 pub const LISTS_MOVED_TOTAL: &str = "listwire_lists_moved_total";
-/// Histogram: time from a placement change to every unowned list having left this node.
+/// Histogram: time from the host asking a list to hand off until it left this node.
 pub const HANDOFF_SECONDS: &str = "listwire_handoff_seconds";
+/// Histogram: how long loading a list waited for its previous holder to settle it.
+pub const SETTLE_SECONDS: &str = "listwire_settle_seconds";
+/// Counter: settle requests that failed (the holder was gone or slow); the list loaded anyway.
+pub const SETTLE_FAILURES_TOTAL: &str = "listwire_settle_failures_total";
 /// Counter: pauses of this node long enough that others may have moved its lists.
 pub const PAUSES_TOTAL: &str = "listwire_pauses_total";
 
@@ -58,7 +62,16 @@ pub fn describe() {
     describe_histogram!(
         HANDOFF_SECONDS,
         Unit::Seconds,
-        "time from a placement change until this node hosts none of the lists it lost"
+        "time from asking a list to hand off until it left this node (flushed, snapshotted)"
+    );
+    describe_histogram!(
+        SETTLE_SECONDS,
+        Unit::Seconds,
+        "time a list's load waited for its previous holder to settle it"
+    );
+    describe_counter!(
+        SETTLE_FAILURES_TOTAL,
+        "settle requests that failed; the list loaded without waiting"
     );
     describe_counter!(
         PAUSES_TOTAL,
@@ -76,6 +89,7 @@ pub fn register() {
         PLACEMENT_CHANGES_TOTAL,
         LISTS_MOVED_TOTAL,
         PAUSES_TOTAL,
+        SETTLE_FAILURES_TOTAL,
         listwire_cluster::metrics::CONNECT_ERRORS_TOTAL,
     ];
     for name in counters {
@@ -88,7 +102,12 @@ pub fn register() {
     .increment(0);
     crate::metrics::stale_owner().increment(0);
     crate::metrics::not_owner_refusals().increment(0);
-    for name in [HANDOFF_SECONDS, FORWARD_SECONDS, FORWARD_BATCH_OPS] {
+    for name in [
+        HANDOFF_SECONDS,
+        SETTLE_SECONDS,
+        FORWARD_SECONDS,
+        FORWARD_BATCH_OPS,
+    ] {
         // Registering a histogram makes it render (empty) without recording a sample.
         drop(histogram!(name));
     }

@@ -17,8 +17,11 @@ mod handler;
 pub mod metrics;
 mod owners;
 mod router;
+mod settle;
 mod startup;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -115,10 +118,6 @@ impl ClusterNode {
             node_id.clone(),
             View::new(node_id.clone(), []),
         ));
-        let (events, accounts) = stores;
-        let host = Host::with_ownership(events, accounts, host_config, state.clone());
-        let local = LocalRouter::new(host.clone());
-
         let mut transport = TransportConfig::new(
             args.cluster_id.clone(),
             node_id.clone(),
@@ -128,18 +127,23 @@ impl ClusterNode {
         transport.max_frame_bytes = INTERNODE_FRAME_BYTES_MAX;
         transport.max_streams = INTERNODE_STREAMS_MAX;
         transport.max_in_flight_requests = INTERNODE_REQUESTS_MAX;
+        let client = Client::new(transport.clone(), Arc::new(TcpConnector))?;
+        let forwarder = Forwarder::new(client.clone(), op_timeout);
+
+        let (events, accounts) = stores;
+        let ownership = settle::ClusterOwnership::new(state.clone(), forwarder.clone());
+        let host = Host::with_ownership(events, accounts, host_config, ownership);
+        let local = LocalRouter::new(host.clone());
         let listener = TcpListener::bind(&args.internode_listen.to_string())
             .await
             .with_context(|| format!("binding internode {}", args.internode_listen))?;
         let handler = handler::InternodeHandler::new(local.clone(), NODE_QUEUE_ITEMS);
-        let server = Server::spawn(transport.clone(), listener, handler)?;
+        let server = Server::spawn(transport, listener, handler)?;
         let internode_addr = args
             .internode_advertise
             .clone()
             .unwrap_or_else(|| server.local_addr().to_owned());
-        let client = Client::new(transport, Arc::new(TcpConnector))?;
 
-        let forwarder = Forwarder::new(client.clone(), op_timeout);
         let owners = Arc::new(owners::Owners {
             local,
             forwarder: forwarder.clone(),

@@ -297,3 +297,7 @@ impl Router for ClusterRouter {
             && self.inner.owners.local.ready().await
     }
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

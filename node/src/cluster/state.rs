@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use listwire_cluster::membership::View;
+use listwire_cluster::membership::{NodeState, View};
 use listwire_cluster::placement::Placement;
 use listwire_cluster::NodeId;
 use listwire_gateway::EdgeError;
@@ -17,12 +17,18 @@ pub struct Picture {
     /// The membership view.
     pub view: View,
     placement: Placement,
+    /// Placement over every live host that serves or drains: who may still hold a list.
+    holders: Placement,
     majority: bool,
 }
 
 impl Picture {
     fn new(view: View) -> Picture {
+        let holders = view.live_members().filter(|member| {
+            member.is_host() && matches!(member.state(), NodeState::Serving | NodeState::Draining)
+        });
         Picture {
+            holders: Placement::new(holders.map(|member| member.node_id().clone())),
             placement: Placement::from_view(&view),
             majority: view.has_majority(),
             view,
@@ -32,6 +38,18 @@ impl Picture {
     /// The owner of `list` in this picture, if any host serves.
     pub fn owner(&self, list: Uuid) -> Option<&NodeId> {
         self.placement.owner(list.as_bytes())
+    }
+
+    /// The node other than `self_id` most likely to have held `list` until now: the first in
+    /// its ranking among live hosts that serve or drain (after a join it is the list's old
+    /// owner; during a drain, the draining node). With its internode address.
+    pub fn likely_holder(&self, self_id: &NodeId, list: Uuid) -> Option<(NodeId, String)> {
+        let holder = self
+            .holders
+            .candidates(list.as_bytes())
+            .find(|candidate| *candidate != self_id)?;
+        let member = self.view.member(holder)?;
+        Some((holder.clone(), member.internode_addr().to_owned()))
     }
 
     /// Whether this node sees a majority of the known hosts.
@@ -141,5 +159,53 @@ impl Ownership for ClusterState {
             Some(owner) if *owner == self.self_id => Owner::Here,
             owner => Owner::Elsewhere(owner.map(|id| id.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use listwire_cluster::membership::{Member, Roles};
+
+    use super::*;
+
+    fn host(name: &str, state: NodeState, live: bool) -> Member {
+        Member::new(NodeId::new(name).unwrap(), 1)
+            .with_roles(Roles::HOST)
+            .with_state(state)
+            .with_addrs(&format!("{name}:7001"), &format!("{name}:8080"))
+            .with_liveness(live)
+    }
+
+    /// Goal: the likely previous holder of a list is the first, in the list's ranking, of the
+    /// live hosts that serve or drain, other than this node: a draining node still counts
+    /// (its lists are leaving it), a joining or dead one does not.
+    #[test]
+    fn the_likely_holder_is_the_top_ranked_live_serving_or_draining_host() {
+        let me = NodeId::new("a").unwrap();
+        let view = View::new(
+            me.clone(),
+            [
+                host("a", NodeState::Serving, true),
+                host("b", NodeState::Draining, true),
+                host("c", NodeState::Joining, true),
+                host("d", NodeState::Serving, false),
+                host("e", NodeState::Serving, true),
+            ],
+        );
+        let picture = Picture::new(view);
+        let holders = Placement::new(["a", "b", "e"].map(|n| NodeId::new(n).unwrap()));
+        for n in 0..200u128 {
+            let list = Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15);
+            let expected = holders
+                .candidates(list.as_bytes())
+                .find(|candidate| **candidate != me)
+                .cloned()
+                .unwrap();
+            let (holder, addr) = picture.likely_holder(&me, list).unwrap();
+            assert_eq!(holder, expected);
+            assert_eq!(addr, format!("{holder}:7001"));
+        }
+        let alone = Picture::new(View::new(me.clone(), [host("a", NodeState::Serving, true)]));
+        assert_eq!(alone.likely_holder(&me, Uuid::from_u128(1)), None);
     }
 }

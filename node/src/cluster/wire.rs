@@ -153,6 +153,12 @@ pub enum Request {
         /// The list.
         list: Uuid,
     },
+    /// Answer once every op the receiver accepted for `list` is durable (or failed): the
+    /// sender is about to load the list.
+    Settle {
+        /// The list.
+        list: Uuid,
+    },
 }
 
 /// The answer to a [`Request`], variant for variant.
@@ -170,6 +176,8 @@ pub enum Response {
     Stats(NodeStats),
     /// Whether the list is active there.
     Active(bool),
+    /// The receiver's accepted ops of the list are settled (or it gave up waiting).
+    Settled,
 }
 
 /// Opens a node subscription: live frames of `list` (after catching up from `since` if given).
@@ -350,6 +358,12 @@ mod tests {
                     list: Uuid::from_u128(5),
                 },
                 Response::Active(true),
+            ),
+            (
+                Request::Settle {
+                    list: Uuid::from_u128(6),
+                },
+                Response::Settled,
             ),
         ];
         for (request, response) in admin {

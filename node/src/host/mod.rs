@@ -292,6 +292,8 @@ impl Host {
     /// On failure the slot is retired, so the next request gets a fresh one.
     async fn activate(&self, list: Uuid, slot: &Arc<Slot>) -> Result<ActorRef<ListMsg>, EdgeError> {
         let prepared = async {
+            // Another node may have held the list until now (bounded wait; see `Ownership`).
+            self.inner.ownership.settle(list).await;
             if let Some(previous) = &slot.predecessor {
                 // The previous actor died with an append in flight; only once the store has
                 // answered it is the list's history settled.

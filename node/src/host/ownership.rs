@@ -9,7 +9,9 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use uuid::Uuid;
 
@@ -30,9 +32,15 @@ pub enum Owner {
 }
 
 /// The cluster's answer to "may this node host this list?".
+#[async_trait::async_trait]
 pub trait Ownership: Send + Sync + 'static {
     /// The owner of `list` in the current view.
     fn check(&self, list: Uuid) -> Owner;
+
+    /// Called before this node loads `list`: waits (briefly, bounded by the implementation)
+    /// until a node that may have held the list until now has made durable every op it
+    /// accepted, so the load sees them. A single node has nobody to wait for.
+    async fn settle(&self, _list: Uuid) {}
 }
 
 /// A node alone: it owns every list.
@@ -65,6 +73,29 @@ impl Host {
     pub async fn kill_all(&self) {
         for list in self.active_list_ids() {
             self.kill(list).await;
+        }
+    }
+
+    /// Waits, at most `timeout`, until every op this node's copy of `list` accepted is
+    /// durable (or failed): the list's actor answers once its speculative head at the time of
+    /// asking is durable, and an append left in flight by a stopped actor must resolve too.
+    /// Another node calls this before it loads the list (see [`Ownership::settle`]).
+    pub async fn settle(&self, list: Uuid, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let actor = {
+            let slots = self.inner.slots_lock();
+            slots.get(&list).and_then(|slot| slot.actor())
+        };
+        if let Some(actor) = actor {
+            let (reply, settled) = oneshot::channel();
+            if actor.send_message(ListMsg::Settle { reply }).is_ok() {
+                // A dropped reply means the actor stopped; its append is then in `draining`.
+                let _ = tokio::time::timeout_at(deadline, settled).await;
+            }
+        }
+        let appending = self.inner.draining_lock().get(&list).cloned();
+        if let Some(appending) = appending {
+            let _ = tokio::time::timeout_at(deadline, appending.acquire()).await;
         }
     }
 

@@ -59,6 +59,8 @@ pub struct ListActorState {
     pub(super) head_rechecks: Option<JoinHandle<()>>,
     /// When the host asked this actor to hand the list off.
     pub(super) handoff_requested: Option<std::time::Instant>,
+    /// Nodes waiting for ops accepted up to a seq to be durable (see `ListMsg::Settle`).
+    settling: Vec<(u64, tokio::sync::oneshot::Sender<()>)>,
 }
 
 impl ListActorState {
@@ -99,6 +101,7 @@ impl ListActorState {
             tally_timer: None,
             head_rechecks: None,
             handoff_requested: None,
+            settling: Vec::new(),
             context: args.context,
         };
         state.head_rechecks = state.schedule_head_rechecks();
@@ -160,6 +163,14 @@ impl ListActorState {
             ListMsg::Handoff { requested } => {
                 self.handoff_requested.get_or_insert(requested);
                 self.begin_stopping(true, None).await
+            }
+            ListMsg::Settle { reply } => {
+                let accepted = self.head.seq();
+                if self.durable.seq() >= accepted {
+                    let _ = reply.send(());
+                } else {
+                    self.settling.push((accepted, reply));
+                }
             }
             ListMsg::RecheckHead => self.recheck_head(),
             ListMsg::HeadChecked(result) => self.head_checked(result),
@@ -360,6 +371,13 @@ impl ListActorState {
             waiter.reply.send(Ok(waiter.seq));
         }
         let durable_seq = self.durable.seq();
+        let (settled, settling): (Vec<_>, Vec<_>) = std::mem::take(&mut self.settling)
+            .into_iter()
+            .partition(|(accepted, _)| *accepted <= durable_seq);
+        self.settling = settling;
+        for (_, reply) in settled {
+            let _ = reply.send(());
+        }
         let (ready, parked): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.parked)
             .into_iter()
             .partition(|waiter| waiter.seq <= durable_seq);

@@ -148,6 +148,12 @@ pub enum ListMsg {
         /// When the host asked (the handoff's duration is measured from it).
         requested: Instant,
     },
+    /// Answer once every op accepted so far is durable (or failed): another node is about to
+    /// load the list.
+    Settle {
+        /// Answered then; dropped if the actor stops first.
+        reply: oneshot::Sender<()>,
+    },
     /// Time to compare this actor's state with the store's head (see
     /// `HostConfig::head_rechecks`).
     RecheckHead,
@@ -173,7 +179,10 @@ impl ListMsg {
     /// refusing an unsubscribe with `busy` would keep frames flowing to a connection that
     /// asked them to stop, and keep the list from passivating while that connection lives.
     pub fn is_control(&self) -> bool {
-        matches!(self, ListMsg::Unsubscribe { .. } | ListMsg::Handoff { .. })
+        matches!(
+            self,
+            ListMsg::Unsubscribe { .. } | ListMsg::Handoff { .. } | ListMsg::Settle { .. }
+        )
     }
 
     /// Answers the message's requester with `error` (used when the host refuses it).

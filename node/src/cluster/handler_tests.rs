@@ -1,0 +1,75 @@
+//! The owner's side of node subscriptions over a real (in-memory) internode connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use listwire_cluster::transport::memory::MemoryNetwork;
+use listwire_cluster::transport::{Client, ClusterSecret, Server, TransportConfig};
+use listwire_cluster::NodeId;
+use listwire_gateway::Router;
+use listwire_storage::memory::MemoryStore;
+
+use super::super::test_support::{principal, raw, submit};
+use super::super::wire::{self, Subscribe};
+use super::*;
+use crate::host::{Host, HostConfig};
+
+fn transport(id: &str) -> TransportConfig {
+    let secret = ClusterSecret::new(vec![9u8; 32]).unwrap();
+    TransportConfig::new("unit", NodeId::new(id).unwrap(), secret, 1)
+}
+
+/// Goal: a gateway node that stops reading for a while (more than a stream window of
+/// frames, 128) is waited for, not cut off: once it reads again it gets every frame, in
+/// order, and its subscription goes on. Only an overflow of the owner's own queue cuts it.
+/// (Outside review, F8.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_node_a_window_behind_is_waited_for() {
+    let store = Arc::new(MemoryStore::new());
+    let local = LocalRouter::new(Host::new(store.clone(), store, HostConfig::default()));
+    let alice = principal(1, "alice");
+    let list = local
+        .create_list(&alice, raw(r#"{"title":"busy"}"#))
+        .await
+        .unwrap();
+    let network = MemoryNetwork::new();
+    let handler = InternodeHandler::new(local.clone(), 4096);
+    let _server = Server::spawn(
+        transport("owner"),
+        network.listen("owner:1").unwrap(),
+        handler,
+    )
+    .unwrap();
+    let client = Client::new(
+        transport("gateway"),
+        Arc::new(network.connector("gateway:1")),
+    )
+    .unwrap();
+    let owner = NodeId::new("owner").unwrap();
+    let request = wire::encode(&Subscribe { list, since: None });
+    let mut stream = client
+        .peer(&owner, "owner:1")
+        .open_stream(request, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let first = wire::decode_item(stream.next().await.unwrap().unwrap()).unwrap();
+    assert_eq!(first, NodeItem::Started { seq: 1 });
+    // 300 ops, each its own batch and frame, while the gateway node reads nothing.
+    for n in 0..300 {
+        let op = format!(r#"{{"kind":"add_item","text":"item {n}","after":null}}"#);
+        assert_eq!(submit(&local, &alice, list, &op).await, Ok(n + 2));
+    }
+    for expected in 2..=301u64 {
+        let payload = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("frames keep coming")
+            .expect("the stream is open")
+            .expect("no error");
+        match wire::decode_item(payload).unwrap() {
+            NodeItem::Frame { from, seq, .. } => {
+                assert_eq!((from, seq), (Some(expected), expected));
+            }
+            other => panic!("expected frame {expected}, got {other:?}"),
+        }
+    }
+}
