@@ -3,6 +3,7 @@
 
 pub mod fanout;
 pub mod hot_poll;
+pub mod layout;
 pub mod memory;
 pub mod mixed;
 pub mod setup;

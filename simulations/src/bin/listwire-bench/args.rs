@@ -1,0 +1,144 @@
+//! The scenarios and their flags, each turned into its scenario's parameters.
+
+use clap::{Args, Subcommand};
+use listwire_simulations::scenarios::layout::Layout;
+use listwire_simulations::scenarios::{fanout, hot_poll, memory, throughput};
+
+#[derive(Subcommand)]
+pub enum Scenario {
+    /// Many lists, W writers, open-loop rate: acked ops/s and ack latency.
+    Throughput(ThroughputArgs),
+    /// One list, S subscribers, one writer: delivery latency, loss, duplicates.
+    Fanout(FanoutArgs),
+    /// A public poll, V distinct voters, W watchers: votes/s, latency, tally lag, exact tally.
+    HotPoll(HotPollArgs),
+    /// Writes, fan-out and a poll at once.
+    Mixed,
+    /// Resident memory per idle connection and per active list (started node only).
+    Memory(MemoryArgs),
+}
+
+/// Where a scenario's list lives and where its clients connect, on a cluster.
+#[derive(Args, Clone)]
+pub struct LayoutArgs {
+    /// Place the list on this node (by index: the order of --url, or 0..N of --cluster).
+    #[arg(long)]
+    pub owner_node: Option<usize>,
+    /// Connect clients round-robin to these nodes only (repeat; default: every node).
+    #[arg(long = "gateway-node")]
+    pub gateway_nodes: Vec<usize>,
+}
+
+impl LayoutArgs {
+    fn layout(&self) -> Layout {
+        Layout {
+            owner: self.owner_node,
+            gateways: self.gateway_nodes.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ThroughputArgs {
+    #[arg(long, default_value_t = 1000)]
+    lists: usize,
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
+    #[arg(long, default_value_t = 20000.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Raise the rate step by step until acks fall behind; report the maximum.
+    #[arg(long)]
+    pub max: bool,
+}
+
+impl ThroughputArgs {
+    pub fn params(&self) -> throughput::Params {
+        throughput::Params {
+            lists: self.lists,
+            writers: self.writers,
+            rate: self.rate,
+            seconds: self.seconds,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct FanoutArgs {
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Raise the rate until p99 passes 100 ms or a delivery is lost; report the maximum.
+    #[arg(long)]
+    pub max: bool,
+    /// Also measure the reference rebroadcast server and report the ratio.
+    #[arg(long)]
+    pub compare_reference: bool,
+    #[command(flatten)]
+    layout: LayoutArgs,
+}
+
+impl FanoutArgs {
+    pub fn params(&self) -> fanout::Params {
+        fanout::Params {
+            subscribers: self.subscribers,
+            rate: self.rate,
+            seconds: self.seconds,
+            layout: self.layout.layout(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct HotPollArgs {
+    #[arg(long, default_value_t = 100_000)]
+    voters: u64,
+    #[arg(long, default_value_t = 20000.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10)]
+    items: usize,
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// Vote over HTTP/2 (h2c) instead of HTTP/1.1 keep-alive.
+    #[arg(long)]
+    http2: bool,
+    #[command(flatten)]
+    layout: LayoutArgs,
+}
+
+impl HotPollArgs {
+    pub fn params(&self) -> hot_poll::Params {
+        hot_poll::Params {
+            voters: self.voters,
+            rate: self.rate,
+            items: self.items,
+            watchers: self.watchers,
+            http2: self.http2,
+            layout: self.layout.layout(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct MemoryArgs {
+    #[arg(long, default_value_t = 5000)]
+    connections: usize,
+    #[arg(long, default_value_t = 5000)]
+    lists: usize,
+}
+
+impl MemoryArgs {
+    pub fn params(&self) -> memory::Params {
+        memory::Params {
+            connections: self.connections,
+            lists: self.lists,
+            ..Default::default()
+        }
+    }
+}
