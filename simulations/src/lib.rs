@@ -6,7 +6,9 @@
 //! queueing — no coordinated omission), and every figure is a distribution (p50/p99/p999/max).
 //!
 //! Layout: [`target`] (what to measure: a spawned node, running nodes, the reference
-//! rebroadcast server, or an in-process node for tests; which node owns a list), [`process`] (spawning, stopping and reading the memory and CPU time of processes),
+//! rebroadcast server, or an in-process node for tests; which node owns a list), [`cluster`]
+//! (a cluster of `listwire serve` processes over PostgreSQL that the bench starts itself),
+//! [`process`] (spawning, stopping and reading the memory and CPU time of processes),
 //! [`wire`] (a lean WebSocket client and frame scanning), [`pace`] (open-loop scheduling),
 //! [`report`] (histograms, JSON result lines, progress), [`plot`] (SVG latency plots), and one
 //! module per scenario in [`scenarios`].
@@ -14,6 +16,7 @@
 //! It is not: the deterministic simulation or the process-level chaos tests; those come with
 //! their own issues.
 
+pub mod cluster;
 pub mod pace;
 pub mod plot;
 pub mod process;

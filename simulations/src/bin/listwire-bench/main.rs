@@ -1,5 +1,5 @@
 //! `listwire-bench`: the load generator. Drives listwire over the real client protocol — a
-//! node it starts, or nodes already running —
+//! node it starts, a cluster of nodes it starts over PostgreSQL, or nodes already running —
 //! and prints progress, one JSON result line per run, and (with `--plot`) an SVG latency plot.
 //!
 //! Layout: `main.rs` (the target flags and opening the target), `args.rs` (the scenarios and
@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser};
+use listwire_simulations::cluster::{spawn_cluster, ClusterSpec};
 use listwire_simulations::raise_fd_limit;
 use listwire_simulations::target::{sibling_binary, Target};
 
@@ -51,10 +52,22 @@ struct TargetArgs {
     /// The running node's data directory (to read its JWT secret).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Start a cluster of this many `listwire serve` processes on loopback over PostgreSQL
+    /// (--postgres-url), in a fresh schema dropped at the end.
+    #[arg(long, global = true, conflicts_with = "urls")]
+    cluster: Option<usize>,
+    /// The database a started cluster shares.
+    #[arg(
+        long,
+        global = true,
+        env = "LISTWIRE_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    postgres_url: Option<String>,
     /// The `listwire` binary to start (default: next to this one).
     #[arg(long, global = true)]
     listwire_bin: Option<PathBuf>,
-    /// Extra flag for the started node (repeat), e.g. --node-flag=--no-fsync.
+    /// Extra flag for every started node (repeat), e.g. --node-flag=--no-fsync.
     #[arg(long = "node-flag", global = true, allow_hyphen_values = true)]
     node_flags: Vec<String>,
 }
@@ -65,10 +78,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Opened on this (the main) thread, which outlives every process the bench starts.
     let target = open_target(&cli.target).await?;
-    let name = if cli.target.urls.is_empty() {
-        "spawned"
-    } else {
+    let name = if !cli.target.urls.is_empty() {
         "remote"
+    } else if cli.target.cluster.is_some() {
+        "cluster"
+    } else {
+        "spawned"
     };
     let outcome = commands::run(&cli.scenario, cli.plot.as_deref(), &target, name).await;
     target.shutdown().await?;
@@ -93,5 +108,18 @@ async fn open_target(args: &TargetArgs) -> anyhow::Result<Target> {
         .listwire_bin
         .clone()
         .unwrap_or_else(|| sibling_binary("listwire"));
-    Target::spawn_node(&binary, &args.node_flags)
+    let Some(nodes) = args.cluster else {
+        return Target::spawn_node(&binary, &args.node_flags);
+    };
+    let postgres_url = args
+        .postgres_url
+        .as_deref()
+        .context("--cluster needs --postgres-url or LISTWIRE_POSTGRES_URL (nodes share it)")?;
+    let spec = ClusterSpec {
+        binary: &binary,
+        nodes,
+        postgres_url,
+        extra: &args.node_flags,
+    };
+    spawn_cluster(&spec).await
 }
