@@ -8,7 +8,9 @@
 //! one bearer token per request, as phones behind a load balancer would.
 //!
 //! On a cluster, [`Layout`] puts the poll on one node and voters and watchers round-robin on
-//! the gateway nodes.
+//! the gateway nodes. For nodes the bench started, the CPU time each used over the voting
+//! window is reported per vote acknowledged: the owner's figure bounds how many votes per
+//! second one list can take once the edge is spread over many nodes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::cpu::{self, CpuMeter, NodeCpu};
 use super::layout::Layout;
 use super::setup::{create_lists_placed, Http};
 use crate::pace::Pacer;
@@ -85,6 +88,8 @@ pub struct Outcome {
     pub counted: u64,
     /// Watchers whose last frame covered the final seq.
     pub watchers_converged: usize,
+    /// CPU time of each node the bench started over the voting window, per vote acked.
+    pub cpu: Vec<NodeCpu>,
     /// The full ack distribution (not serialized).
     #[serde(skip)]
     pub latency: Latency,
@@ -125,9 +130,13 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     let tokens: Vec<String> = (0..params.voters)
         .map(|voter| target.token(VOTER_BASE + voter))
         .collect();
+    let meter = CpuMeter::start(target);
     let (latency, acked_by_item, failed, highest_seq, voting_seconds) =
         vote_all(target, list, &items, params, &shared, tokens).await;
     let votes_acked: u64 = acked_by_item.values().sum();
+    let owner = params.layout.owner.unwrap_or_else(|| target.owner_of(list));
+    let gateways = params.layout.gateway_nodes(target);
+    let cpu = meter.finish(votes_acked, |node| cpu::role(node, owner, &gateways));
     let _ = final_tx.send(Some(highest_seq));
     let mut lag = Latency::new();
     let mut converged = 0;
@@ -147,6 +156,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         tally_exact: exact && counted == votes_acked,
         counted,
         watchers_converged: converged,
+        cpu,
         latency,
     })
 }

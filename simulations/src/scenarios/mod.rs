@@ -1,6 +1,7 @@
 //! The benchmark scenarios. Each takes a [`Target`](crate::target::Target) and parameters and
 //! returns its results; the binary prints and plots them.
 
+pub mod cpu;
 pub mod fanout;
 pub mod hot_poll;
 pub mod layout;

@@ -10,7 +10,8 @@ pub enum Scenario {
     Throughput(ThroughputArgs),
     /// One list, S subscribers, one writer: delivery latency, loss, duplicates.
     Fanout(FanoutArgs),
-    /// A public poll, V distinct voters, W watchers: votes/s, latency, tally lag, exact tally.
+    /// A public poll, V distinct voters, W watchers: votes/s, latency, tally lag, exact tally,
+    /// and the CPU time of each started node per vote.
     HotPoll(HotPollArgs),
     /// Writes, fan-out and a poll at once.
     Mixed,

@@ -178,6 +178,12 @@ async fn hot_poll_command(reporter: &Reporter<'_>, params: hot_poll::Params) -> 
         "hot-poll: {:.0} votes/s, ack {}; tally lag {}; exact tally: {}",
         outcome.votes_per_sec, outcome.ack_latency, outcome.tally_lag, outcome.tally_exact
     ));
+    for node in &outcome.cpu {
+        progress(format_args!(
+            "  node {} ({}): {:.2} CPU s, {:.2} cores, {:.1} µs per vote",
+            node.node, node.role, node.cpu_seconds, node.cores, node.us_per_unit
+        ));
+    }
     print_result("hot-poll", reporter.name, json!(params), json!(outcome));
     reporter.plot(
         "vote ack latency (hot poll)",
