@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod fanout;
+pub mod forwarded;
 pub mod hot_poll;
 pub mod layout;
 pub mod memory;

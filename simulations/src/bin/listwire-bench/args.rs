@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use listwire_simulations::scenarios::layout::Layout;
-use listwire_simulations::scenarios::{fanout, hot_poll, memory, throughput};
+use listwire_simulations::scenarios::{fanout, forwarded, hot_poll, memory, throughput};
 
 #[derive(Subcommand)]
 pub enum Scenario {
@@ -13,6 +13,9 @@ pub enum Scenario {
     /// A public poll, V distinct voters, W watchers: votes/s, latency, tally lag, exact tally,
     /// and the CPU time of each started node per vote.
     HotPoll(HotPollArgs),
+    /// On a cluster: ack latency of ops forwarded to the list's owner beside ops sent to the
+    /// owner itself, at the same rate, in one run.
+    Forwarded(ForwardedArgs),
     /// Writes, fan-out and a poll at once.
     Mixed,
     /// Resident memory per idle connection and per active list (started node only).
@@ -121,6 +124,41 @@ impl HotPollArgs {
             watchers: self.watchers,
             http2: self.http2,
             layout: self.layout.layout(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ForwardedArgs {
+    /// Lists per path.
+    #[arg(long, default_value_t = 100)]
+    lists: usize,
+    /// Writer connections per path.
+    #[arg(long, default_value_t = 4)]
+    writers: usize,
+    /// Offered ops per second, per path.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// The node owning every list.
+    #[arg(long, default_value_t = 0)]
+    owner_node: usize,
+    /// The node the forwarded path's writers connect to.
+    #[arg(long, default_value_t = 1)]
+    gateway_node: usize,
+}
+
+impl ForwardedArgs {
+    pub fn params(&self) -> forwarded::Params {
+        forwarded::Params {
+            lists: self.lists,
+            writers: self.writers,
+            rate: self.rate,
+            seconds: self.seconds,
+            owner: self.owner_node,
+            gateway: self.gateway_node,
             ..Default::default()
         }
     }

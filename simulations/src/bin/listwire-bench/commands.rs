@@ -7,7 +7,7 @@ use anyhow::Context;
 use listwire_simulations::plot;
 use listwire_simulations::report::{print_result, progress, Latency};
 use listwire_simulations::scenarios::layout::Layout;
-use listwire_simulations::scenarios::{fanout, hot_poll, memory, mixed, throughput};
+use listwire_simulations::scenarios::{fanout, forwarded, hot_poll, memory, mixed, throughput};
 use listwire_simulations::target::{sibling_binary, Target};
 use serde_json::json;
 
@@ -28,6 +28,7 @@ pub async fn run(
             fanout_command(&reporter, args.params(), args.max, args.compare_reference).await
         }
         Scenario::HotPoll(args) => hot_poll_command(&reporter, args.params()).await,
+        Scenario::Forwarded(args) => forwarded_command(&reporter, args.params()).await,
         Scenario::Mixed => mixed_command(&reporter).await,
         Scenario::Memory(args) => memory_command(&reporter, args.params()).await,
     }
@@ -188,6 +189,27 @@ async fn hot_poll_command(reporter: &Reporter<'_>, params: hot_poll::Params) -> 
     reporter.plot(
         "vote ack latency (hot poll)",
         &[("listwire", &outcome.latency)],
+    )
+}
+
+async fn forwarded_command(
+    reporter: &Reporter<'_>,
+    params: forwarded::Params,
+) -> anyhow::Result<()> {
+    let outcome = forwarded::run(reporter.target, &params).await?;
+    for (path, result) in [("local", &outcome.local), ("forwarded", &outcome.forwarded)] {
+        progress(format_args!(
+            "forwarded: {path} (clients on node {}): {} of {} acked, ack {}",
+            result.node, result.acked, result.offered, result.ack_latency
+        ));
+    }
+    print_result("forwarded", reporter.name, json!(params), json!(outcome));
+    reporter.plot(
+        "ack latency: client on the owner vs forwarded",
+        &[
+            ("local", &outcome.local.latency),
+            ("forwarded", &outcome.forwarded.latency),
+        ],
     )
 }
 
