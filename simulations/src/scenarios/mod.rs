@@ -2,6 +2,7 @@
 //! returns its results; the binary prints and plots them.
 
 pub mod cpu;
+pub mod failover;
 pub mod fanout;
 pub mod forwarded;
 pub mod hot_poll;

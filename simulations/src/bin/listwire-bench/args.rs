@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use listwire_simulations::scenarios::layout::Layout;
-use listwire_simulations::scenarios::{fanout, forwarded, hot_poll, memory, throughput};
+use listwire_simulations::scenarios::{failover, fanout, forwarded, hot_poll, memory, throughput};
 
 #[derive(Subcommand)]
 pub enum Scenario {
@@ -16,6 +16,9 @@ pub enum Scenario {
     /// On a cluster: ack latency of ops forwarded to the list's owner beside ops sent to the
     /// owner itself, at the same rate, in one run.
     Forwarded(ForwardedArgs),
+    /// On a cluster the bench started: writers and subscribers, the owner of some of their
+    /// lists SIGKILLed mid-run; outage as clients see it, nothing acked lost or doubled.
+    Failover(FailoverArgs),
     /// Writes, fan-out and a poll at once.
     Mixed,
     /// Resident memory per idle connection and per active list (started node only).
@@ -160,6 +163,41 @@ impl ForwardedArgs {
             owner: self.owner_node,
             gateway: self.gateway_node,
             ..Default::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct FailoverArgs {
+    #[arg(long, default_value_t = 30)]
+    lists: usize,
+    /// Ops per second offered to each list.
+    #[arg(long, default_value_t = 20.0)]
+    rate_per_list: f64,
+    #[arg(long, default_value_t = 6)]
+    writers: usize,
+    #[arg(long, default_value_t = 4)]
+    subscribers_per_list: usize,
+    #[arg(long, default_value_t = 12.0)]
+    seconds: f64,
+    /// When the victim is killed, in seconds after the first op.
+    #[arg(long, default_value_t = 4.0)]
+    kill_after: f64,
+    /// The node to kill (default: the last).
+    #[arg(long)]
+    victim: Option<usize>,
+}
+
+impl FailoverArgs {
+    pub fn params(&self) -> failover::Params {
+        failover::Params {
+            lists: self.lists,
+            rate_per_list: self.rate_per_list,
+            writers: self.writers,
+            subscribers_per_list: self.subscribers_per_list,
+            seconds: self.seconds,
+            kill_after: self.kill_after,
+            victim: self.victim,
         }
     }
 }

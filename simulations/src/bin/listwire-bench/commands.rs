@@ -7,7 +7,9 @@ use anyhow::Context;
 use listwire_simulations::plot;
 use listwire_simulations::report::{print_result, progress, Latency};
 use listwire_simulations::scenarios::layout::Layout;
-use listwire_simulations::scenarios::{fanout, forwarded, hot_poll, memory, mixed, throughput};
+use listwire_simulations::scenarios::{
+    failover, fanout, forwarded, hot_poll, memory, mixed, throughput,
+};
 use listwire_simulations::target::{sibling_binary, Target};
 use serde_json::json;
 
@@ -29,6 +31,7 @@ pub async fn run(
         }
         Scenario::HotPoll(args) => hot_poll_command(&reporter, args.params()).await,
         Scenario::Forwarded(args) => forwarded_command(&reporter, args.params()).await,
+        Scenario::Failover(args) => failover_command(&reporter, args.params()).await,
         Scenario::Mixed => mixed_command(&reporter).await,
         Scenario::Memory(args) => memory_command(&reporter, args.params()).await,
     }
@@ -211,6 +214,41 @@ async fn forwarded_command(
             ("forwarded", &outcome.forwarded.latency),
         ],
     )
+}
+
+async fn failover_command(reporter: &Reporter<'_>, params: failover::Params) -> anyhow::Result<()> {
+    let outcome = failover::run(reporter.target, &params).await?;
+    progress(format_args!(
+        "failover: detection {:?} ms; serving again {}; no acks {}; deltas again {}; ops caught by the outage acked after {}",
+        outcome.detection_ms,
+        outcome.serving_again,
+        outcome.no_ack,
+        outcome.deltas_again,
+        outcome.caught_ops_ack
+    ));
+    progress(format_args!(
+        "failover: {} ops acked of {}, {} unanswered; store {:?}; subscribers {:?}",
+        outcome.ops.acked,
+        outcome.ops.sent,
+        outcome.ops.unanswered,
+        outcome.store,
+        outcome.subscriber_checks
+    ));
+    print_result("failover", reporter.name, json!(params), json!(outcome));
+    let distributions = &outcome.distributions;
+    reporter.plot(
+        "failover: time from the kill (per list / per subscriber), ack latency",
+        &[
+            ("serving again (per list)", &distributions.serving_again),
+            ("deltas again (per subscriber)", &distributions.deltas_again),
+            ("ack latency (every op)", &distributions.ack),
+        ],
+    )?;
+    anyhow::ensure!(
+        outcome.correct(),
+        "failover checks failed: see the result line"
+    );
+    Ok(())
 }
 
 async fn memory_command(reporter: &Reporter<'_>, params: memory::Params) -> anyhow::Result<()> {
