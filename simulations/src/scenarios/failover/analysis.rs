@@ -63,6 +63,8 @@ pub(crate) struct Outage {
     pub(crate) no_ack: Latency,
     /// Lists with no ack of a new op after the kill.
     pub(crate) never_served: usize,
+    /// `(list, kill → serving again in ms)` for each list, for pooling runs.
+    pub(crate) by_list_ms: Vec<(usize, Option<f64>)>,
     /// Ack latency (from the due time) of the ops caught by the outage: not acked before the
     /// kill and due before their list served again.
     pub(crate) caught: Latency,
@@ -79,6 +81,7 @@ pub(crate) fn outage(
         serving_again: Latency::new(),
         no_ack: Latency::new(),
         never_served: 0,
+        by_list_ms: Vec::new(),
         caught: Latency::new(),
     };
     for op in ops {
@@ -98,6 +101,10 @@ pub(crate) fn outage(
             Some(at) => outage.serving_again.record(at - killed_at),
             None => outage.never_served += 1,
         }
+        let serving_ms = timeline
+            .first_new_ack
+            .map(|at| (at - killed_at).as_secs_f64() * 1000.0);
+        outage.by_list_ms.push((list, serving_ms));
         if let (Some(before), Some(after)) = (timeline.last_ack_before, timeline.first_ack_after) {
             outage.no_ack.record(after - before);
         }
@@ -224,6 +231,8 @@ mod tests {
         assert_eq!(timelines[0].first_new_number, Some(2));
         let outage = outage(&refs, &timelines, killed_at, |_| true);
         assert_eq!(outage.never_served, 1);
+        assert_eq!(outage.by_list_ms.len(), 2);
+        assert_eq!(outage.by_list_ms[1], (1, None));
         // Ops 1 and 2 of list 0 were caught: due at 90 and 150 ms, acked at 2500 and 2600 ms.
         assert_eq!(outage.caught.count(), 2);
         assert!((outage.caught.quantile_ms(0.0) - 2410.0).abs() < 5.0);

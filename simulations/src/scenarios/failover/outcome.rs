@@ -71,6 +71,8 @@ pub struct Outcome {
     pub caught_ops_ack: LatencySummary,
     /// Victim's lists with no ack of a new op after the kill.
     pub lists_not_serving_again: usize,
+    /// `[list, serving again in ms]` for each of the victim's lists (to pool several runs).
+    pub serving_again_by_list_ms: Vec<(usize, Option<f64>)>,
     /// Over subscribers of the victim's lists that stayed connected: kill → first frame
     /// carrying an op due after the kill.
     pub deltas_again: LatencySummary,
@@ -168,6 +170,7 @@ pub(crate) fn summarize(
         no_ack_other_lists: other_lists.no_ack.summary(),
         caught_ops_ack: victim_lists.caught.summary(),
         lists_not_serving_again: victim_lists.never_served,
+        serving_again_by_list_ms: victim_lists.by_list_ms,
         deltas_again: resumed.summary(),
         subscribers_not_resumed: not_resumed,
         ops: counts,
