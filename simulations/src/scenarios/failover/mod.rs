@@ -10,10 +10,11 @@
 //! Clients behave as real ones: see [`writer`] and [`subscriber`].
 //!
 //! Figures, over the victim's lists: time from the kill to the first ack of an op due after
-//! it (the list serves again), the longest time with no ack, and for each subscriber whose
-//! connection lasted (so on another node), the time from the kill to the first frame carrying
-//! a new op (deltas flow again). Detection is when every survivor's `/metrics` stops counting
-//! the victim among its serving hosts (polled every 20 ms).
+//! it (the list serves again), the time with no ack around the kill, the ack latency of the
+//! ops the outage caught, and for each subscriber whose connection lasted (so on another node),
+//! the time from the kill to the first frame carrying a new op (deltas flow again). Detection
+//! is when each survivor's `/metrics` stops counting the victim among its serving hosts
+//! (polled every 20 ms).
 //!
 //! Checks: each list's final snapshot holds every acked op's item exactly once and no item
 //! twice (an op with an unknown outcome may be there once); no two acks of a list name one
@@ -118,6 +119,10 @@ pub(crate) fn highest_number(frame: &str, list: usize) -> Option<u64> {
 pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     let nodes = target.node_count();
     anyhow::ensure!(nodes >= 3, "failover needs a cluster of at least 3 nodes");
+    anyhow::ensure!(
+        params.lists >= nodes && params.kill_after < params.seconds,
+        "failover needs a list per node at least, and the kill before the writes end"
+    );
     let victim = params.victim.unwrap_or(nodes - 1);
     anyhow::ensure!(
         victim < nodes && target.pid_of(victim).is_some(),
@@ -125,7 +130,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     );
     let lists = create_lists_placed(
         target,
-        params.lists.max(1),
+        params.lists,
         |index| Some(index % nodes),
         |index| ((index / nodes) % params.writers.max(1)) as u64,
         json!({"title": "failover", "visibility": "public"}),
@@ -145,6 +150,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     let writers = start_writers(target, &lists, params);
     tokio::time::sleep(Duration::from_secs_f64(params.kill_after)).await;
     target.kill(victim)?;
+    // Taken once the victim is reaped, so no op due after it can have been served by it.
     let kill_instant = Instant::now();
     let _ = killed_at.set(kill_instant);
     progress(format_args!("failover: node {victim} killed"));
