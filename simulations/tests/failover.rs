@@ -33,7 +33,12 @@ fn listwire_binary() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_owner_loses_no_acked_op_and_subscribers_stay_contiguous() {
     let Ok(url) = std::env::var(URL_VAR) else {
-        eprintln!("failover smoke test: skipped: set {URL_VAR}=postgres://user@host:port/db to run against PostgreSQL");
+        // To the real stderr, past the harness's capture, so the skip shows.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "failover smoke test: skipped: set {URL_VAR}=postgres://user@host:port/db to run against PostgreSQL"
+        );
         return;
     };
     let binary = listwire_binary();
