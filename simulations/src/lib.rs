@@ -5,16 +5,21 @@
 //! open-loop (latency counts from when an op was *due*, so a stalled server cannot hide its
 //! queueing — no coordinated omission), and every figure is a distribution (p50/p99/p999/max).
 //!
-//! Layout: [`target`] (what to measure: a spawned node, a remote node, the reference
-//! rebroadcast server, or an in-process node for tests), [`wire`] (a lean WebSocket client and
-//! frame scanning), [`pace`] (open-loop scheduling), [`report`] (histograms, JSON result lines,
-//! progress), [`plot`] (SVG latency plots), and one module per scenario in [`scenarios`].
+//! Layout: [`target`] (what to measure: a spawned node, running nodes, the reference
+//! rebroadcast server, or an in-process node for tests; which node owns a list), [`cluster`]
+//! (a cluster of `listwire serve` processes over PostgreSQL that the bench starts itself),
+//! [`process`] (spawning, stopping and reading the memory and CPU time of processes),
+//! [`wire`] (a lean WebSocket client and frame scanning), [`pace`] (open-loop scheduling),
+//! [`report`] (histograms, JSON result lines, progress), [`plot`] (SVG latency plots), and one
+//! module per scenario in [`scenarios`].
 //!
 //! It is not: the deterministic simulation or the process-level chaos tests; those come with
 //! their own issues.
 
+pub mod cluster;
 pub mod pace;
 pub mod plot;
+pub mod process;
 pub mod reference;
 pub mod report;
 pub mod scenarios;

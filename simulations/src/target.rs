@@ -1,14 +1,25 @@
-//! What a benchmark runs against, and the identities it uses there.
+//! What a benchmark runs against — one node, or the nodes of a cluster — and the identities it
+//! uses there.
+//!
+//! A target has one or more nodes. Clients spread over them round-robin by user index
+//! ([`Target::client_node`]) unless a scenario places them; which node owns a list is computed
+//! the way the nodes compute it, by rendezvous placement over their node ids
+//! ([`Target::owner_of`]), so scenarios can create lists on the node they mean.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use listwire::server::RunningNode;
+use listwire_cluster::placement::Placement;
+use listwire_cluster::NodeId;
 use listwire_gateway::{Principal, Tokens};
 use uuid::Uuid;
+
+pub use crate::process::{resident_bytes, sibling_binary};
+use crate::process::{spawn_and_read_url, stop_all, ChildGuard, STOP_GRACE};
 
 /// Flags every node spawned by the bench gets, so the bench measures the node and not the
 /// per-user abuse limits (each simulated user is far busier than a person).
@@ -27,61 +38,63 @@ pub const BENCH_NODE_FLAGS: &[&str] = &[
     "warn",
 ];
 
-/// A process started by the bench; stopped gracefully (SIGTERM, then SIGKILL) on drop.
-struct ChildGuard(Child);
+/// One node of a target.
+pub(crate) struct Endpoint {
+    pub(crate) http: String,
+    /// Its cluster node id (for placement); a lone node's is its address.
+    pub(crate) node_id: String,
+    pub(crate) pid: Option<u32>,
+    pub(crate) child: Mutex<Option<ChildGuard>>,
+}
 
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let pid = self.0.id() as libc::pid_t;
-        // SAFETY: signalling our own child process.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
+impl Endpoint {
+    pub(crate) fn new(http: String, node_id: String, child: Option<ChildGuard>) -> Self {
+        Self {
+            http: http.trim_end_matches('/').to_owned(),
+            node_id,
+            pid: child.as_ref().map(ChildGuard::id),
+            child: Mutex::new(child),
         }
-        for _ in 0..200 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
+/// Something a target must undo when it stops, after its processes (e.g. drop a schema).
+pub(crate) type Cleanup = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// The endpoint under test.
 pub struct Target {
-    http: String,
+    nodes: Vec<Endpoint>,
     tokens: Option<Tokens>,
-    pid: Option<u32>,
     salt: u128,
-    child: Option<ChildGuard>,
     node: Option<RunningNode>,
+    cleanup: Option<Cleanup>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Target {
-    /// A node that is already running at `url`; `secret` is its JWT secret (from
-    /// `<data-dir>/jwt-secret` or `--jwt-secret`), used to mint identities.
-    pub fn remote(url: &str, secret: &[u8]) -> Self {
-        Self::with(
-            url.trim_end_matches('/').to_owned(),
-            Some(secret),
-            None,
-            None,
-            None,
-            None,
-        )
+    /// Nodes that are already running at `urls`, with `secret` their shared JWT secret (from
+    /// `<data-dir>/jwt-secret` or `--jwt-secret`), used to mint identities. `node_ids` name
+    /// their cluster node ids in the same order, for placement; missing ones default to the
+    /// URL's `host:port`, which is a node's default id.
+    pub fn remote(urls: &[String], node_ids: &[String], secret: &[u8]) -> anyhow::Result<Self> {
+        anyhow::ensure!(!urls.is_empty(), "no --url");
+        anyhow::ensure!(node_ids.len() <= urls.len(), "more --node-id than --url");
+        let mut nodes = Vec::new();
+        for (index, url) in urls.iter().enumerate() {
+            let node_id = match node_ids.get(index) {
+                Some(id) => id.clone(),
+                None => authority(url).with_context(|| format!("--url {url}"))?,
+            };
+            nodes.push(Endpoint::new(url.clone(), node_id, None));
+        }
+        Ok(Self::with(nodes, Some(secret), None, None, None))
     }
 
     /// Starts `listwire serve` from `binary` on a free loopback port with a fresh data
     /// directory and a fresh secret, plus `extra` flags.
     pub fn spawn_node(binary: &Path, extra: &[String]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let secret = format!(
-            "{:032x}{:032x}",
-            Uuid::new_v4().as_u128(),
-            Uuid::new_v4().as_u128()
-        );
+        let secret = random_secret();
         let mut command = Command::new(binary);
         command
             .arg("serve")
@@ -90,12 +103,12 @@ impl Target {
             .arg(dir.path());
         command.args(BENCH_NODE_FLAGS).args(extra);
         let (child, url) = spawn_and_read_url(command)?;
-        let pid = child.0.id();
+        let node_id = authority(&url)?;
+        let nodes = vec![Endpoint::new(url, node_id, Some(child))];
         Ok(Self::with(
-            url,
+            nodes,
             Some(secret.as_bytes()),
-            Some(pid),
-            Some(child),
+            None,
             None,
             Some(dir),
         ))
@@ -106,49 +119,108 @@ impl Target {
         let mut command = Command::new(binary);
         command.args(["--listen", "127.0.0.1:0"]);
         let (child, url) = spawn_and_read_url(command)?;
-        let pid = child.0.id();
-        Ok(Self::with(url, None, Some(pid), Some(child), None, None))
+        let node_id = authority(&url)?;
+        let nodes = vec![Endpoint::new(url, node_id, Some(child))];
+        Ok(Self::with(nodes, None, None, None, None))
     }
 
     /// A node running in this process (tests).
     pub fn in_process(node: RunningNode) -> Self {
         let secret = node.jwt_secret.clone();
-        Self::with(node.http_url(), Some(&secret), None, None, Some(node), None)
+        let nodes = vec![Endpoint::new(node.http_url(), node.addr.to_string(), None)];
+        Self::with(nodes, Some(&secret), Some(node), None, None)
     }
 
-    fn with(
-        http: String,
+    pub(crate) fn with(
+        nodes: Vec<Endpoint>,
         secret: Option<&[u8]>,
-        pid: Option<u32>,
-        child: Option<ChildGuard>,
         node: Option<RunningNode>,
+        cleanup: Option<Cleanup>,
         dir: Option<tempfile::TempDir>,
     ) -> Self {
         let tokens = secret.map(|secret| Tokens::new(secret, Duration::from_secs(24 * 3600)));
         Self {
-            http,
+            nodes,
             tokens,
-            pid,
             salt: Uuid::new_v4().as_u128(),
-            child,
             node,
+            cleanup,
             _dir: dir,
         }
     }
 
-    /// Base HTTP URL.
+    /// Base HTTP URL of the first node.
     pub fn http_url(&self) -> &str {
-        &self.http
+        self.http_url_of(0)
     }
 
-    /// The WebSocket URL.
+    /// The WebSocket URL of the first node.
     pub fn ws_url(&self) -> String {
-        format!("{}/v1/ws", self.http.replacen("http", "ws", 1))
+        self.ws_url_of(0)
     }
 
-    /// The server's process id, when the bench started it (for memory figures).
+    /// How many nodes the target has.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Base HTTP URL of node `node`.
+    pub fn http_url_of(&self, node: usize) -> &str {
+        &self.nodes[node].http
+    }
+
+    /// The WebSocket URL of node `node`.
+    pub fn ws_url_of(&self, node: usize) -> String {
+        format!("{}/v1/ws", self.nodes[node].http.replacen("http", "ws", 1))
+    }
+
+    /// The first node's process id, when the bench started it (for memory figures).
     pub fn pid(&self) -> Option<u32> {
-        self.pid
+        self.pid_of(0)
+    }
+
+    /// Node `node`'s process id, when the bench started it.
+    pub fn pid_of(&self, node: usize) -> Option<u32> {
+        self.nodes[node].pid
+    }
+
+    /// The node simulated user `user` connects to unless a scenario places it: round-robin.
+    pub fn client_node(&self, user: u64) -> usize {
+        (user % self.nodes.len() as u64) as usize
+    }
+
+    /// The node that owns `list` while every node serves.
+    pub fn owner_of(&self, list: Uuid) -> usize {
+        let every: Vec<usize> = (0..self.nodes.len()).collect();
+        self.owner_among(list, &every)
+    }
+
+    /// The node that owns `list` when only the nodes `serving` serve (e.g. after one died).
+    pub fn owner_among(&self, list: Uuid, serving: &[usize]) -> usize {
+        let ids = serving
+            .iter()
+            .filter_map(|node| NodeId::new(self.nodes[*node].node_id.clone()).ok());
+        let placement = Placement::new(ids);
+        let owner = placement
+            .owner(list.as_bytes())
+            .map(|id| id.as_str().to_owned());
+        serving
+            .iter()
+            .copied()
+            .find(|node| Some(&self.nodes[*node].node_id) == owner.as_ref())
+            .unwrap_or(0)
+    }
+
+    /// SIGKILLs node `node` (it must be a process the bench started) and reaps it.
+    pub fn kill(&self, node: usize) -> anyhow::Result<()> {
+        let mut child = self.nodes[node]
+            .child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        child
+            .as_mut()
+            .context("only a node the bench started can be killed")?
+            .kill()
     }
 
     /// Whether this is the reference rebroadcast server (no auth, no lists).
@@ -177,55 +249,87 @@ impl Target {
         }
     }
 
-    /// Stops what the bench started (gracefully) and waits.
+    /// Stops what the bench started (gracefully, every process at once) and waits; then
+    /// removes what it created (a cluster's schema).
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(node) = self.node.take() {
             node.stop().await?;
         }
-        if let Some(child) = self.child.take() {
-            tokio::task::spawn_blocking(move || drop(child)).await?;
+        let mut children: Vec<ChildGuard> = self
+            .nodes
+            .iter()
+            .filter_map(|node| {
+                node.child
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .take()
+            })
+            .collect();
+        tokio::task::spawn_blocking(move || stop_all(&mut children, STOP_GRACE)).await?;
+        if let Some(cleanup) = self.cleanup.take() {
+            cleanup.await;
         }
         Ok(())
     }
 }
 
-fn spawn_and_read_url(mut command: Command) -> anyhow::Result<(ChildGuard, String)> {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {command:?}"))?;
-    let stdout = child.stdout.take().context("child stdout")?;
-    let guard = ChildGuard(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let Some(url) = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-    else {
-        bail!("the server did not print where it listens: {line:?}");
-    };
-    Ok((guard, url.to_owned()))
+/// 64 random hex digits.
+pub(crate) fn random_secret() -> String {
+    format!(
+        "{:032x}{:032x}",
+        Uuid::new_v4().as_u128(),
+        Uuid::new_v4().as_u128()
+    )
 }
 
-/// The sibling binary `name` of the running executable (both are built into one target dir).
-pub fn sibling_binary(name: &str) -> PathBuf {
-    let mut path = std::env::current_exe().unwrap_or_default();
-    path.set_file_name(name);
-    path
+/// The `host:port` of an `http://host:port/...` URL.
+fn authority(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .context("not an http:// URL")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    anyhow::ensure!(!authority.is_empty(), "no host in the URL");
+    Ok(authority.to_owned())
 }
 
-/// Resident memory of process `pid` in bytes (Linux).
-pub fn resident_bytes(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .context("no VmRSS")?;
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .context("VmRSS value")?
-        .parse()?;
-    Ok(kib * 1024)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three_nodes() -> Target {
+        let urls: Vec<String> = (0..3)
+            .map(|port| format!("http://127.0.0.1:{}/", 7000 + port))
+            .collect();
+        Target::remote(&urls, &["a".into(), "b".into()], b"secret").unwrap()
+    }
+
+    /// Node ids default to the URL's authority, and placement agrees with the cluster crate.
+    #[test]
+    fn owners_follow_the_cluster_placement() {
+        let target = three_nodes();
+        assert_eq!(target.http_url_of(0), "http://127.0.0.1:7000");
+        let ids = ["a", "b", "127.0.0.1:7002"].map(|id| NodeId::new(id.to_owned()).unwrap());
+        let placement = Placement::new(ids.clone());
+        let mut owned = [0usize; 3];
+        for index in 0..300u128 {
+            let list = Uuid::from_u128(index * 7919 + 1);
+            let owner = target.owner_of(list);
+            assert_eq!(Some(&ids[owner]), placement.owner(list.as_bytes()));
+            owned[owner] += 1;
+            // Without node 2, its lists move and nobody else's do.
+            let survivor = target.owner_among(list, &[0, 1]);
+            assert!(survivor == owner || owner == 2, "list {list} moved");
+        }
+        assert!(owned.iter().all(|count| *count > 50), "{owned:?}");
+    }
+
+    /// Clients spread round-robin over the nodes.
+    #[test]
+    fn clients_spread_round_robin() {
+        let target = three_nodes();
+        let nodes: Vec<usize> = (0..6).map(|user| target.client_node(user)).collect();
+        assert_eq!(nodes, [0, 1, 2, 0, 1, 2]);
+        assert_eq!(target.ws_url_of(2), "ws://127.0.0.1:7002/v1/ws");
+    }
 }

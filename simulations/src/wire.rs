@@ -23,10 +23,21 @@ pub type WsSink = SplitSink<Ws, Message>;
 /// Its receiving half.
 pub type WsStream = SplitStream<Ws>;
 
-/// Opens a WebSocket to `target` as simulated user `user`.
+/// Opens a WebSocket to `target` as simulated user `user`, on the node that user connects to
+/// by default ([`Target::client_node`]: round-robin over a cluster's nodes).
 pub async fn connect(target: &Target, user: u64) -> anyhow::Result<Ws> {
-    let mut request = target.ws_url().into_client_request()?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {}", target.token(user)))?;
+    connect_to(target, target.client_node(user), user).await
+}
+
+/// Opens a WebSocket to node `node` of `target` as simulated user `user`.
+pub async fn connect_to(target: &Target, node: usize, user: u64) -> anyhow::Result<Ws> {
+    connect_url(&target.ws_url_of(node), &target.token(user)).await
+}
+
+/// Opens a WebSocket to `url` with session `token` (for clients that reconnect on their own).
+pub async fn connect_url(url: &str, token: &str) -> anyhow::Result<Ws> {
+    let mut request = url.into_client_request()?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))?;
     request.headers_mut().insert("authorization", bearer);
     let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
@@ -37,6 +48,15 @@ pub async fn connect(target: &Target, user: u64) -> anyhow::Result<Ws> {
 /// Opens a WebSocket and splits it.
 pub async fn connect_split(target: &Target, user: u64) -> anyhow::Result<(WsSink, WsStream)> {
     Ok(connect(target, user).await?.split())
+}
+
+/// Opens a WebSocket to node `node` and splits it.
+pub async fn connect_split_to(
+    target: &Target,
+    node: usize,
+    user: u64,
+) -> anyhow::Result<(WsSink, WsStream)> {
+    Ok(connect_to(target, node, user).await?.split())
 }
 
 /// An `op` frame.

@@ -33,6 +33,7 @@ async fn fanout_delivers_everything_once() {
         subscribers: 20,
         rate: 50.0,
         seconds: 1.0,
+        ..Default::default()
     };
     let outcome = fanout::run(&target, &params).await.unwrap();
     assert!(outcome.edits >= 40, "{outcome:?}");
@@ -56,6 +57,7 @@ async fn fanout_against_the_reference_server() {
         subscribers: 10,
         rate: 50.0,
         seconds: 1.0,
+        ..Default::default()
     };
     let outcome = fanout::run(&reference, &params).await.unwrap();
     assert_eq!((outcome.lost, outcome.duplicates), (0, 0), "{outcome:?}");
@@ -76,6 +78,7 @@ async fn hot_poll_tally_is_exact() {
         watchers: 5,
         attempts: 5,
         http2: false,
+        ..Default::default()
     };
     let outcome = hot_poll::run(&target, &params).await.unwrap();
     assert_eq!(outcome.votes_acked, 300, "{outcome:?}");

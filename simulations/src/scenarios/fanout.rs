@@ -2,6 +2,10 @@
 //! edit → subscriber delivery latency, deliveries per second, and lost and duplicate
 //! deliveries. Works against listwire and against the reference rebroadcast server, with the
 //! same client code, so the two can be compared in one run.
+//!
+//! On a cluster, [`Layout`] places the list on one node and the subscribers round-robin on
+//! others (the gateways); the writer then connects to the list's owner, so what is measured
+//! beyond the single-node path is the owner → gateway hop of every delta.
 
 use std::time::Duration;
 
@@ -11,7 +15,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::setup::create_lists;
+use super::layout::Layout;
+use super::setup::{create_lists_placed, Http};
 use crate::pace::Pacer;
 use crate::report::{progress, Latency, LatencySummary};
 use crate::target::Target;
@@ -26,6 +31,19 @@ pub struct Params {
     pub rate: f64,
     /// How long edits are sent.
     pub seconds: f64,
+    /// Where the list lives and where subscribers connect.
+    pub layout: Layout,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            subscribers: 1000,
+            rate: 100.0,
+            seconds: 10.0,
+            layout: Layout::default(),
+        }
+    }
 }
 
 /// Results of one run.
@@ -63,13 +81,15 @@ struct SubscriberTotals {
 
 /// Runs one fan-out measurement at `params.rate`.
 pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
+    params.layout.validate(target)?;
     let writer_user = 0;
-    let (list, item) = prepare_list(target, writer_user).await?;
+    let (list, item) = prepare_list(target, writer_user, params.layout.owner).await?;
     let (last_tx, last_rx) = watch::channel(None::<u64>);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(params.subscribers.max(1));
     let mut subscribers = Vec::with_capacity(params.subscribers);
     for index in 0..params.subscribers {
-        let (mut sink, stream) = wire::connect_split(target, 1 + index as u64).await?;
+        let node = params.layout.gateway(target, index as u64);
+        let (mut sink, stream) = wire::connect_split_to(target, node, 1 + index as u64).await?;
         if !target.is_reference() {
             sink.send(subscribe_frame(list, None)).await?;
         }
@@ -80,7 +100,12 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
             ready_tx.clone(),
         )));
     }
-    let (mut writer, mut writer_stream) = wire::connect_split(target, writer_user).await?;
+    let writer_node = params
+        .layout
+        .owner
+        .unwrap_or_else(|| target.client_node(writer_user));
+    let (mut writer, mut writer_stream) =
+        wire::connect_split_to(target, writer_node, writer_user).await?;
     // Acks come back to the writer; keep reading them so its queue never fills.
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = writer_stream.next().await {} });
     // Warm-up barrier: every subscriber has seen edit 0 before the measured edits start.
@@ -132,20 +157,25 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// A public list with one item that the writer edits over and over.
-async fn prepare_list(target: &Target, owner: u64) -> anyhow::Result<(Uuid, Uuid)> {
+/// A public list (on node `node`, if given) with one item that the writer edits over and over.
+async fn prepare_list(
+    target: &Target,
+    owner: u64,
+    node: Option<usize>,
+) -> anyhow::Result<(Uuid, Uuid)> {
     let item = Uuid::from_u128(0xfa_0017);
     if target.is_reference() {
         return Ok((Uuid::nil(), item));
     }
-    let list = create_lists(
+    let list = create_lists_placed(
         target,
         1,
+        |_| node,
         |_| owner,
         json!({"title": "fanout", "visibility": "public"}),
     )
     .await?[0];
-    let http = super::setup::Http::new(target);
+    let http = Http::new(target);
     let add = json!({"kind": "add_item", "text": "fanout", "after": null, "item": item});
     http.op(&target.token(owner), list, Uuid::new_v4(), add)
         .await?

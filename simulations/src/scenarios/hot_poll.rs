@@ -6,6 +6,11 @@
 //! Identities: voters are minted tokens (the gateway trusts a valid token's subject), so a
 //! hundred thousand voters need no registration. Votes go over HTTP keep-alive connections,
 //! one bearer token per request, as phones behind a load balancer would.
+//!
+//! On a cluster, [`Layout`] puts the poll on one node and voters and watchers round-robin on
+//! the gateway nodes. For nodes the bench started, the CPU time each used over the voting
+//! window is reported per vote acknowledged: the owner's figure bounds how many votes per
+//! second one list can take once the edge is spread over many nodes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +23,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::setup::{create_lists, Http};
+use super::cpu::{self, CpuMeter, NodeCpu};
+use super::layout::Layout;
+use super::setup::{create_lists_placed, Http};
 use crate::pace::Pacer;
 use crate::report::{progress, Latency, LatencySummary};
 use crate::target::Target;
@@ -44,6 +51,8 @@ pub struct Params {
     pub attempts: u32,
     /// Send votes over HTTP/2 (h2c, multiplexed) instead of HTTP/1.1 keep-alive connections.
     pub http2: bool,
+    /// Where the poll lives and where voters and watchers connect.
+    pub layout: Layout,
 }
 
 impl Default for Params {
@@ -55,6 +64,7 @@ impl Default for Params {
             watchers: 100,
             attempts: 5,
             http2: false,
+            layout: Layout::default(),
         }
     }
 }
@@ -78,6 +88,8 @@ pub struct Outcome {
     pub counted: u64,
     /// Watchers whose last frame covered the final seq.
     pub watchers_converged: usize,
+    /// CPU time of each node the bench started over the voting window, per vote acked.
+    pub cpu: Vec<NodeCpu>,
     /// The full ack distribution (not serialized).
     #[serde(skip)]
     pub latency: Latency,
@@ -89,14 +101,16 @@ struct Shared {
 
 /// Runs the scenario.
 pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
-    let (list, items) = prepare(target, params.items.max(1)).await?;
+    params.layout.validate(target)?;
+    let (list, items) = prepare(target, params.items.max(1), params.layout.owner).await?;
     let shared = Arc::new(Shared {
         ack_at_by_seq: Mutex::new(HashMap::new()),
     });
     let (final_tx, final_rx) = watch::channel(None::<u64>);
     let mut watchers = Vec::new();
     for index in 0..params.watchers {
-        let (mut sink, stream) = wire::connect_split(target, 1 + index as u64).await?;
+        let node = params.layout.gateway(target, index as u64);
+        let (mut sink, stream) = wire::connect_split_to(target, node, 1 + index as u64).await?;
         sink.send(subscribe_frame(list, None)).await?;
         watchers.push(tokio::spawn(watch_tally(
             sink,
@@ -112,8 +126,17 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         items.len(),
         params.watchers
     ));
+    // Minted before the clock starts: signing is the client's cost, not the server's.
+    let tokens: Vec<String> = (0..params.voters)
+        .map(|voter| target.token(VOTER_BASE + voter))
+        .collect();
+    let meter = CpuMeter::start(target);
     let (latency, acked_by_item, failed, highest_seq, voting_seconds) =
-        vote_all(target, list, &items, params, &shared).await;
+        vote_all(target, list, &items, params, &shared, tokens).await;
+    let votes_acked: u64 = acked_by_item.values().sum();
+    let owner = params.layout.owner.unwrap_or_else(|| target.owner_of(list));
+    let gateways = params.layout.gateway_nodes(target);
+    let cpu = meter.finish(votes_acked, |node| cpu::role(node, owner, &gateways));
     let _ = final_tx.send(Some(highest_seq));
     let mut lag = Latency::new();
     let mut converged = 0;
@@ -123,6 +146,23 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         converged += usize::from(final_seen);
     }
     let state = Http::new(target).get_list(&target.token(0), list).await?;
+    let (counted, exact) = check_tally(&state, &acked_by_item);
+    Ok(Outcome {
+        votes_acked,
+        votes_per_sec: votes_acked as f64 / voting_seconds,
+        failed,
+        ack_latency: latency.summary(),
+        tally_lag: lag.summary(),
+        tally_exact: exact && counted == votes_acked,
+        counted,
+        watchers_converged: converged,
+        cpu,
+        latency,
+    })
+}
+
+/// The sum of the stored counts, and whether each item's count equals its acked votes.
+fn check_tally(state: &serde_json::Value, acked_by_item: &HashMap<Uuid, u64>) -> (u64, bool) {
     let mut counted = 0;
     let mut exact = true;
     for item in state["items"].as_array().into_iter().flatten() {
@@ -135,25 +175,19 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         counted += votes;
         exact &= acked_by_item.get(&id).copied().unwrap_or(0) == votes;
     }
-    let votes_acked: u64 = acked_by_item.values().sum();
-    Ok(Outcome {
-        votes_acked,
-        votes_per_sec: votes_acked as f64 / voting_seconds,
-        failed,
-        ack_latency: latency.summary(),
-        tally_lag: lag.summary(),
-        tally_exact: exact && counted == votes_acked,
-        counted,
-        watchers_converged: converged,
-        latency,
-    })
+    (counted, exact)
 }
 
-async fn prepare(target: &Target, items: usize) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
+async fn prepare(
+    target: &Target,
+    items: usize,
+    node: Option<usize>,
+) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
     let poll = json!({"max_votes_per_user": 1, "allow_change": false, "open": true});
-    let list = create_lists(
+    let list = create_lists_placed(
         target,
         1,
+        |_| node,
         |_| 0,
         json!({"title": "hot poll", "visibility": "public", "poll": poll}),
     )
@@ -179,15 +213,14 @@ async fn vote_all(
     items: &[Uuid],
     params: &Params,
     shared: &Arc<Shared>,
+    tokens: Vec<String>,
 ) -> VoteTotals {
-    let http = if params.http2 {
-        Http::new_http2(target)
-    } else {
-        Http::new(target)
-    };
-    // Minted before the clock starts: signing is the client's cost, not the server's.
-    let tokens: Vec<String> = (0..params.voters)
-        .map(|voter| target.token(VOTER_BASE + voter))
+    // One client per gateway node; voter `v` votes through gateway `v mod gateways`.
+    let https: Vec<Http> = params
+        .layout
+        .gateway_nodes(target)
+        .into_iter()
+        .map(|node| Http::at(target, node, params.http2))
         .collect();
     let permits = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
     let mut pacer = Pacer::new(
@@ -209,7 +242,8 @@ async fn vote_all(
             let item = items[(voter % items.len() as u64) as usize];
             let token = tokens[voter as usize].clone();
             let permit = permits.clone().acquire_owned().await;
-            let (http, shared, attempts) = (http.clone(), shared.clone(), params.attempts);
+            let http = https[(voter % https.len() as u64) as usize].clone();
+            let (shared, attempts) = (shared.clone(), params.attempts);
             tasks.push(tokio::spawn(async move {
                 let outcome = vote(&http, &token, list, item, attempts).await;
                 drop(permit);

@@ -31,6 +31,7 @@ impl Default for Params {
                 subscribers: 300,
                 rate: 50.0,
                 seconds: 10.0,
+                ..Default::default()
             },
             hot_poll: hot_poll::Params {
                 voters: 50_000,
@@ -39,6 +40,7 @@ impl Default for Params {
                 watchers: 50,
                 attempts: 5,
                 http2: false,
+                layout: Default::default(),
             },
         }
     }

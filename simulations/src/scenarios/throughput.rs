@@ -67,13 +67,14 @@ pub struct Outcome {
     pub latency: Latency,
 }
 
-struct WriterTotals {
-    last_answer: Option<Instant>,
-    offered: u64,
-    acked: u64,
-    errors: BTreeMap<String, u64>,
-    unanswered: u64,
-    latency: Latency,
+/// What one writer connection saw.
+pub(crate) struct WriterTotals {
+    pub(crate) last_answer: Option<Instant>,
+    pub(crate) offered: u64,
+    pub(crate) acked: u64,
+    pub(crate) errors: BTreeMap<String, u64>,
+    pub(crate) unanswered: u64,
+    pub(crate) latency: Latency,
 }
 
 /// Runs the scenario.
@@ -148,7 +149,8 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-fn spawn_progress(acked: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+/// Prints acked ops per second until aborted.
+pub(crate) fn spawn_progress(acked: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last = 0;
         let mut interval = tokio::time::interval(Duration::from_secs(1));
@@ -175,7 +177,9 @@ fn op_for(list: Uuid, count: u64, items: u64) -> String {
     }
 }
 
-async fn write(
+/// One writer connection: ops at `rate` for `duration`, round-robin over `lists`, then waits
+/// (bounded) for their answers.
+pub(crate) async fn write(
     connection: (wire::WsSink, wire::WsStream),
     lists: Vec<Uuid>,
     rate: f64,
