@@ -345,7 +345,7 @@ impl Follow {
         let (mut source, owner) = self.follows.owners.open(self.list, self.forwarded).await?;
         // The owner answers at once (it subscribes, or refuses); a silent one is given up on
         // quickly, so the follow re-routes.
-        let wait = super::forward::STREAM_CONNECT_TIMEOUT * 2;
+        let wait = super::forward::CONNECT_TIMEOUT * 2;
         let first = tokio::time::timeout(wait, source.next()).await;
         match first {
             Ok(Some(NodeItem::Started { seq })) => {
@@ -372,8 +372,18 @@ impl Follow {
     async fn reconnect(&mut self) -> bool {
         let give_up_at = Instant::now() + self.follows.timeout;
         let mut attempt = 0;
+        // A new view may name a new owner: an attempt at the old one (say, a node that just
+        // died, whose connection takes up to a second to give up) is dropped at once for it.
+        let mut epochs = self.epochs.clone();
         loop {
-            let error = match self.connect().await {
+            let connected = tokio::select! {
+                connected = self.connect() => Some(connected),
+                _ = epochs.changed() => None,
+            };
+            let Some(connected) = connected else {
+                continue;
+            };
+            let error = match connected {
                 Ok(()) => {
                     metrics::counter!(super::metrics::FOLLOW_RESUBSCRIBES_TOTAL).increment(1);
                     // Who may read may have changed while no owner streamed to this follow;
@@ -393,7 +403,10 @@ impl Follow {
                 );
                 return false;
             }
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = epochs.changed() => {}
+            }
         }
     }
 

@@ -26,8 +26,10 @@ pub const BATCH_OPS_MAX: usize = 512;
 const LANE_QUEUE_OPS_MAX: usize = 4096;
 /// Lanes (batches in flight) per owner.
 pub const LANES: usize = 16;
-/// How long opening a node subscription waits for a connection to the owner.
-pub const STREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a request or node subscription waits for a connection to the owner: one that
+/// cannot be reached soon (it may just have died) is given up on, so the caller retries at
+/// the owner of its next view instead of waiting a whole op timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Forwarded ops and requests to other nodes.
 pub struct Forwarder {
@@ -90,6 +92,7 @@ impl Forwarder {
         timeout: Duration,
     ) -> Result<Response, EdgeError> {
         let peer = self.client.peer(node, addr);
+        connected(&peer, timeout).await?;
         let answer = peer
             .request(wire::encode(request), timeout)
             .await
@@ -100,7 +103,7 @@ impl Forwarder {
         })
     }
 
-    /// Opens a node subscription stream at `node`, waiting at most [`STREAM_CONNECT_TIMEOUT`]
+    /// Opens a node subscription stream at `node`, waiting at most [`CONNECT_TIMEOUT`]
     /// for a connection: a follow that cannot reach the owner it believes in re-routes soon
     /// (the owner may just have died) instead of waiting a whole op timeout.
     pub async fn open_stream(
@@ -111,7 +114,7 @@ impl Forwarder {
     ) -> Result<StreamReceiver, EdgeError> {
         self.client
             .peer(node, addr)
-            .open_stream(payload, STREAM_CONNECT_TIMEOUT.min(self.timeout))
+            .open_stream(payload, CONNECT_TIMEOUT.min(self.timeout))
             .await
             .map_err(transport_error)
     }
@@ -175,6 +178,9 @@ async fn send_batch(peer: &Peer, batch: Vec<(WireOp, Reply)>, timeout: Duration)
     metrics::histogram!(super::metrics::FORWARD_BATCH_OPS).record(ops.len() as f64);
     let started = std::time::Instant::now();
     let count = ops.len();
+    if let Err(error) = connected(peer, timeout).await {
+        return fail_all(replies, &error);
+    }
     let answer = peer
         .request(wire::encode(&Request::Ops(ops)), timeout)
         .await;
@@ -193,6 +199,17 @@ async fn send_batch(peer: &Peer, batch: Vec<(WireOp, Reply)>, timeout: Duration)
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         reply.send(outcome.map_err(EdgeError::from));
     }
+}
+
+/// Waits at most [`CONNECT_TIMEOUT`] (or `timeout`, if shorter) for a connection to `peer`.
+async fn connected(peer: &Peer, timeout: Duration) -> Result<(), EdgeError> {
+    if peer.is_connected() {
+        return Ok(());
+    }
+    peer.wait_connected(CONNECT_TIMEOUT.min(timeout))
+        .await
+        .map(|_| ())
+        .map_err(transport_error)
 }
 
 fn fail_all(replies: Vec<Reply>, error: &EdgeError) {
