@@ -227,6 +227,10 @@ pub fn transport_error(error: listwire_cluster::Error) -> EdgeError {
         E::NotConnected { .. } | E::Refused(_) | E::ProtocolVersion { .. } => {
             EdgeError::unavailable("the list's node is unreachable; retry")
         }
+        // The peer was dropped (it left the view) while the request waited or ran.
+        E::ShuttingDown => EdgeError::unavailable(
+            "the list's node left; the outcome is unknown, retry with the same op_id",
+        ),
         E::Timeout | E::ConnectionClosed(_) => EdgeError::unavailable(
             "no answer from the list's node; the outcome is unknown, retry with the same op_id",
         ),
