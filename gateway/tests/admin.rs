@@ -144,7 +144,11 @@ async fn admin_calls_are_rate_limited_per_ip() {
         ..admin_config()
     };
     let server = TestServer::start_with_admin(config).await;
-    let tokens = [Some("wrong-token-of-some-length"), Some(ADMIN_TOKEN), Some(ADMIN_TOKEN)];
+    let tokens = [
+        Some("wrong-token-of-some-length"),
+        Some(ADMIN_TOKEN),
+        Some(ADMIN_TOKEN),
+    ];
     let calls = tokens
         .iter()
         .chain(tokens.iter())
@@ -155,16 +159,21 @@ async fn admin_calls_are_rate_limited_per_ip() {
         .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
         .map(|(_, body)| body)
         .collect();
-    assert!(limited.len() >= 3, "six calls on a budget of 2 (+1/s): {answers:?}");
+    assert!(
+        limited.len() >= 3,
+        "six calls on a budget of 2 (+1/s): {answers:?}"
+    );
     for body in limited {
         assert_eq!(body["code"].as_str(), Some("rate_limited"));
         assert!(body["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0));
     }
     assert!(
-        answers
-            .iter()
-            .all(|(status, _)| [StatusCode::OK, StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS]
-                .contains(status)),
+        answers.iter().all(|(status, _)| [
+            StatusCode::OK,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(status)),
         "{answers:?}"
     );
     // Logins have a budget of their own.

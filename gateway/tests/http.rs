@@ -337,16 +337,25 @@ async fn auth_is_rate_limited_per_ip() {
     let server = TestServer::start(config).await;
     let client = reqwest::Client::new();
     let credentials = json!({"username": "dave", "password": "long enough"});
-    let calls = ["/v1/auth/register", "/v1/auth/login", "/v1/auth/login", "/v1/auth/register"]
-        .map(|path| post(&client, server.url(path), credentials.clone()));
+    let calls = [
+        "/v1/auth/register",
+        "/v1/auth/login",
+        "/v1/auth/login",
+        "/v1/auth/register",
+    ]
+    .map(|path| post(&client, server.url(path), credentials.clone()));
     let answers = futures_util::future::join_all(calls).await;
     let limited = answers
         .iter()
         .filter(|(status, body)| {
-            *status == StatusCode::TOO_MANY_REQUESTS && body["code"].as_str() == Some("rate_limited")
+            *status == StatusCode::TOO_MANY_REQUESTS
+                && body["code"].as_str() == Some("rate_limited")
         })
         .count();
-    assert!(limited >= 2, "four calls on a budget of 1 (+1/s): {answers:?}");
+    assert!(
+        limited >= 2,
+        "four calls on a budget of 1 (+1/s): {answers:?}"
+    );
 }
 
 // Goal: an HTTP op whose owner never answers gets `503 unavailable` ("outcome unknown") after
