@@ -164,6 +164,7 @@ pub struct Member {
     state: NodeState,
     internode_addr: String,
     client_addr: String,
+    gossip_addr: Option<std::net::SocketAddr>,
     protocol_version: u32,
     is_live: bool,
 }
@@ -179,9 +180,21 @@ impl Member {
             state: NodeState::Joining,
             internode_addr: String::new(),
             client_addr: String::new(),
+            gossip_addr: None,
             protocol_version: 0,
             is_live: true,
         }
+    }
+
+    /// This member gossiping at `gossip_addr`.
+    pub fn with_gossip_addr(mut self, gossip_addr: std::net::SocketAddr) -> Member {
+        self.gossip_addr = Some(gossip_addr);
+        self
+    }
+
+    /// The address it gossips at (what other nodes name as its seed), if known.
+    pub fn gossip_addr(&self) -> Option<std::net::SocketAddr> {
+        self.gossip_addr
     }
 
     /// This member with `roles`.
@@ -302,6 +315,7 @@ pub(super) fn member_from_state(
         state,
         internode_addr: node_state.get(KEY_INTERNODE_ADDR)?.to_string(),
         client_addr: node_state.get(KEY_CLIENT_ADDR)?.to_string(),
+        gossip_addr: Some(chitchat_id.gossip_advertise_addr),
         protocol_version,
         is_live,
     })

@@ -12,8 +12,10 @@
 mod admin;
 pub mod config;
 mod follow;
+mod follow_task;
 mod forward;
 mod handler;
+mod items;
 pub mod metrics;
 mod owners;
 mod router;
@@ -22,6 +24,7 @@ mod startup;
 pub mod state;
 #[cfg(test)]
 mod test_support;
+mod watch;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -72,8 +75,6 @@ const HEAD_RECHECKS: [Duration; 5] = [
     Duration::from_secs(15),
     Duration::from_secs(30),
 ];
-/// How often the pause detector looks at the clock.
-const PAUSE_TICK: Duration = Duration::from_millis(100);
 
 /// A running cluster member.
 pub struct ClusterNode {
@@ -87,8 +88,8 @@ pub struct ClusterNode {
     tasks: Vec<JoinHandle<()>>,
     /// Waits for peers before announcing `serving` (a seeded node); cancelled on stop.
     announce: std::sync::Mutex<Option<JoinHandle<()>>>,
-    /// Whether the node was given seeds other than itself (see `startup`).
-    seeded: bool,
+    /// What a node given seeds (other than itself) must see before it serves (see `startup`).
+    quorum: Option<Arc<startup::Quorum>>,
     gossip_interval: Duration,
     drain_timeout: Duration,
     gossip_addr: SocketAddr,
@@ -165,18 +166,26 @@ impl ClusterNode {
             &client_advertise,
         )?;
         let gossip_addr = membership_config.advertise_addr;
-        let seeded = startup::has_other_seeds(&args.seeds, gossip_addr);
+        let quorum = if startup::has_other_seeds(&args.seeds, gossip_addr) {
+            Some(Arc::new(startup::Quorum::new(&args.seeds, data_dir).await?))
+        } else {
+            None
+        };
         let membership = Membership::spawn_udp(membership_config).await?;
         state.update(membership.view());
         let tasks = vec![
-            tokio::spawn(watch_view(
+            tokio::spawn(watch::watch_view(
                 membership.watch(),
                 state.clone(),
                 host.clone(),
                 forwarder,
                 client.clone(),
+                data_dir.to_owned(),
             )),
-            tokio::spawn(detect_pauses(host.clone(), 4 * args.gossip_interval())),
+            tokio::spawn(watch::detect_pauses(
+                host.clone(),
+                4 * args.gossip_interval(),
+            )),
         ];
         tracing::info!(node = %state.self_id(), gossip = %args.gossip_listen, internode = %internode_addr, "joined the cluster gossip as joining");
         Ok(Arc::new(ClusterNode {
@@ -189,7 +198,7 @@ impl ClusterNode {
             router,
             tasks,
             announce: std::sync::Mutex::new(None),
-            seeded,
+            quorum,
             gossip_interval: args.gossip_interval(),
             drain_timeout: Duration::from_secs(args.drain_timeout_secs),
             gossip_addr,
@@ -231,12 +240,13 @@ impl ClusterNode {
     /// for a node without seeds, else in the background once it sees its cluster (see
     /// `startup`); until then it stays `joining` and not ready.
     pub async fn serve(self: &Arc<Self>) -> anyhow::Result<()> {
-        if !self.seeded {
+        let Some(quorum) = self.quorum.clone() else {
             return self.set_state(NodeState::Serving).await;
-        }
+        };
         let node = self.clone();
         let announce = tokio::spawn(async move {
-            startup::wait_for_peers(&node.state, node.gossip_interval).await;
+            let own = node.gossip_addr;
+            startup::wait_for_peers(&node.state, node.gossip_interval, &quorum, own).await;
             if let Err(error) = node.become_serving().await {
                 tracing::warn!(%error, "could not announce serving");
             }
@@ -283,7 +293,7 @@ impl ClusterNode {
         }
         let deadline = Instant::now() + self.drain_timeout;
         loop {
-            hand_off_unowned(&self.host);
+            watch::hand_off_unowned(&self.host);
             if self.host.active_lists() == 0 {
                 tracing::info!("drained: every list has moved");
                 return;
@@ -347,7 +357,7 @@ impl ClusterNode {
         let membership = guard.as_ref().context("membership stopped")?;
         membership.set_state(state).await?;
         self.state.update(membership.view());
-        hand_off_unowned(&self.host);
+        watch::hand_off_unowned(&self.host);
         Ok(())
     }
 }
@@ -389,66 +399,4 @@ fn free_udp_port_if_zero(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     }
     let socket = std::net::UdpSocket::bind(addr).context("finding a free gossip port")?;
     Ok(socket.local_addr()?)
-}
-
-/// Follows the membership view: installs each new picture, hands off the lists this node no
-/// longer owns, and forgets the batchers and connections of nodes that are gone.
-async fn watch_view(
-    mut view_rx: tokio::sync::watch::Receiver<View>,
-    state: Arc<ClusterState>,
-    host: Host,
-    forwarder: Arc<Forwarder>,
-    client: Client,
-) {
-    let mut previous = view_rx.borrow().clone();
-    while view_rx.changed().await.is_ok() {
-        let view = view_rx.borrow_and_update().clone();
-        if view.serving_hosts() != previous.serving_hosts() {
-            ::metrics::counter!(metrics::PLACEMENT_CHANGES_TOTAL).increment(1);
-            tracing::info!(serving = ?view.serving_hosts().iter().map(|n| n.as_str()).collect::<Vec<_>>(), "placement changed");
-        }
-        state.update(view.clone());
-        hand_off_unowned(&host);
-        let live = |node: &NodeId| view.member(node).is_some_and(|member| member.is_live());
-        forwarder.retain(live);
-        for gone in previous.members().filter(|member| !live(member.node_id())) {
-            // Its connection (and reconnect attempts) would otherwise linger.
-            client.remove_peer(gone.node_id());
-        }
-        previous = view;
-    }
-}
-
-/// Hands off the lists this node no longer owns, counting each list once (the host asks each
-/// list once, whoever notices first: the view watcher, a state change or the drain loop). The
-/// actor times its own handoff.
-fn hand_off_unowned(host: &Host) {
-    let released = host.release_unowned();
-    if !released.is_empty() {
-        ::metrics::counter!(metrics::LISTS_MOVED_TOTAL).increment(released.len() as u64);
-    }
-}
-
-/// A process paused (stopped, frozen VM, swapped out) longer than `threshold` may have been
-/// declared dead meanwhile, and its lists moved and written elsewhere: it hands off every list,
-/// so the next request reloads each from storage instead of serving a stale copy.
-async fn detect_pauses(host: Host, threshold: Duration) {
-    let mut ticker = tokio::time::interval(PAUSE_TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = std::time::Instant::now();
-    loop {
-        ticker.tick().await;
-        let now = std::time::Instant::now();
-        let gap = now.duration_since(last);
-        last = now;
-        if gap > threshold + PAUSE_TICK {
-            ::metrics::counter!(metrics::PAUSES_TOTAL).increment(1);
-            let released = host.release_all();
-            tracing::warn!(
-                paused_ms = gap.as_millis() as u64,
-                lists = released.len(),
-                "this node was paused; reloading its lists from storage"
-            );
-        }
-    }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod cluster_metrics;
 mod cluster_processes;
+mod cluster_restarts;
 mod cluster_safety;
 mod crash;
 mod dev_cluster;
