@@ -118,27 +118,6 @@ impl LocalRouter {
         await_answer(answer, self.answer_timeout()).await
     }
 
-    /// Which of `users` may read `list`.
-    pub async fn authorize(&self, list: Uuid, users: Vec<Uuid>) -> Result<Vec<Uuid>, EdgeError> {
-        let (reply, answer) = oneshot::channel();
-        let message = ListMsg::Authorize {
-            users,
-            reply,
-            admitted: None,
-        };
-        if let Err((error, _message)) = self
-            .host
-            .dispatch(list, message, Activation::Activate)
-            .await
-        {
-            return Err(error);
-        }
-        match tokio::time::timeout(self.answer_timeout(), answer).await {
-            Ok(Ok(allowed)) => Ok(allowed),
-            _ => Err(EdgeError::unavailable("list did not answer in time; retry")),
-        }
-    }
-
     /// The host behind this router.
     pub fn host(&self) -> &Host {
         &self.host

@@ -10,10 +10,15 @@ use listwire_storage::{AccountStore, UserRecord};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::super::follow_task::{next_item, Follow, Upstream};
+use super::super::owners::Source;
 use super::super::test_support::{owners_over, principal, raw, submit, HeldLoads};
 use super::*;
 use crate::host::{Host, HostConfig};
+use crate::list::node_sink::NodeItem;
 use crate::router::LocalRouter;
+use listwire_cluster::NodeId;
+use tokio::time::Instant;
 
 /// Follows over `local`, in a one-node view where this node owns every list.
 fn follows_over(local: LocalRouter) -> Arc<Follows> {
@@ -151,10 +156,10 @@ async fn a_follower_ahead_of_a_resubscribe_delta_resubscribes_instead_of_seeing_
         .await
         .unwrap();
     let follows = follows_over(local1.clone());
-    let mut follow = Follow::new(list, follows.clone());
+    let mut follow = Follow::new(list, follows.clone(), Default::default());
     let (c1, c1_rx) = FrameSink::new(1, alice.user_id, 256, CancellationToken::new());
     follow
-        .attach(alice.user_id, None, c1, &|| false)
+        .attach(alice.user_id, None, c1, &|| true)
         .await
         .unwrap();
     // Two frames reach the follow's node subscription while it is busy (say, attaching c2).
@@ -164,7 +169,7 @@ async fn a_follower_ahead_of_a_resubscribe_delta_resubscribes_instead_of_seeing_
     }
     let (c2, c2_rx) = FrameSink::new(2, alice.user_id, 256, CancellationToken::new());
     follow
-        .attach(alice.user_id, None, c2, &|| false)
+        .attach(alice.user_id, None, c2, &|| true)
         .await
         .unwrap();
     assert_eq!(follow.forwarded, Some(1));
@@ -183,7 +188,7 @@ async fn a_follower_ahead_of_a_resubscribe_delta_resubscribes_instead_of_seeing_
     while let Ok(item) =
         tokio::time::timeout(Duration::from_millis(500), next_item(&mut follow.upstream)).await
     {
-        follow.item(item).await;
+        follow.item(item);
     }
     let c1_frames = drain_for(&c1_rx, Duration::from_millis(200)).await;
     let c2_frames = drain_for(&c2_rx, Duration::from_millis(200)).await;
@@ -246,5 +251,152 @@ async fn a_subscriber_whose_caller_gave_up_is_not_attached() {
     assert!(
         seen.is_empty(),
         "nothing reaches a client that is not subscribed: {seen:?}"
+    );
+}
+
+/// Goal (second review, R2): a frame that changed access is re-checked with the node whose
+/// copy produced it, or at least with a copy that has reached it. Here the follow's view
+/// already names a new owner N (which loaded the list at seq 2), while its node subscription
+/// still comes from the old owner A (superseded, within `HANDOFF_GRACE`, as after a view
+/// change A has not seen yet). A revokes Bob at seq 3 and goes on writing. The follow asks the
+/// owner of its view, N, whose copy is still at seq 2 and says Bob may read: Bob keeps
+/// getting A's frames after he lost access.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_change_is_not_rechecked_against_a_copy_behind_it() {
+    let inner = Arc::new(MemoryStore::new());
+    for (n, name) in [(1, "alice"), (2, "bob")] {
+        inner
+            .create_user(UserRecord {
+                user_id: Uuid::from_u128(n),
+                username: name.into(),
+                password_hash: "x".into(),
+                created_at_ms: 0,
+            })
+            .await
+            .unwrap();
+    }
+    let (alice, bob) = (principal(1, "alice"), principal(2, "bob"));
+    // A: the old owner, still writing. N: the new owner of the follow's view.
+    let local_a = LocalRouter::new(Host::new(
+        inner.clone(),
+        inner.clone(),
+        HostConfig::default(),
+    ));
+    let local_n = LocalRouter::new(Host::new(
+        inner.clone(),
+        inner.clone(),
+        HostConfig::default(),
+    ));
+    let list = local_a
+        .create_list(&alice, raw(r#"{"title":"private"}"#))
+        .await
+        .unwrap();
+    let share = r#"{"kind":"share","user":"bob","role":"viewer"}"#;
+    assert_eq!(submit(&local_a, &alice, list, share).await, Ok(2));
+    // N loads the list at seq 2 (a reader whose gateway already has the new view).
+    local_n.snapshot(&alice, list).await.unwrap();
+
+    let follows = follows_over(local_n.clone());
+    let mut follow = Follow::new(list, follows.clone(), Default::default());
+    let source = local_a.subscribe_node(list, None, 64).await.unwrap();
+    assert!(matches!(
+        source.next().await,
+        Some(NodeItem::Started { seq: 2, .. })
+    ));
+    follow.forwarded = Some(2);
+    follow.upstream = Some(Upstream {
+        source: Source::Local(source),
+        owner: Some(NodeId::new("node-old").unwrap()),
+        superseded_at: Some(Instant::now()),
+    });
+    let (bob_sink, bob_rx) = FrameSink::new(42, bob.user_id, 256, CancellationToken::new());
+    follow
+        .attach(bob.user_id, None, bob_sink, &|| true)
+        .await
+        .expect("bob may read at seq 2");
+    let _snapshot = drain_for(&bob_rx, Duration::from_millis(100)).await;
+
+    // A has not seen the view change: it revokes Bob, then keeps writing.
+    let unshare = r#"{"kind":"unshare","user":"bob"}"#;
+    assert_eq!(submit(&local_a, &alice, list, unshare).await, Ok(3));
+    let later = r#"{"kind":"add_item","text":"after revocation","after":null}"#;
+    assert_eq!(submit(&local_a, &alice, list, later).await, Ok(4));
+    // The follow forwards what A publishes (within the grace).
+    while let Ok(item) =
+        tokio::time::timeout(Duration::from_millis(500), next_item(&mut follow.upstream)).await
+    {
+        follow.item(item);
+    }
+    let seen = drain_for(&bob_rx, Duration::from_millis(200)).await;
+    let leaked = seen.iter().any(|f| f.contains("after revocation"));
+    let ended = seen
+        .iter()
+        .any(|f| f.starts_with("ended") && f.contains("forbidden"));
+    assert!(
+        !leaked && ended,
+        "bob lost access at seq 3, checked against a copy at seq 2: {seen:#?}"
+    );
+}
+
+/// Goal (second review, R6): an unsubscribe is never lost. While a follow cannot read its
+/// commands (it is resubscribing at an owner that is slow to load), subscribes pile up in its
+/// queue; an unsubscribe that finds the queue full gives up after the follow timeout, and the
+/// connection, still open, stays attached: it keeps getting the list's frames indefinitely
+/// (the sweep only drops closed connections), and the gateway no longer counts the
+/// subscription against its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsubscribe_is_not_lost_while_the_follow_is_busy() {
+    let inner = Arc::new(MemoryStore::new());
+    let held = HeldLoads::new(inner.clone());
+    let host = Host::new(held.clone(), inner.clone(), HostConfig::default());
+    let local = LocalRouter::new(host.clone());
+    let alice = principal(1, "alice");
+    let list = local
+        .create_list(&alice, raw(r#"{"title":"hot"}"#))
+        .await
+        .unwrap();
+    let follows = Follows::new(owners_over(local.clone()), Duration::from_millis(500));
+    let (c1, c1_rx) = FrameSink::new(1, alice.user_id, 4096, CancellationToken::new());
+    follows.subscribe(&alice, list, None, c1).await.unwrap();
+    // The list restarts and its next load is slow: the follow is busy resubscribing.
+    held.hold.store(true, Ordering::SeqCst);
+    host.release_all();
+    // A crowd subscribes meanwhile (their callers time out; their commands stay queued).
+    let mut crowd = Vec::new();
+    for n in 0..(2 * COMMANDS_MAX as u64) {
+        let follows = follows.clone();
+        let alice = alice.clone();
+        let (sink, _rx) = FrameSink::new(1000 + n, alice.user_id, 16, CancellationToken::new());
+        crowd.push(tokio::spawn(async move {
+            let _ = follows.subscribe(&alice, list, None, sink).await;
+            _rx
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while follows
+            .lock()
+            .get(&list)
+            .is_none_or(|queue| !queue.is_full())
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the follow's queue fills up");
+    // Connection 1 unsubscribes (the gateway forgets the subscription at once).
+    follows.unsubscribe(list, 1).await;
+    // The slow load finishes; the follow catches up with its queue.
+    held.hold.store(false, Ordering::SeqCst);
+    held.gate.add_permits(1 << 20);
+    for task in crowd {
+        let _ = task.await;
+    }
+    let _ = drain_for(&c1_rx, Duration::from_millis(300)).await;
+    let op = r#"{"kind":"add_item","text":"after unsubscribe","after":null}"#;
+    submit(&local, &alice, list, op).await.unwrap();
+    let seen = drain_for(&c1_rx, Duration::from_millis(500)).await;
+    assert!(
+        !seen.iter().any(|f| f.contains("after unsubscribe")),
+        "connection 1 unsubscribed, yet gets the list's frames: {seen:#?}"
     );
 }

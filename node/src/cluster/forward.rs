@@ -91,10 +91,12 @@ impl Forwarder {
         request: &Request,
         timeout: Duration,
     ) -> Result<Response, EdgeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let peer = self.client.peer(node, addr);
         connected(&peer, timeout).await?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let answer = peer
-            .request(wire::encode(request), timeout)
+            .request(wire::encode(request), left)
             .await
             .map_err(transport_error)?;
         wire::decode(&answer).map_err(|error| {

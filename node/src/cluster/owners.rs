@@ -11,6 +11,7 @@ use listwire_gateway::{EdgeError, Principal};
 use uuid::Uuid;
 
 use super::forward::Forwarder;
+use super::items;
 use super::state::{ClusterState, Route};
 use super::wire::{self, Request, Response, Subscribe, WirePrincipal};
 use crate::list::node_sink::{NodeItem, NodeSource};
@@ -31,7 +32,7 @@ impl Source {
         match self {
             Source::Local(source) => source.next().await,
             Source::Remote(stream) => match stream.next().await {
-                Some(Ok(payload)) => wire::decode_item(payload).ok(),
+                Some(Ok(payload)) => items::decode_item(payload).ok(),
                 Some(Err(_)) | None => None,
             },
         }
@@ -109,21 +110,6 @@ impl Owners {
                         seq: catch_up.seq,
                     }),
                     Response::CatchUp(Err(error)) => Err(error.into()),
-                    _ => Err(mismatched()),
-                }
-            }
-            Route::Nowhere(error) => Err(error),
-        }
-    }
-
-    /// Which of `users` may read `list`.
-    pub async fn authorize(&self, list: Uuid, users: Vec<Uuid>) -> Result<Vec<Uuid>, EdgeError> {
-        match self.state.route(list) {
-            Route::Local => self.local.authorize(list, users).await,
-            Route::Remote { node, addr } => {
-                let request = Request::Authorize { list, users };
-                match self.forwarder.request(&node, &addr, &request).await? {
-                    Response::Authorize(answer) => answer.map_err(EdgeError::from),
                     _ => Err(mismatched()),
                 }
             }

@@ -2,19 +2,16 @@
 //!
 //! Requests and responses are postcard-encoded after a version byte ([`WIRE_VERSION`]); new
 //! variants go at the end of each enum, and a peer that sends a version this build does not
-//! read gets a clear refusal. Node subscription items are hand-encoded so a frame's bytes
-//! reach the gateway node without a copy: `[tag][seq u64 BE][flags][from u64 BE, if the
-//! flags say so][frame bytes]`.
+//! read gets a clear refusal. Node subscription items are hand-encoded (see `items`) so a
+//! frame's bytes reach the gateway node without a copy.
 //!
 //! The principal an op carries is trusted because internode connections are authenticated
 //! with the cluster secret; nothing here is ever accepted from a client.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use listwire_gateway::{EdgeError, ErrorCode, Principal};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-use crate::list::node_sink::NodeItem;
 
 /// The version of these messages this build writes and reads.
 pub const WIRE_VERSION: u8 = 1;
@@ -139,13 +136,6 @@ pub enum Request {
         /// What the user has.
         since: Option<u64>,
     },
-    /// Which of `users` may read `list`.
-    Authorize {
-        /// The list.
-        list: Uuid,
-        /// The users to check.
-        users: Vec<Uuid>,
-    },
     /// The node's own figures, for the admin view.
     Stats,
     /// Whether `list` has an actor on the node now, for the admin view.
@@ -170,8 +160,6 @@ pub enum Response {
     Snapshot(Result<Vec<u8>, WireError>),
     /// The catch-up.
     CatchUp(Result<WireCatchUp, WireError>),
-    /// The users who may read.
-    Authorize(Result<Vec<Uuid>, WireError>),
     /// The node's figures.
     Stats(NodeStats),
     /// Whether the list is active there.
@@ -220,123 +208,13 @@ pub fn decode<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, WireDec
     }
 }
 
-const ITEM_STARTED: u8 = 1;
-const ITEM_FRAME: u8 = 2;
-const ITEM_END: u8 = 3;
-const FLAG_SNAPSHOT: u8 = 1;
-const FLAG_ACCESS_CHANGED: u8 = 2;
-const FLAG_FROM: u8 = 4;
-
-/// Encodes a node subscription item.
-pub fn encode_item(item: &NodeItem) -> Bytes {
-    match item {
-        NodeItem::Started { seq } => {
-            let mut out = BytesMut::with_capacity(10);
-            out.put_u8(ITEM_STARTED);
-            out.put_u64(*seq);
-            out.put_u8(0);
-            out.freeze()
-        }
-        NodeItem::Frame {
-            from,
-            seq,
-            snapshot,
-            access_changed,
-            frame,
-        } => {
-            let mut out = BytesMut::with_capacity(18 + frame.len());
-            out.put_u8(ITEM_FRAME);
-            out.put_u64(*seq);
-            let mut flags = 0;
-            if *snapshot {
-                flags |= FLAG_SNAPSHOT;
-            }
-            if *access_changed {
-                flags |= FLAG_ACCESS_CHANGED;
-            }
-            if from.is_some() {
-                flags |= FLAG_FROM;
-            }
-            out.put_u8(flags);
-            if let Some(from) = from {
-                out.put_u64(*from);
-            }
-            out.put_slice(frame);
-            out.freeze()
-        }
-        NodeItem::End { code, message } => {
-            let mut out = BytesMut::with_capacity(10 + message.len() + 16);
-            out.put_u8(ITEM_END);
-            out.put_u64(0);
-            out.put_u8(0);
-            let error = WireError {
-                code: code.as_str().to_owned(),
-                message: message.clone(),
-                retry_after_ms: None,
-            };
-            out.put_slice(&encode(&error));
-            out.freeze()
-        }
-    }
-}
-
-/// Decodes a node subscription item; a frame's bytes are shared with `payload`, not copied.
-pub fn decode_item(payload: Bytes) -> Result<NodeItem, WireDecodeError> {
-    let malformed = || WireDecodeError::Malformed("short node subscription item".into());
-    if payload.len() < 10 {
-        return Err(malformed());
-    }
-    let tag = payload[0];
-    let mut seq_bytes = [0u8; 8];
-    seq_bytes.copy_from_slice(&payload[1..9]);
-    let seq = u64::from_be_bytes(seq_bytes);
-    let flags = payload[9];
-    let rest = payload.slice(10..);
-    match tag {
-        ITEM_STARTED => Ok(NodeItem::Started { seq }),
-        ITEM_FRAME if flags & FLAG_FROM != 0 => {
-            if rest.len() < 8 {
-                return Err(malformed());
-            }
-            let mut from_bytes = [0u8; 8];
-            from_bytes.copy_from_slice(&rest[..8]);
-            Ok(NodeItem::Frame {
-                from: Some(u64::from_be_bytes(from_bytes)),
-                seq,
-                snapshot: flags & FLAG_SNAPSHOT != 0,
-                access_changed: flags & FLAG_ACCESS_CHANGED != 0,
-                frame: rest.slice(8..),
-            })
-        }
-        ITEM_FRAME => Ok(NodeItem::Frame {
-            from: None,
-            seq,
-            snapshot: flags & FLAG_SNAPSHOT != 0,
-            access_changed: flags & FLAG_ACCESS_CHANGED != 0,
-            frame: rest,
-        }),
-        ITEM_END => {
-            let error: WireError = decode(&rest)?;
-            let edge = EdgeError::from(error);
-            Ok(NodeItem::End {
-                code: edge.code,
-                message: edge.message,
-            })
-        }
-        other => Err(WireDecodeError::Malformed(format!(
-            "unknown node subscription item {other}"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Goal: every message and item round-trips, the version byte is checked, and frame bytes
-    /// are not copied on decode.
+    /// Goal: every message round-trips and the version byte is checked.
     #[test]
-    fn messages_and_items_round_trip() {
+    fn messages_round_trip() {
         let op = WireOp {
             principal: WirePrincipal {
                 user_id: Uuid::from_u128(1),
@@ -388,54 +266,5 @@ mod tests {
             decode::<Request>(&[]),
             Err(WireDecodeError::Version(None))
         ));
-        let frame = Bytes::from_static(br#"{"type":"delta"}"#);
-        let items = [
-            NodeItem::Started { seq: 7 },
-            NodeItem::Frame {
-                from: Some(8),
-                seq: 9,
-                snapshot: false,
-                access_changed: true,
-                frame: frame.clone(),
-            },
-            NodeItem::Frame {
-                from: None,
-                seq: 9,
-                snapshot: false,
-                access_changed: false,
-                frame: frame.clone(),
-            },
-            NodeItem::End {
-                code: ErrorCode::Moved,
-                message: "moved".into(),
-            },
-        ];
-        for item in items {
-            let encoded = encode_item(&item);
-            assert_eq!(decode_item(encoded).unwrap(), item);
-        }
-        let encoded = encode_item(&NodeItem::Frame {
-            from: None,
-            seq: 1,
-            snapshot: true,
-            access_changed: false,
-            frame,
-        });
-        let base = encoded.as_ptr() as usize;
-        match decode_item(encoded).unwrap() {
-            NodeItem::Frame {
-                frame, snapshot, ..
-            } => {
-                assert!(snapshot);
-                assert_eq!(frame.as_ptr() as usize, base + 10, "shared, not copied");
-            }
-            other => panic!("expected a frame, got {other:?}"),
-        }
-        assert!(decode_item(Bytes::from_static(b"\x02")).is_err());
-        let short_from = Bytes::from_static(b"\x02\0\0\0\0\0\0\0\x09\x04\0\0");
-        assert!(
-            decode_item(short_from).is_err(),
-            "a from flag without its 8 bytes"
-        );
     }
 }

@@ -15,6 +15,7 @@ use super::fanout::{Fanout, VotePlan};
 use super::index::IndexSync;
 use super::lifecycle::{SnapshotBackoff, Stopping};
 use super::load::Loaded;
+use super::node_sink::Access;
 use super::{rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest};
 use crate::domain::{apply, create, evolve, is_retry, Change, Event, ListState};
 use crate::host::{ListContext, Slot};
@@ -183,18 +184,6 @@ impl ListActorState {
                 self.last_activity = Instant::now();
                 let answer = self.catch_up_for(user, since).await;
                 let _ = reply.send(answer);
-                drop(admitted);
-            }
-            ListMsg::Authorize {
-                users,
-                reply,
-                admitted,
-            } => {
-                let allowed = users
-                    .into_iter()
-                    .filter(|user| self.durable.can_view(*user))
-                    .collect();
-                let _ = reply.send(allowed);
                 drop(admitted);
             }
         }
@@ -433,8 +422,9 @@ impl ListActorState {
                     return;
                 };
                 let range = (first.seq, last.seq);
+                let access = access_changed.then(|| std::sync::Arc::new(Access::of(&self.durable)));
                 self.fanout
-                    .publish_delta(range, &batching.encoded, all_votes, access_changed, now);
+                    .publish_delta(range, &batching.encoded, all_votes, access, now);
             }
         }
         if access_changed {

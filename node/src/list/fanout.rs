@@ -1,6 +1,7 @@
 //! Subscribers of one list, the recent-event ring for `since` resume, and tally coalescing.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -8,7 +9,7 @@ use listwire_gateway::ErrorCode;
 use uuid::Uuid;
 
 use super::frames;
-use super::node_sink::{FrameSpan, NodeItem, SubscriberKey, SubscriberSink};
+use super::node_sink::{Access, FrameSpan, NodeItem, SubscriberKey, SubscriberSink};
 use crate::domain::ListState;
 use crate::metrics::ListMetrics;
 
@@ -142,7 +143,8 @@ impl Fanout {
             (since, _) => self.catch_up(since, durable, snapshot_frame),
         };
         if let SubscriberSink::Node(node) = &sink {
-            if node.push(NodeItem::Started { seq: head }).is_err() {
+            let access = Arc::new(Access::of(durable));
+            if node.push(NodeItem::Started { seq: head, access }).is_err() {
                 return false;
             }
         }
@@ -152,7 +154,7 @@ impl Fanout {
             let span = if catch_up.snapshot {
                 FrameSpan::snapshot(seq)
             } else {
-                FrameSpan::delta(next_from, seq, false)
+                FrameSpan::delta(next_from, seq, None)
             };
             next_from = seq + 1;
             if sink.push_frame(frame, span).is_err() {
@@ -186,7 +188,7 @@ impl Fanout {
     }
 
     /// Ends the subscriptions of users who may no longer view the list. Node subscriptions stay:
-    /// their frames carry `access_changed`, and their gateway re-checks its own users.
+    /// their frames carry the new `Access`, and their gateway ends its own users by it.
     pub fn revoke_unauthorized(&mut self, durable: &ListState) {
         let list = self.list;
         self.subscribers
@@ -256,14 +258,14 @@ impl Fanout {
         self.publish(frame, FrameSpan::tally(durable.seq()));
     }
 
-    /// Publishes a durable batch as one delta frame; `access_changed` when its events changed
-    /// who may read the list.
+    /// Publishes a durable batch as one delta frame; `access` (who may read after it) when its
+    /// events changed that.
     pub fn publish_delta(
         &mut self,
         (from, to): (u64, u64),
         events: &[Bytes],
         all_votes: bool,
-        access_changed: bool,
+        access: Option<Arc<Access>>,
         now: Instant,
     ) {
         if all_votes {
@@ -274,7 +276,7 @@ impl Fanout {
         }
         let frame = frames::delta(self.list, from, to, events);
         self.metrics.deltas_published.increment(1);
-        self.publish(frame, FrameSpan::delta(from, to, access_changed));
+        self.publish(frame, FrameSpan::delta(from, to, access));
     }
 
     fn publish(&mut self, frame: Bytes, span: FrameSpan) {
@@ -290,7 +292,10 @@ impl Fanout {
             }
             subscriber.queued_to = to;
             // A full queue closes that subscriber (the sink marks it); either way it leaves.
-            subscriber.sink.push_frame(frame.clone(), span).is_ok()
+            subscriber
+                .sink
+                .push_frame(frame.clone(), span.clone())
+                .is_ok()
         });
     }
 

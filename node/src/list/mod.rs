@@ -103,15 +103,6 @@ pub enum ListMsg {
         /// Admission.
         admitted: Option<Admitted>,
     },
-    /// Which of `users` may still read the list (after an access change).
-    Authorize {
-        /// The users to check.
-        users: Vec<Uuid>,
-        /// Those who may read.
-        reply: oneshot::Sender<Vec<Uuid>>,
-        /// Admission.
-        admitted: Option<Admitted>,
-    },
     /// Read the durable snapshot JSON.
     Snapshot {
         /// The reading user.
@@ -169,8 +160,7 @@ impl ListMsg {
             ListMsg::Subscribe(request) => request.admitted = Some(admission),
             ListMsg::Unsubscribe { admitted, .. }
             | ListMsg::Snapshot { admitted, .. }
-            | ListMsg::CatchUp { admitted, .. }
-            | ListMsg::Authorize { admitted, .. } => *admitted = Some(admission),
+            | ListMsg::CatchUp { admitted, .. } => *admitted = Some(admission),
             _ => drop(admission),
         }
     }

@@ -3,10 +3,11 @@
 //! In a cluster, a gateway node subscribes once per list at the list's owner and fans the
 //! owner's pre-encoded frames out to its own connections. Its subscription is a [`NodeSink`]: a
 //! bounded queue of [`NodeItem`]s carrying each frame with the seq it reaches, so the gateway
-//! can resume with `since` after an owner change, and a flag on frames that changed who may
-//! read the list, so it re-checks its subscribers with the owner. The owner trusts node
-//! subscribers (they are internode peers, authenticated by the cluster secret); the gateway
-//! authorizes each of its users with the owner before attaching them.
+//! can resume with `since` after an owner change, and who may read the list ([`Access`]) at
+//! the start and with every frame that changed it, so the gateway ends its own subscribers
+//! who lost access exactly where the owner ends its direct ones, with no request and no race.
+//! The owner trusts node subscribers (they are internode peers, authenticated by the cluster
+//! secret); the gateway authorizes each of its users with the owner before attaching them.
 //!
 //! A full queue means the gateway cannot keep up: the owner drops the subscriber, the
 //! consumer sees the queue end, and resubscribes with `since`, as a slow WebSocket client does.
@@ -16,7 +17,36 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use listwire_gateway::{ErrorCode, FrameSink, PushError};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::domain::{ListState, Visibility};
+
+/// Who may read a list at some seq: everyone, if it is public, or its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    /// Whether anyone may read it.
+    pub public: bool,
+    /// Its members (every role may read), sorted.
+    pub members: Vec<Uuid>,
+}
+
+impl Access {
+    /// Who may read `state`.
+    pub fn of(state: &ListState) -> Access {
+        let mut members: Vec<Uuid> = state.members().map(|(user, _, _)| user).collect();
+        members.sort_unstable();
+        Access {
+            public: state.exists() && state.visibility() == Visibility::Public,
+            members,
+        }
+    }
+
+    /// Whether `user` may read.
+    pub fn allows(&self, user: Uuid) -> bool {
+        self.public || self.members.binary_search(&user).is_ok()
+    }
+}
 
 /// One item of a node subscription, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +56,8 @@ pub enum NodeItem {
     Started {
         /// The durable seq at subscribe time.
         seq: u64,
+        /// Who may read the list at that seq.
+        access: Arc<Access>,
     },
     /// A frame (delta, tally or snapshot JSON, as clients get it) that brings a follower to
     /// `seq`.
@@ -38,8 +70,9 @@ pub enum NodeItem {
         seq: u64,
         /// Whether it is a snapshot (it replaces the follower's state).
         snapshot: bool,
-        /// Whether its events changed who may read the list (share, unshare, visibility).
-        access_changed: bool,
+        /// Who may read the list after it, when its events changed that (share, unshare,
+        /// visibility): the gateway ends its followers who lost access, after this frame.
+        access: Option<Arc<Access>>,
         /// The frame, encoded once.
         frame: Bytes,
     },
@@ -134,7 +167,7 @@ impl Drop for NodeSource {
 }
 
 /// What a frame covers, as a node subscriber is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameSpan {
     /// The first seq of a delta; `None` for a tally or snapshot.
     pub from: Option<u64>,
@@ -142,18 +175,18 @@ pub struct FrameSpan {
     pub seq: u64,
     /// Whether it is a snapshot.
     pub snapshot: bool,
-    /// Whether its events changed who may read the list.
-    pub access_changed: bool,
+    /// Who may read after it, if its events changed that.
+    pub access: Option<Arc<Access>>,
 }
 
 impl FrameSpan {
-    /// A delta of `from..=to`.
-    pub fn delta(from: u64, to: u64, access_changed: bool) -> Self {
+    /// A delta of `from..=to`; `access` if its events changed who may read.
+    pub fn delta(from: u64, to: u64, access: Option<Arc<Access>>) -> Self {
         Self {
             from: Some(from),
             seq: to,
             snapshot: false,
-            access_changed,
+            access,
         }
     }
 
@@ -163,7 +196,7 @@ impl FrameSpan {
             from: None,
             seq,
             snapshot: false,
-            access_changed: false,
+            access: None,
         }
     }
 
@@ -173,7 +206,7 @@ impl FrameSpan {
             from: None,
             seq,
             snapshot: true,
-            access_changed: false,
+            access: None,
         }
     }
 }
@@ -227,7 +260,7 @@ impl SubscriberSink {
             from,
             seq,
             snapshot,
-            access_changed,
+            access,
         } = span;
         match self {
             SubscriberSink::Connection(sink) => sink.push(frame),
@@ -235,7 +268,7 @@ impl SubscriberSink {
                 from,
                 seq,
                 snapshot,
-                access_changed,
+                access,
                 frame,
             }),
         }
