@@ -6,6 +6,7 @@
 //! owner it believes in) and the list actor authorizes the user. Nothing is retried here; the
 //! gateway node retries with its own, possibly newer, view.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::items;
 use super::wire::{
     self, NodeStats, Request, Response, Subscribe, WireCatchUp, WireError, WireOp, WireOpBody,
 };
@@ -42,16 +44,30 @@ impl InternodeHandler {
         })
     }
 
+    /// Submits a batch's ops, each list's in the order sent and the lists side by side (a
+    /// list that is slow to load holds up only its own ops), then collects every outcome.
     async fn ops(&self, ops: Vec<WireOp>) -> Response {
         let mut answers = Vec::with_capacity(ops.len());
+        let mut groups: Vec<Vec<(WireOp, Reply)>> = Vec::new();
+        let mut group_of: HashMap<Uuid, usize> = HashMap::new();
         for op in ops {
             let (answer_tx, answer) = oneshot::channel();
             let reply = Reply::new(move |outcome| {
                 let _ = answer_tx.send(outcome);
             });
-            self.submit(op, reply).await;
             answers.push(answer);
+            let index = *group_of.entry(op.list).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[index].push((op, reply));
         }
+        let submissions = groups.into_iter().map(|group| async move {
+            for (op, reply) in group {
+                self.submit(op, reply).await;
+            }
+        });
+        futures_util::future::join_all(submissions).await;
         let mut outcomes = Vec::with_capacity(answers.len());
         for answer in answers {
             let outcome = answer.await.unwrap_or_else(|_| {
@@ -122,12 +138,6 @@ impl Handler for InternodeHandler {
                 )
             }
             Request::CatchUp { user, list, since } => self.catch_up(user, list, since).await,
-            Request::Authorize { list, users } => Response::Authorize(
-                self.local
-                    .authorize(list, users)
-                    .await
-                    .map_err(|error| WireError::from(&error)),
-            ),
             Request::Stats => Response::Stats(NodeStats {
                 active_lists: self.local.host().active_lists() as u64,
             }),
@@ -159,7 +169,8 @@ impl Handler for InternodeHandler {
                     code: error.code,
                     message: error.message,
                 };
-                let _ = stream.try_push(wire::encode_item(&end));
+                // A refusal fits the window of a fresh stream.
+                let _ = stream.try_push(items::encode_item(&end));
                 stream.end(None).await;
             }
         }
@@ -189,7 +200,7 @@ async fn pump(source: NodeSource, stream: StreamSender) {
         });
         let is_end = matches!(item, NodeItem::End { .. });
         // `push` waits for credit and gives up once the stream closes.
-        match stream.push(wire::encode_item(&item)).await {
+        match stream.push(items::encode_item(&item)).await {
             Ok(()) if is_end => break,
             Ok(()) => {}
             Err(PushError::Closed(_)) => {

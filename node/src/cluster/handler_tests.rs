@@ -9,6 +9,7 @@ use listwire_cluster::NodeId;
 use listwire_gateway::Router;
 use listwire_storage::memory::MemoryStore;
 
+use super::super::items;
 use super::super::test_support::{principal, raw, submit};
 use super::super::wire::{self, Subscribe};
 use super::*;
@@ -52,8 +53,8 @@ async fn a_gateway_node_a_window_behind_is_waited_for() {
         .open_stream(request, Duration::from_secs(5))
         .await
         .unwrap();
-    let first = wire::decode_item(stream.next().await.unwrap().unwrap()).unwrap();
-    assert_eq!(first, NodeItem::Started { seq: 1 });
+    let first = items::decode_item(stream.next().await.unwrap().unwrap()).unwrap();
+    assert!(matches!(first, NodeItem::Started { seq: 1, .. }));
     // 300 ops, each its own batch and frame, while the gateway node reads nothing.
     for n in 0..300 {
         let op = format!(r#"{{"kind":"add_item","text":"item {n}","after":null}}"#);
@@ -65,11 +66,72 @@ async fn a_gateway_node_a_window_behind_is_waited_for() {
             .expect("frames keep coming")
             .expect("the stream is open")
             .expect("no error");
-        match wire::decode_item(payload).unwrap() {
+        match items::decode_item(payload).unwrap() {
             NodeItem::Frame { from, seq, .. } => {
                 assert_eq!((from, seq), (Some(expected), expected));
             }
             other => panic!("expected frame {expected}, got {other:?}"),
         }
     }
+}
+
+/// Goal (second review, R4): ops of different lists in one forwarded batch do not wait for
+/// each other. The handler submits a batch's ops one after another and each submission waits
+/// for its list's activation (settle round trip, predecessor append, activation permit,
+/// load): an op for a list that is slow to load (here its load is held, as after a failover
+/// when it settles with an unreachable holder or reads a long tail) holds up the op of an
+/// active list behind it, and every later batch of the lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_slow_to_load_does_not_hold_up_other_lists_in_its_batch() {
+    use super::super::test_support::HeldLoads;
+    use super::super::wire::{WireOp, WireOpBody, WirePrincipal};
+    use listwire_storage::EventStore;
+    use std::sync::atomic::Ordering;
+
+    let inner = Arc::new(MemoryStore::new());
+    let creator = LocalRouter::new(Host::new(
+        inner.clone(),
+        inner.clone(),
+        HostConfig::default(),
+    ));
+    let alice = principal(1, "alice");
+    let slow = creator
+        .create_list(&alice, raw(r#"{"title":"slow to load"}"#))
+        .await
+        .unwrap();
+    let quick = creator
+        .create_list(&alice, raw(r#"{"title":"active"}"#))
+        .await
+        .unwrap();
+    let held = HeldLoads::new(inner.clone());
+    let local = LocalRouter::new(Host::new(
+        held.clone(),
+        inner.clone(),
+        HostConfig::default(),
+    ));
+    // `quick` is active on this node; `slow` is not, and its load is held.
+    local.snapshot(&alice, quick).await.unwrap();
+    held.hold.store(true, Ordering::SeqCst);
+    let handler = InternodeHandler::new(local.clone(), 64);
+    let op = |list| WireOp {
+        principal: WirePrincipal::from(&alice),
+        list,
+        op_id: uuid::Uuid::new_v4(),
+        body: WireOpBody::Apply(r#"{"kind":"add_item","text":"x","after":null}"#.into()),
+    };
+    let batch = vec![op(slow), op(quick)];
+    let answering = tokio::spawn(async move { handler.ops(batch).await });
+    let applied = tokio::time::timeout(Duration::from_secs(3), async {
+        while inner.head(quick).await.unwrap() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    held.hold.store(false, Ordering::SeqCst);
+    held.gate.add_permits(1 << 20);
+    let _ = answering.await;
+    assert!(
+        applied.is_ok(),
+        "the op for an active list waited for another list's load"
+    );
 }

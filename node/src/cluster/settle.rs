@@ -5,9 +5,9 @@
 //! while the new owner loads it from storage on first use. Without a handshake the new owner
 //! could load while the old owner's last append was still in flight, and serve a copy without
 //! an op the old owner then acknowledged (until the new owner's first write is fenced). So the
-//! new owner first sends `Settle` to the likeliest previous holder (see
-//! [`super::state::Picture::likely_holder`]), which answers once every op it accepted for
-//! the list is durable or failed. The wait is bounded: a holder that is dead or unreachable
+//! new owner first sends `Settle` to the likeliest previous holders, side by side (see
+//! [`super::state::Picture::likely_holders`]); each hands the list off (if it has it) and
+//! answers once every op it accepted for the list is durable or failed. The wait is bounded: a holder that is dead or unreachable
 //! cannot be waited for, and the conditional append (writes) and the head rechecks after
 //! loading (reads) cover that case.
 
@@ -45,23 +45,31 @@ impl Ownership for ClusterOwnership {
     }
 
     async fn settle(&self, list: Uuid) {
-        let picture = self.state.picture();
-        let Some((node, addr)) = picture.likely_holder(self.state.self_id(), list) else {
+        let holders = self
+            .state
+            .picture()
+            .likely_holders(self.state.self_id(), list);
+        if holders.is_empty() {
             return;
-        };
+        }
         let started = std::time::Instant::now();
         let request = Request::Settle { list };
-        let answer = self
-            .forwarder
-            .request_within(&node, &addr, &request, SETTLE_TIMEOUT)
-            .await;
+        let asks = holders.iter().map(|(node, addr)| {
+            self.forwarder
+                .request_within(node, addr, &request, SETTLE_TIMEOUT)
+        });
+        let answers = futures_util::future::join_all(asks).await;
         metrics::histogram!(super::metrics::SETTLE_SECONDS).record(started.elapsed().as_secs_f64());
-        match answer {
-            Ok(Response::Settled) => {}
-            Ok(_) => tracing::warn!(%list, node = %node, "unexpected answer to a settle request"),
-            Err(error) => {
-                metrics::counter!(super::metrics::SETTLE_FAILURES_TOTAL).increment(1);
-                tracing::debug!(%list, node = %node, %error, "the list's previous holder did not settle it; loading anyway");
+        for ((node, _), answer) in holders.iter().zip(answers) {
+            match answer {
+                Ok(Response::Settled) => {}
+                Ok(_) => {
+                    tracing::warn!(%list, node = %node, "unexpected answer to a settle request")
+                }
+                Err(error) => {
+                    metrics::counter!(super::metrics::SETTLE_FAILURES_TOTAL).increment(1);
+                    tracing::debug!(%list, node = %node, %error, "a likely holder of the list did not settle it; loading anyway");
+                }
             }
         }
     }

@@ -12,6 +12,10 @@ use uuid::Uuid;
 
 use crate::host::{Owner, Ownership};
 
+/// How many likely previous holders a node asks to settle a list before loading it: enough
+/// that the old owner is among them when up to two hosts join at once.
+pub const LIKELY_HOLDERS: usize = 3;
+
 /// One consistent picture: a view and what follows from it.
 pub struct Picture {
     /// The membership view.
@@ -40,16 +44,20 @@ impl Picture {
         self.placement.owner(list.as_bytes())
     }
 
-    /// The node other than `self_id` most likely to have held `list` until now: the first in
-    /// its ranking among live hosts that serve or drain (after a join it is the list's old
-    /// owner; during a drain, the draining node). With its internode address.
-    pub fn likely_holder(&self, self_id: &NodeId, list: Uuid) -> Option<(NodeId, String)> {
-        let holder = self
-            .holders
+    /// The nodes other than `self_id` most likely to have held `list` until now, with their
+    /// internode addresses: the first [`LIKELY_HOLDERS`] in its ranking among live hosts that
+    /// serve or drain. After a join the old owner is among them (after the newcomers, if
+    /// several joined at once); during a drain, the draining node is.
+    pub fn likely_holders(&self, self_id: &NodeId, list: Uuid) -> Vec<(NodeId, String)> {
+        self.holders
             .candidates(list.as_bytes())
-            .find(|candidate| *candidate != self_id)?;
-        let member = self.view.member(holder)?;
-        Some((holder.clone(), member.internode_addr().to_owned()))
+            .filter(|candidate| *candidate != self_id)
+            .take(LIKELY_HOLDERS)
+            .filter_map(|holder| {
+                let member = self.view.member(holder)?;
+                Some((holder.clone(), member.internode_addr().to_owned()))
+            })
+            .collect()
     }
 
     /// Whether this node sees a majority of the known hosts.
@@ -201,11 +209,49 @@ mod tests {
                 .find(|candidate| **candidate != me)
                 .cloned()
                 .unwrap();
-            let (holder, addr) = picture.likely_holder(&me, list).unwrap();
-            assert_eq!(holder, expected);
-            assert_eq!(addr, format!("{holder}:7001"));
+            let holders = picture.likely_holders(&me, list);
+            let (holder, addr) = &holders[0];
+            assert_eq!(*holder, expected);
+            assert_eq!(*addr, format!("{holder}:7001"));
+            assert_eq!(
+                holders.len(),
+                2,
+                "the other serving or draining hosts: b and e"
+            );
         }
         let alone = Picture::new(View::new(me.clone(), [host("a", NodeState::Serving, true)]));
-        assert_eq!(alone.likely_holder(&me, Uuid::from_u128(1)), None);
+        assert!(alone.likely_holders(&me, Uuid::from_u128(1)).is_empty());
+    }
+
+    /// Goal (second review, R5): after two hosts join together (a scale-out by two), a
+    /// list that moves to one of them is settled with its old owner, which may rank after
+    /// the other newcomer (who never held the list): the first few holders are asked.
+    #[test]
+    fn after_two_hosts_join_together_the_old_owner_settles_the_list() {
+        let me = NodeId::new("d").unwrap();
+        let view = View::new(
+            me.clone(),
+            ["a", "b", "c", "d", "e"].map(|name| host(name, NodeState::Serving, true)),
+        );
+        let picture = Picture::new(view);
+        let old = Placement::new(["a", "b", "c"].map(|n| NodeId::new(n).unwrap()));
+        let all = Placement::new(["a", "b", "c", "d", "e"].map(|n| NodeId::new(n).unwrap()));
+        let list = (0..10_000u128)
+            .map(|n| Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15 + 1))
+            .find(|list| {
+                let ranking: Vec<&NodeId> = all.candidates(list.as_bytes()).collect();
+                ranking[0].as_str() == "d" && ranking[1].as_str() == "e"
+            })
+            .expect("such a list exists");
+        let old_owner = old.owner(list.as_bytes()).unwrap().clone();
+        let asked: Vec<NodeId> = picture
+            .likely_holders(&me, list)
+            .into_iter()
+            .map(|(holder, _)| holder)
+            .collect();
+        assert!(
+            asked.contains(&old_owner),
+            "d loads {list}, which {old_owner} held until d and e joined; asked {asked:?}"
+        );
     }
 }

@@ -48,19 +48,22 @@ impl Host {
     /// On failure the slot is retired, so the next request gets a fresh one.
     async fn activate(&self, list: Uuid, slot: &Arc<Slot>) -> Result<ActorRef<ListMsg>, EdgeError> {
         let prepared = async {
-            // Another node may have held the list until now (bounded wait; see `Ownership`).
-            self.inner.ownership.settle(list).await;
             if let Some(previous) = &slot.predecessor {
                 // The previous actor died with an append in flight; only once the store has
                 // answered it is the list's history settled.
                 self.await_predecessor(list, previous).await?;
             }
             let timeout = self.inner.context.config.activation_timeout;
-            match tokio::time::timeout(timeout, self.inner.activations.acquire()).await {
-                Ok(Ok(permit)) => Ok(permit),
-                Ok(Err(_)) => Err(EdgeError::unavailable("node is shutting down")),
-                Err(_) => Err(EdgeError::unavailable("too many lists loading; retry")),
-            }
+            let permit = match tokio::time::timeout(timeout, self.inner.activations.acquire()).await
+            {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(EdgeError::unavailable("node is shutting down")),
+                Err(_) => return Err(EdgeError::unavailable("too many lists loading; retry")),
+            };
+            // Another node may have held the list until now (bounded wait; see `Ownership`).
+            // Last before the load, so nothing that node accepts after it answers is missed.
+            self.inner.ownership.settle(list).await;
+            Ok(permit)
         };
         let _permit = match prepared.await {
             Ok(permit) => permit,

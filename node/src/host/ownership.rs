@@ -76,21 +76,37 @@ impl Host {
         }
     }
 
-    /// Waits, at most `timeout`, until every op this node's copy of `list` accepted is
-    /// durable (or failed): the list's actor answers once its speculative head at the time of
-    /// asking is durable, and an append left in flight by a stopped actor must resolve too.
-    /// Another node calls this before it loads the list (see [`Ownership::settle`]).
+    /// Another node is about to load `list` (see [`Ownership::settle`]): hands the list off
+    /// and waits, at most `timeout`, until every op this node accepted for it is durable (or
+    /// failed). A list still activating here is waited for and handed off once it exists, so
+    /// the ops admitted meanwhile are either flushed before the answer or refused `moved`
+    /// (never applied after it); an append left in flight by a stopped actor must resolve too.
     pub async fn settle(&self, list: Uuid, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
-        let actor = {
-            let slots = self.inner.slots_lock();
-            slots.get(&list).and_then(|slot| slot.actor())
-        };
-        if let Some(actor) = actor {
-            let (reply, settled) = oneshot::channel();
-            if actor.send_message(ListMsg::Settle { reply }).is_ok() {
-                // A dropped reply means the actor stopped; its append is then in `draining`.
-                let _ = tokio::time::timeout_at(deadline, settled).await;
+        let slot = self.inner.slots_lock().get(&list).cloned();
+        if let Some(slot) = slot {
+            slot.handoff_requested.store(true, Ordering::Release);
+            let mut activation = slot.activation.subscribe();
+            let activated = tokio::time::timeout_at(deadline, activation.wait_for(Option::is_some));
+            let actor = match activated.await {
+                Ok(Ok(outcome)) => match &*outcome {
+                    Some(Ok(actor)) => Some(actor.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(actor) = actor {
+                let requested = Instant::now();
+                let (reply, settled) = oneshot::channel();
+                let _ = actor.send_message(ListMsg::Handoff { requested });
+                if actor.send_message(ListMsg::Settle { reply }).is_ok() {
+                    // A dropped reply means the actor stopped; its append is then in
+                    // `draining`, or still held by its slot.
+                    let _ = tokio::time::timeout_at(deadline, settled).await;
+                }
+            }
+            if slot.has_append_in_flight() {
+                let _ = tokio::time::timeout_at(deadline, slot.appending.acquire()).await;
             }
         }
         let appending = self.inner.draining_lock().get(&list).cloned();

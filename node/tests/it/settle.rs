@@ -3,6 +3,7 @@
 //! durable), a new owner's load waits for that, and a copy loaded too early notices the store
 //! got ahead of it and reloads. Component tests of the host over the in-memory store.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,4 +180,122 @@ async fn a_copy_behind_the_store_reloads_at_its_head_recheck() {
         host.active_list_ids().contains(&list),
         "still active after its rechecks"
     );
+}
+
+/// Ownership that moves every list away once the flag is set.
+struct Switch(Arc<AtomicBool>);
+
+impl Ownership for Switch {
+    fn check(&self, _list: Uuid) -> Owner {
+        if self.0.load(Ordering::SeqCst) {
+            Owner::Elsewhere(Some("node-n".into()))
+        } else {
+            Owner::Here
+        }
+    }
+}
+
+/// The new owner's side of the handshake, as `ClusterOwnership` and the internode handler do
+/// it: before loading, ask the previous holder to settle the list (it waits at most 1.5 s).
+struct AsksHolder {
+    holder: Host,
+}
+
+#[async_trait]
+impl Ownership for AsksHolder {
+    fn check(&self, _list: Uuid) -> Owner {
+        Owner::Here
+    }
+
+    async fn settle(&self, list: Uuid) {
+        self.holder.settle(list, Duration::from_millis(1500)).await;
+    }
+}
+
+/// Goal (second outside review, R1): `Host::settle` answers only once every op this node accepted
+/// for the list is durable or failed, also while the list is still activating here. The old
+/// owner A admitted an op while it owned the list and is loading the list slowly when its view
+/// moves the list to N. N asks A to settle: A waits for its activation, hands the list off,
+/// and answers once what it accepted is durable; an op A acknowledges is then in N's copy.
+/// (While A's view still gives it the list, A may write after N loaded: storage fences the
+/// writes, and N's head rechecks bring its reads up to date.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_waits_for_an_op_accepted_while_the_list_was_loading() {
+    let inner = Arc::new(MemoryStore::new());
+    let creator = LocalRouter::new(Host::new(
+        inner.clone(),
+        inner.clone(),
+        HostConfig::default(),
+    ));
+    let list = creator
+        .create_list(&alice(), raw(r#"{"title":"moving"}"#))
+        .await
+        .unwrap();
+    // The old owner A; its loads are held.
+    let gate = GatedStore::new(inner.clone());
+    let moved_away = Arc::new(AtomicBool::new(false));
+    let old_host = Host::with_ownership(
+        gate.clone(),
+        inner.clone(),
+        HostConfig::default(),
+        Arc::new(Switch(moved_away.clone())),
+    );
+    let old_owner = LocalRouter::new(old_host.clone());
+    gate.hold_reads();
+    let accepted = tokio::spawn(async move {
+        let outcome = submit_with(&old_owner, list, Uuid::new_v4(), &add_op("accepted")).await;
+        outcome.await.unwrap()
+    });
+    eventually(Duration::from_secs(5), || async {
+        old_host.active_lists() == 1
+    })
+    .await;
+    // A sees the new view (N owns the list now); its list is still loading.
+    moved_away.store(true, Ordering::SeqCst);
+    old_host.release_unowned();
+    // The new owner N settles with A, then loads.
+    let new_host = Host::with_ownership(
+        inner.clone(),
+        inner.clone(),
+        HostConfig::default(),
+        Arc::new(AsksHolder {
+            holder: old_host.clone(),
+        }),
+    );
+    let new_owner = LocalRouter::new(new_host.clone());
+    let mut first_read = {
+        let new_owner = new_owner.clone();
+        tokio::spawn(async move { seq_of(&new_owner, list).await })
+    };
+    // Give N's settle the time it may take to answer while A still loads (a correct settle
+    // waits for A; the buggy one answers at once and N loads).
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut first_read).await;
+    assert!(
+        early.is_err(),
+        "the new owner waits for the old one's activation"
+    );
+    gate.open();
+    // A hands the list off as soon as it exists: the op is flushed before the settle answers,
+    // or refused `moved` (never applied after it).
+    let outcome = accepted.await.unwrap();
+    let _ = first_read.await;
+    let read = seq_of(&new_owner, list).await;
+    match outcome {
+        Ok(seq) => assert!(
+            read >= seq,
+            "acknowledged at {seq}, read through the new owner at {read}"
+        ),
+        Err(error) => {
+            // Refused while the actor handed off (`moved`), or dropped unprocessed from its
+            // mailbox as it stopped (`unavailable`, retry with the op id): never applied.
+            assert!(
+                matches!(
+                    error.code,
+                    listwire_gateway::ErrorCode::Moved | listwire_gateway::ErrorCode::Unavailable
+                ),
+                "{error:?}"
+            );
+            assert_eq!(read, 1, "a refused op is not applied");
+        }
+    }
 }
