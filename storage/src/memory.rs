@@ -73,7 +73,8 @@ impl EventStore for MemoryStore {
         }
         let mut state = self.lock_for_write()?;
         let entry = state.lists.entry(list).or_default();
-        if Some(batch.first_seq) != entry.head.checked_add(1) {
+        let fenced = !crate::mutants::active(crate::mutants::Mutant::SkipConditionalAppend);
+        if fenced && Some(batch.first_seq) != entry.head.checked_add(1) {
             return Err(Error::AppendConflict {
                 list,
                 head: entry.head,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use listwire_cluster::NodeId;
 use listwire_gateway::{EdgeError, ErrorCode, FrameSink};
+use listwire_storage::mutants::{self, Mutant};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -175,13 +176,18 @@ impl Follow {
 
     /// Subscribes at the owner of the moment, continuing after `forwarded`.
     async fn connect(&mut self) -> Result<(), EdgeError> {
-        let (mut source, owner) = self.follows.owners.open(self.list, self.forwarded).await?;
+        let forgetful = mutants::active(Mutant::ResubscribeWithoutSince);
+        let since = self.forwarded.filter(|_| !forgetful);
+        let (mut source, owner) = self.follows.owners.open(self.list, since).await?;
         // The owner answers at once (it subscribes, or refuses); a silent one is given up on
         // quickly, so the follow re-routes.
         let wait = super::forward::CONNECT_TIMEOUT * 2;
         let first = tokio::time::timeout(wait, source.next()).await;
         match first {
             Ok(Some(NodeItem::Started { seq, access })) => {
+                if forgetful {
+                    self.forwarded = Some(seq);
+                }
                 self.forwarded.get_or_insert(seq);
                 self.upstream = Some(Upstream {
                     source,
@@ -260,7 +266,8 @@ impl Follow {
                     if follower.queued_to >= seq {
                         return true;
                     }
-                    if from.is_some_and(|from| from != follower.queued_to + 1) {
+                    let straddles = from.is_some_and(|from| from != follower.queued_to + 1);
+                    if straddles && !mutants::active(Mutant::ResubscribeWithoutSince) {
                         // A delta straddling what this follower has (it was caught up to a seq
                         // inside it): it would see events twice. Let it resubscribe.
                         let frame = frames::list_error(
@@ -304,7 +311,7 @@ impl Follow {
     /// after [`HANDOFF_GRACE`] unless the old owner ends it first), and clears the mark when
     /// the view names its owner again.
     fn recheck_owner(&mut self) {
-        let route = self.follows.owners.state.route(self.list);
+        let route = self.follows.owners.route(self.list);
         let Some(upstream) = &mut self.upstream else {
             return;
         };

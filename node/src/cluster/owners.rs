@@ -8,6 +8,7 @@ use bytes::Bytes;
 use listwire_cluster::transport::StreamReceiver;
 use listwire_cluster::NodeId;
 use listwire_gateway::{EdgeError, Principal};
+use listwire_storage::mutants::{self, Mutant};
 use uuid::Uuid;
 
 use super::forward::Forwarder;
@@ -60,13 +61,22 @@ pub struct Owners {
 }
 
 impl Owners {
+    /// Where requests for `list` go: to its owner in this node's picture. (The
+    /// `stale-owner-serves` mutant keeps a list here while this node still hosts it.)
+    pub fn route(&self, list: Uuid) -> Route {
+        if mutants::active(Mutant::StaleOwnerServes) && self.local.host().is_active(list) {
+            return Route::Local;
+        }
+        self.state.route(list)
+    }
+
     /// Opens a node subscription at the list's owner; returns it and the owner (`None` here).
     pub async fn open(
         &self,
         list: Uuid,
         since: Option<u64>,
     ) -> Result<(Source, Option<NodeId>), EdgeError> {
-        match self.state.route(list) {
+        match self.route(list) {
             Route::Local => {
                 let source = self
                     .local
@@ -90,7 +100,7 @@ impl Owners {
         user: Uuid,
         since: Option<u64>,
     ) -> Result<CatchUp, EdgeError> {
-        match self.state.route(list) {
+        match self.route(list) {
             Route::Local => {
                 let (catch_up, seq) = self.local.catch_up(user, list, since).await?;
                 Ok(CatchUp {
@@ -119,7 +129,7 @@ impl Owners {
 
     /// The list snapshot JSON for `principal`.
     pub async fn snapshot(&self, principal: &Principal, list: Uuid) -> Result<Bytes, EdgeError> {
-        match self.state.route(list) {
+        match self.route(list) {
             Route::Local => {
                 use listwire_gateway::Router;
                 self.local.snapshot(principal, list).await

@@ -97,7 +97,7 @@ fn send(
     reply: Reply,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
-        let route = inner.owners.state.route(attempt.list);
+        let route = inner.owners.route(attempt.list);
         let reaches_owner = !matches!(route, Route::Nowhere(_));
         let retrying = retrying(inner.clone(), attempt.clone(), reply, reaches_owner);
         match route {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use listwire_storage::mutants::{self, Mutant};
 use uuid::Uuid;
 
 use super::slot::Slot;
@@ -57,6 +58,9 @@ impl Host {
     /// Hands off every active (or activating) list this node no longer owns; returns those it
     /// was not already handing off, so each handoff is reported once.
     pub fn release_unowned(&self) -> Vec<Uuid> {
+        if mutants::active(Mutant::StaleOwnerServes) {
+            return Vec::new();
+        }
         let ownership = self.inner.ownership.clone();
         self.handoff_where(|list| ownership.check(list) != Owner::Here)
     }
@@ -82,6 +86,9 @@ impl Host {
     /// the ops admitted meanwhile are either flushed before the answer or refused `moved`
     /// (never applied after it); an append left in flight by a stopped actor must resolve too.
     pub async fn settle(&self, list: Uuid, timeout: Duration) {
+        if mutants::active(Mutant::StaleOwnerServes) {
+            return;
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let slot = self.inner.slots_lock().get(&list).cloned();
         if let Some(slot) = slot {
@@ -155,7 +162,8 @@ impl Host {
     /// changed between the request's ownership check and the slot's creation).
     pub(super) fn handoff_if_requested(&self, list: Uuid, slot: &Slot) {
         let Some(actor) = slot.actor() else { return };
-        let unowned = self.inner.ownership.check(list) != Owner::Here;
+        let unowned = self.inner.ownership.check(list) != Owner::Here
+            && !mutants::active(Mutant::StaleOwnerServes);
         if unowned {
             slot.handoff_requested.store(true, Ordering::Release);
         }

@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use listwire_gateway::{EdgeError, ErrorCode};
+use listwire_storage::mutants::{self, Mutant};
 use listwire_storage::Batch;
 use ractor::ActorRef;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::batching::{digest_of, encode_batch_body, Batching, Waiter};
+use super::batching::{acked_early_if_mutant, digest_of, encode_batch_body, Batching, Waiter};
 use super::fanout::{Fanout, VotePlan};
 use super::index::IndexSync;
 use super::lifecycle::{SnapshotBackoff, Stopping};
@@ -227,7 +228,8 @@ impl ListActorState {
                 *op_id
             }
         };
-        if let Some(applied) = self.head.applied_op(op_id) {
+        let checked = !mutants::active(Mutant::NoOpIdCheck);
+        if let Some(applied) = self.head.applied_op(op_id).filter(|_| checked) {
             if !is_retry(applied.digest, digest_of(&kind)) {
                 m::ops_rejected("conflict").increment(1);
                 reply.send(Err(EdgeError::new(
@@ -266,7 +268,7 @@ impl ListActorState {
                 self.last_event_at = Some(now);
                 let waiter = Waiter {
                     seq: 0,
-                    reply,
+                    reply: acked_early_if_mutant(reply, event.seq),
                     _admitted: admitted,
                     received,
                 };

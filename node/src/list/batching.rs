@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use listwire_gateway::Reply;
+use listwire_storage::mutants::{self, Mutant};
 
 use super::OpKind;
 use crate::domain::{create_digest, op_digest, Event};
@@ -78,6 +79,16 @@ pub(super) fn encode_batch_body(encoded: &[Bytes]) -> Bytes {
     }
     body.put_u8(b']');
     body.freeze()
+}
+
+/// `reply` itself, unless the `ack-before-durable` mutant is active: then the op is
+/// acknowledged at once (before its append) and the durable outcome goes nowhere.
+pub(super) fn acked_early_if_mutant(reply: Reply, seq: u64) -> Reply {
+    if !mutants::active(Mutant::AckBeforeDurable) {
+        return reply;
+    }
+    reply.send(Ok(seq));
+    Reply::new(|_| {})
 }
 
 #[cfg(test)]

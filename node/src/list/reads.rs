@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use listwire_gateway::{EdgeError, ErrorCode};
+use listwire_storage::mutants::{self, Mutant};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -105,7 +106,7 @@ impl ListActorState {
     /// Starts the timer of this copy's head rechecks (`HostConfig::head_rechecks`), if any.
     pub(super) fn schedule_head_rechecks(&self) -> Option<JoinHandle<()>> {
         let delays = self.context.config.head_rechecks.clone();
-        if delays.is_empty() {
+        if delays.is_empty() || mutants::active(Mutant::StaleOwnerServes) {
             return None;
         }
         let myself = self.myself.clone();
