@@ -4,7 +4,6 @@
 //! Checks run in a fixed order so the same command always gets the same answer: the list exists,
 //! the op id is new, the user may do this, the input is well formed, then the state allows it.
 
-use listwire_storage::mutants::{self, Mutant};
 use uuid::Uuid;
 
 use super::decide_items;
@@ -26,8 +25,7 @@ pub fn decide(state: &ListState, cmd: &Command, limits: &Limits) -> Result<Chang
         return Err(Rejection::new(RejectCode::NotFound, "no such list"));
     }
     // The node answers retries from `op_seq` before deciding; this guards the window's uniqueness.
-    let checked = !mutants::active(Mutant::NoOpIdCheck);
-    if let Some(seq) = state.op_seq(cmd.op_id).filter(|_| checked) {
+    if let Some(seq) = state.op_seq(cmd.op_id) {
         return Err(Rejection::new(
             RejectCode::Conflict,
             format!("op {} already applied at seq {seq}", cmd.op_id),

@@ -1,6 +1,8 @@
 //! Folding events into the state. Events were decided against the state they are folded into, so a
 //! mismatch is a programming or storage error and panics (the list actor stops; the node does not).
 
+use listwire_storage::mutants::{self, Mutant};
+
 use super::event::{Change, Event};
 use super::invariants::{check_invariants, check_touched};
 use super::state::{AppliedOp, Item, ListState, Member, OpRecord};
@@ -209,10 +211,13 @@ fn item_mut(state: &mut ListState, item: ItemId, at_ms: u64) -> &mut Item {
     found
 }
 
-/// Remembers the op id and prunes the window, oldest first, as a pure function of the window and
+/// Remembers the op id (unless the `no-op-id-check` mutant forgets it) and prunes the window, oldest first, as a pure function of the window and
 /// the event: while it is over `op_ids_kept_max`, or over `op_ids_kept_min` with the oldest
 /// entry more than `op_ids_kept_ms_min` older than this event by the window's clock.
 fn remember_op(state: &mut ListState, event: &Event, limits: &Limits) {
+    if mutants::active(Mutant::NoOpIdCheck) {
+        return;
+    }
     let window_ms = event
         .window_ms
         .unwrap_or_else(|| match state.op_log.back() {

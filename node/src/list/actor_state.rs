@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use listwire_gateway::{EdgeError, ErrorCode};
-use listwire_storage::mutants::{self, Mutant};
 use listwire_storage::Batch;
 use ractor::ActorRef;
 use tokio::task::JoinHandle;
@@ -228,8 +227,7 @@ impl ListActorState {
                 *op_id
             }
         };
-        let checked = !mutants::active(Mutant::NoOpIdCheck);
-        if let Some(applied) = self.head.applied_op(op_id).filter(|_| checked) {
+        if let Some(applied) = self.head.applied_op(op_id) {
             if !is_retry(applied.digest, digest_of(&kind)) {
                 m::ops_rejected("conflict").increment(1);
                 reply.send(Err(EdgeError::new(
