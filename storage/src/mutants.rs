@@ -11,7 +11,7 @@
 /// One weakened behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mutant {
-    /// The memory store writes a batch whatever the list's head (no fencing).
+    /// The memory and PostgreSQL stores write a batch whatever the list's head (no fencing).
     SkipConditionalAppend,
     /// The list actor acknowledges an op as soon as it is applied in memory.
     AckBeforeDurable,

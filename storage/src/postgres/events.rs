@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::conn::{self, pg, to_i64, to_u64, Failure};
 use super::metrics::{InDoubt, Op};
 use super::{errors, sql, PostgresStore};
+use crate::mutants::{self, Mutant};
 use crate::{Batch, Error, EventStore};
 
 /// How the transaction ended, as far as this connection knows.
@@ -196,7 +197,12 @@ impl PostgresStore {
             .await
             .map_err(before)?;
         }
-        let append = step(deadline, "append: prepare", tx.prepare_cached(sql::APPEND))
+        let statement = if mutants::active(Mutant::SkipConditionalAppend) {
+            sql::APPEND_UNFENCED
+        } else {
+            sql::APPEND
+        };
+        let append = step(deadline, "append: prepare", tx.prepare_cached(statement))
             .await
             .map_err(before)?;
         let body: &[u8] = &batch.body;

@@ -21,6 +21,15 @@ pub const APPEND: &str = "WITH advanced AS (\
      INSERT INTO batches (list_id, first_seq, last_seq, batch_id, body) \
      SELECT list_id, $2::bigint, $3::bigint, $4::uuid, $5::bytea FROM advanced";
 
+/// [`APPEND`] without its condition, for the `skip-conditional-append` mutant only (see
+/// `crate::mutants`): any writer moves the head and overwrites the batch at its key.
+pub const APPEND_UNFENCED: &str = "WITH advanced AS (\
+       UPDATE heads SET head = $3::bigint WHERE list_id = $1 RETURNING list_id) \
+     INSERT INTO batches (list_id, first_seq, last_seq, batch_id, body) \
+     SELECT list_id, $2::bigint, $3::bigint, $4::uuid, $5::bytea FROM advanced \
+     ON CONFLICT (list_id, first_seq) DO UPDATE SET last_seq = EXCLUDED.last_seq, \
+     batch_id = EXCLUDED.batch_id, body = EXCLUDED.body";
+
 /// The stored head of a list.
 pub const HEAD_SELECT: &str = "SELECT head FROM heads WHERE list_id = $1";
 
