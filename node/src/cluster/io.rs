@@ -20,6 +20,8 @@ pub struct ClusterIo {
     /// The wall clock the node reads afresh: its gossip generation at start, and the pause
     /// detector's second opinion (list event times use `HostConfig::clock`).
     pub wall: Arc<dyn Clock>,
+    /// Seeds the internode client's reconnect jitter (`None`: from the OS).
+    pub jitter_seed: Option<u64>,
 }
 
 impl ClusterIo {
@@ -30,6 +32,7 @@ impl ClusterIo {
             listener: None,
             gossip: Arc::new(UdpTransport),
             wall: Arc::new(SystemClock),
+            jitter_seed: None,
         }
     }
 }

@@ -131,6 +131,7 @@ impl ClusterNode {
         transport.max_frame_bytes = INTERNODE_FRAME_BYTES_MAX;
         transport.max_streams = INTERNODE_STREAMS_MAX;
         transport.max_in_flight_requests = INTERNODE_REQUESTS_MAX;
+        transport.jitter_seed = io.jitter_seed;
         let client = Client::new(transport.clone(), io.connector)?;
         let forwarder = Forwarder::new(client.clone(), op_timeout);
 
