@@ -112,6 +112,9 @@ impl Clients {
                 }
                 Ok(Err(error)) => error.code.as_str().to_owned(),
                 Err(Lost::Timeout) => {
+                    self.trace.record(format!(
+                        "op {op_id} got no answer from node {node} (duplicate: {duplicate})"
+                    ));
                     record.outcome = Outcome::Stuck;
                     break;
                 }

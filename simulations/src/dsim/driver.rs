@@ -1,7 +1,7 @@
 //! One seed from start to end: builds the simulation (nodes, store, clients), applies the
 //! fault plan between steps, heals everything, lets clients finish, then runs the checkers.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use super::node::{host_name, run_node, Gateways, Request, World};
 use super::records::Records;
 use super::rng::SimRng;
 use super::store::{FaultyStore, StoreFaults};
-use super::trace::Trace;
+use super::trace::{fnv1a, Trace};
 
 /// When clients start their load (the cluster has formed by then).
 const LOAD_START_MS: u64 = 5_000;
@@ -74,6 +74,8 @@ pub struct RunReport {
     pub trace: Vec<String>,
     /// Its hash.
     pub trace_hash: u64,
+    /// The hash of the simulation's own decisions (the fault plan drawn from the seed).
+    pub plan_hash: u64,
 }
 
 /// Runs `seed`.
@@ -100,6 +102,7 @@ pub fn run_seed(seed: u64, options: &Options) -> RunReport {
         ),
         trace: trace.clone(),
         seed,
+        exited: Arc::new((0..options.nodes).map(|_| AtomicBool::new(false)).collect()),
     };
     let load_end = LOAD_START_MS + options.load_secs * 1_000;
     let final_ms = load_end + OP_DEADLINE.as_millis() as u64 + 10_000;
@@ -109,6 +112,7 @@ pub fn run_seed(seed: u64, options: &Options) -> RunReport {
         options.nodes,
         (LOAD_START_MS + 1_000, load_end - 2_000),
     );
+    let plan_hash = fnv1a(format!("{scenario:?} {plan:?}").into_bytes());
     for planned in &plan {
         trace.record_at(
             planned.start,
@@ -162,6 +166,7 @@ pub fn run_seed(seed: u64, options: &Options) -> RunReport {
         checked,
         failures,
         trace_hash: trace.hash(),
+        plan_hash,
         trace: trace.lines(),
     }
 }
@@ -238,6 +243,11 @@ impl Driver {
         loop {
             let done = sim.step()?;
             let now = sim.elapsed();
+            for (index, exited) in self.world.exited.iter().enumerate() {
+                if exited.swap(false, Ordering::SeqCst) {
+                    sim.crash(host_name(index));
+                }
+            }
             self.end_due(sim, now, heal_at);
             self.start_due(sim, now, heal_at);
             if now >= next_gauge {
@@ -349,7 +359,7 @@ fn apply(sim: &mut turmoil::Sim<'_>, world: &World, fault: &Fault, on: bool) {
             }
         }
         Fault::Crash(node) if on => {
-            world.gateways.clear(*node);
+            world.gateways.close(*node);
             sim.crash(host_name(*node));
         }
         Fault::Drain(node) if on => {
@@ -358,14 +368,19 @@ fn apply(sim: &mut turmoil::Sim<'_>, world: &World, fault: &Fault, on: bool) {
             }
         }
         Fault::Crash(node) | Fault::Drain(node) => {
-            world.gateways.clear(*node);
+            world.gateways.close(*node);
             sim.bounce(host_name(*node));
         }
         Fault::Loss(rate) => sim.set_fail_rate(if on { *rate } else { 0.0 }),
         Fault::Latency(max) => {
             sim.set_max_message_latency(Duration::from_millis(if on { *max } else { LATENCY_MS.1 }))
         }
-        Fault::Store => world.store.enabled.store(on, Ordering::SeqCst),
+        Fault::Store if on => {
+            world.store.windows.fetch_add(1, Ordering::SeqCst);
+        }
+        Fault::Store => {
+            world.store.windows.fetch_sub(1, Ordering::SeqCst);
+        }
         Fault::ClockStep(node, step) => {
             let delta = if on { *step } else { -*step };
             world.clock_offsets[*node].fetch_add(delta, Ordering::SeqCst);

@@ -43,10 +43,11 @@ pub async fn call<T>(
     let running = gateways.get(index).ok_or(Lost::Down)?;
     let (tx, rx) = oneshot::channel();
     running.tx.send(make(tx)).map_err(|_| Lost::Down)?;
-    match tokio::time::timeout(OP_TIMEOUT + STUCK_MARGIN, rx).await {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(_)) => Err(Lost::Dropped),
-        Err(_) => Err(Lost::Timeout),
+    tokio::select! {
+        biased;
+        answer = rx => answer.map_err(|_| Lost::Dropped),
+        () = running.closed.cancelled() => Err(Lost::Dropped),
+        () = tokio::time::sleep(OP_TIMEOUT + STUCK_MARGIN) => Err(Lost::Timeout),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ use listwire::host::HostConfig;
 use listwire_gateway::{EdgeError, FrameSink, OpOutcome, Principal, Reply, Router};
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::net::{SimConnector, SimListener, TicketDesk, TicketTransport};
@@ -93,6 +95,8 @@ pub struct Running {
     pub tx: mpsc::UnboundedSender<Request>,
     /// The node (for the bounds checker's gauges).
     pub node: Arc<ClusterNode>,
+    /// Cancelled when the process ends: its clients' connections close.
+    pub closed: CancellationToken,
 }
 
 impl Gateways {
@@ -114,10 +118,15 @@ impl Gateways {
         self.lock().get(index).cloned().flatten()
     }
 
-    /// Forgets node `index` (crashed or stopped).
-    pub fn clear(&self, index: usize) {
-        if let Some(slot) = self.lock().get_mut(index) {
-            *slot = None;
+    /// Takes node `index` out of reach of new requests (a crash, a drain starting).
+    pub fn take(&self, index: usize) -> Option<Running> {
+        self.lock().get_mut(index).and_then(Option::take)
+    }
+
+    /// Node `index`'s process ended: its connections close.
+    pub fn close(&self, index: usize) {
+        if let Some(running) = self.take(index) {
+            running.closed.cancel();
         }
     }
 
@@ -155,6 +164,8 @@ pub struct World {
     pub trace: Trace,
     /// The run's seed.
     pub seed: u64,
+    /// Nodes whose process has exited after a drain (the driver then crashes the host).
+    pub exited: Arc<Vec<AtomicBool>>,
 }
 
 /// The turmoil host name of node `index`.
@@ -248,33 +259,49 @@ pub async fn run_node(world: World, index: usize) -> turmoil::Result {
     .map_err(|error| format!("node {index} failed to start: {error:#}"))?;
     node.serve().await.map_err(|error| format!("{error:#}"))?;
     let (tx, rx) = mpsc::unbounded_channel();
+    let closed = CancellationToken::new();
     world.gateways.set(
         index,
         Running {
             tx,
             node: node.clone(),
+            closed: closed.clone(),
         },
     );
     world.trace.record(format!("node {index} started"));
-    serve_requests(&node, rx).await;
-    world.gateways.clear(index);
+    let mut in_flight = serve_requests(&node, rx).await;
+    world.gateways.take(index);
     node.drain().await;
     node.stop().await;
+    in_flight.abort_all();
+    while in_flight.join_next().await.is_some() {}
     world
         .trace
         .record(format!("node {index} drained and stopped"));
+    // The process exits: its connections close, and the driver crashes this host, which
+    // cancels every task still waiting (turmoil stops polling a host whose software
+    // returned, freezing its tasks).
+    closed.cancel();
+    world.exited[index].store(true, Ordering::SeqCst);
+    std::future::pending::<()>().await;
     Ok(())
 }
 
-/// Answers client requests until a drain is asked for.
-async fn serve_requests(node: &Arc<ClusterNode>, mut rx: mpsc::UnboundedReceiver<Request>) {
+/// Answers client requests until a drain is asked for; returns the requests still running.
+async fn serve_requests(
+    node: &Arc<ClusterNode>,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) -> JoinSet<()> {
+    let mut in_flight = JoinSet::new();
     while let Some(request) = rx.recv().await {
+        while in_flight.try_join_next().is_some() {}
         if matches!(request, Request::Drain) {
-            return;
+            break;
         }
         let router = node.router();
-        tokio::spawn(async move { handle(router, request).await });
+        in_flight.spawn(async move { handle(router, request).await });
     }
+    in_flight
 }
 
 async fn handle(router: impl Router, request: Request) {

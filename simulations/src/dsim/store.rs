@@ -4,7 +4,7 @@
 //! aside so the checkers still see the whole history.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,8 +47,8 @@ pub struct FaultyStore {
     /// The real store (what the checkers read).
     pub inner: Arc<MemoryStore>,
     faults: StoreFaults,
-    /// Faults strike only while this is on (the fault plan toggles it).
-    pub enabled: AtomicBool,
+    /// Faults strike only while at least one store-fault window is open.
+    pub windows: AtomicU32,
     rng: Mutex<SimRng>,
     pruned: Mutex<BTreeMap<Uuid, Vec<Batch>>>,
     /// What was injected.
@@ -68,7 +68,7 @@ impl FaultyStore {
         Arc::new(FaultyStore {
             inner: Arc::new(MemoryStore::new()),
             faults,
-            enabled: AtomicBool::new(false),
+            windows: AtomicU32::new(0),
             rng: Mutex::new(rng),
             pruned: Mutex::new(BTreeMap::new()),
             counts: StoreCounts::default(),
@@ -86,7 +86,7 @@ impl FaultyStore {
 
     /// Decides a request's fate, waiting first if it is slow.
     async fn fate(&self, what: &str, list: Uuid, may_be_unknown: bool) -> Fate {
-        if !self.enabled.load(Ordering::SeqCst) {
+        if self.windows.load(Ordering::SeqCst) == 0 {
             return Fate::Run;
         }
         let (delay, fate) = {
