@@ -13,7 +13,11 @@
 //! compares clocks across nodes, see ARCHITECTURE.md).
 
 use std::fmt::Debug;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+// tokio's instant is the monotonic clock in production and the simulated one under a paused
+// runtime (tests, the deterministic simulation).
+use tokio::time::Instant;
 
 /// A source of event times in milliseconds since the Unix epoch.
 pub trait Clock: Debug + Send + Sync + 'static {
@@ -86,6 +90,17 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.now_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The system's wall clock, read afresh every time (steps and all): what the node compares
+/// across a pause and stamps its gossip generation with. A simulation injects its own.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        system_now_ms()
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{Identity, NodeAdmin, StopSignal};
 use crate::clock::system_now_ms;
-use crate::cluster::ClusterNode;
+use crate::cluster::{ClusterIo, ClusterNode};
 use crate::config::{ServeArgs, StoreKind};
 use crate::host::Host;
 use crate::router::{LocalRouter, NodeAccounts};
@@ -298,6 +298,7 @@ async fn start_sides(
         client_addr,
         op_timeout,
         &args.data_dir,
+        ClusterIo::tokio(),
     )
     .await
     .context("starting the cluster side")?;

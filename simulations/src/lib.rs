@@ -17,6 +17,7 @@
 //! their own issues.
 
 pub mod cluster;
+pub mod dsim;
 pub mod pace;
 pub mod plot;
 pub mod process;

@@ -71,3 +71,15 @@ impl Listener for TcpListener {
         Ok(self.listener.local_addr()?.to_string())
     }
 }
+
+/// A boxed listener is a listener (so callers can choose one at run time).
+#[async_trait]
+impl Listener for Box<dyn Listener> {
+    async fn accept(&mut self) -> io::Result<(BoxedIo, String)> {
+        (**self).accept().await
+    }
+
+    fn local_addr(&self) -> io::Result<String> {
+        (**self).local_addr()
+    }
+}

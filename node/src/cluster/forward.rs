@@ -178,7 +178,7 @@ async fn lane_loop(peer: Peer, rx: flume::Receiver<(WireOp, Reply)>, timeout: Du
 async fn send_batch(peer: &Peer, batch: Vec<(WireOp, Reply)>, timeout: Duration) {
     let (ops, replies): (Vec<WireOp>, Vec<Reply>) = batch.into_iter().unzip();
     metrics::histogram!(super::metrics::FORWARD_BATCH_OPS).record(ops.len() as f64);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let count = ops.len();
     if let Err(error) = connected(peer, timeout).await {
         return fail_all(replies, &error);

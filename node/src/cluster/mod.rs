@@ -15,6 +15,7 @@ mod follow;
 mod follow_task;
 mod forward;
 mod handler;
+mod io;
 mod items;
 pub mod metrics;
 mod owners;
@@ -35,7 +36,7 @@ use std::time::Duration;
 use anyhow::Context;
 use listwire_cluster::membership::{Membership, MembershipConfig, NodeState, Role, Roles, View};
 use listwire_cluster::transport::{
-    Client, ClusterSecret, Server, TcpConnector, TcpListener, TransportConfig,
+    Client, ClusterSecret, Listener, Server, TcpListener, TransportConfig,
 };
 use listwire_cluster::NodeId;
 use listwire_storage::{AccountStore, EventStore};
@@ -43,12 +44,12 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::clock::system_now_ms;
 use crate::host::{Host, HostConfig};
 use crate::router::LocalRouter;
 pub use config::ClusterArgs;
 use follow::Follows;
 use forward::Forwarder;
+pub use io::ClusterIo;
 pub use router::ClusterRouter;
 use state::ClusterState;
 
@@ -99,7 +100,8 @@ pub struct ClusterNode {
 impl ClusterNode {
     /// Starts this node's cluster side (as `joining`) over the stores; `client_addr` is where
     /// its clients connect, `op_timeout` how long ops may take and `data_dir` where the node
-    /// keeps its gossip generation. Call [`ClusterNode::serve`] once the node can serve.
+    /// keeps its gossip generation; `io` is its network and wall clock ([`ClusterIo::tokio`]
+    /// in production). Call [`ClusterNode::serve`] once the node can serve.
     pub async fn start(
         args: &ClusterArgs,
         stores: (Arc<dyn EventStore>, Arc<dyn AccountStore>),
@@ -107,6 +109,7 @@ impl ClusterNode {
         client_addr: SocketAddr,
         op_timeout: Duration,
         data_dir: &Path,
+        io: ClusterIo,
     ) -> anyhow::Result<Arc<ClusterNode>> {
         let secret = args
             .cluster_secret
@@ -128,16 +131,22 @@ impl ClusterNode {
         transport.max_frame_bytes = INTERNODE_FRAME_BYTES_MAX;
         transport.max_streams = INTERNODE_STREAMS_MAX;
         transport.max_in_flight_requests = INTERNODE_REQUESTS_MAX;
-        let client = Client::new(transport.clone(), Arc::new(TcpConnector))?;
+        transport.jitter_seed = io.jitter_seed;
+        let client = Client::new(transport.clone(), io.connector)?;
         let forwarder = Forwarder::new(client.clone(), op_timeout);
 
         let (events, accounts) = stores;
         let ownership = settle::ClusterOwnership::new(state.clone(), forwarder.clone());
         let host = Host::with_ownership(events, accounts, host_config, ownership);
         let local = LocalRouter::new(host.clone());
-        let listener = TcpListener::bind(&args.internode_listen.to_string())
-            .await
-            .with_context(|| format!("binding internode {}", args.internode_listen))?;
+        let listener = match io.listener {
+            Some(listener) => listener,
+            None => Box::new(
+                TcpListener::bind(&args.internode_listen.to_string())
+                    .await
+                    .with_context(|| format!("binding internode {}", args.internode_listen))?,
+            ) as Box<dyn Listener>,
+        };
         let handler = handler::InternodeHandler::new(local.clone(), NODE_QUEUE_ITEMS);
         let server = Server::spawn(transport, listener, handler)?;
         let internode_addr = args
@@ -158,7 +167,7 @@ impl ClusterNode {
             .client_advertise
             .clone()
             .unwrap_or_else(|| client_addr.to_string());
-        let generation = startup::next_generation(data_dir, system_now_ms())?;
+        let generation = startup::next_generation(data_dir, io.wall.now_ms())?;
         let membership_config = membership_config(
             args,
             (node_id, generation),
@@ -171,7 +180,7 @@ impl ClusterNode {
         } else {
             None
         };
-        let membership = Membership::spawn_udp(membership_config).await?;
+        let membership = Membership::spawn(membership_config, io.gossip.as_ref()).await?;
         state.update(membership.view());
         let tasks = vec![
             tokio::spawn(watch::watch_view(
@@ -185,6 +194,7 @@ impl ClusterNode {
             tokio::spawn(watch::detect_pauses(
                 host.clone(),
                 4 * args.gossip_interval(),
+                io.wall,
             )),
         ];
         tracing::info!(node = %state.self_id(), gossip = %args.gossip_listen, internode = %internode_addr, "joined the cluster gossip as joining");

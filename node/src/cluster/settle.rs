@@ -52,7 +52,7 @@ impl Ownership for ClusterOwnership {
         if holders.is_empty() {
             return;
         }
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let request = Request::Settle { list };
         let asks = holders.iter().map(|(node, addr)| {
             self.forwarder

@@ -14,6 +14,7 @@ use listwire_cluster::NodeId;
 use super::forward::Forwarder;
 use super::state::ClusterState;
 use super::{metrics, startup};
+use crate::clock::Clock;
 use crate::host::Host;
 
 /// How often the pause detector looks at the clock.
@@ -79,18 +80,18 @@ pub(super) fn hand_off_unowned(host: &Host) {
 /// A process paused (stopped, frozen VM, swapped out) longer than `threshold` may have been
 /// declared dead meanwhile, and its lists moved and written elsewhere: it hands off every list,
 /// so the next request reloads each from storage instead of serving a stale copy.
-pub(super) async fn detect_pauses(host: Host, threshold: Duration) {
+pub(super) async fn detect_pauses(host: Host, threshold: Duration, wall: Arc<dyn Clock>) {
     let mut ticker = tokio::time::interval(PAUSE_TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = std::time::Instant::now();
-    let mut last_wall = std::time::SystemTime::now();
+    let mut last = tokio::time::Instant::now();
+    let mut last_wall = wall.now_ms();
     loop {
         ticker.tick().await;
-        let now = std::time::Instant::now();
-        let now_wall = std::time::SystemTime::now();
+        let now = tokio::time::Instant::now();
+        let now_wall = wall.now_ms();
         // The monotonic clock stops during a system suspend; the wall clock does not (a wall
         // clock stepped forward only costs a needless reload).
-        let wall_gap = now_wall.duration_since(last_wall).unwrap_or_default();
+        let wall_gap = Duration::from_millis(now_wall.saturating_sub(last_wall));
         let gap = now.duration_since(last).max(wall_gap);
         last = now;
         last_wall = now_wall;

@@ -77,7 +77,7 @@ impl Host {
             context: self.inner.context.clone(),
             slot: slot.clone(),
         };
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         match Actor::spawn(None, ListActor, args).await {
             Ok((actor, _join)) => {
                 m::activations().increment(1);

@@ -1,7 +1,9 @@
 //! The data and pipeline of one list actor (see the module doc of `list`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use listwire_gateway::{EdgeError, ErrorCode};
@@ -59,7 +61,7 @@ pub struct ListActorState {
     /// (a successful conditional append proves its copy was current).
     pub(super) head_rechecks: Option<JoinHandle<()>>,
     /// When the host asked this actor to hand the list off.
-    pub(super) handoff_requested: Option<std::time::Instant>,
+    pub(super) handoff_requested: Option<tokio::time::Instant>,
     /// Nodes waiting for ops accepted up to a seq to be durable (see `ListMsg::Settle`).
     settling: Vec<(u64, tokio::sync::oneshot::Sender<()>)>,
 }

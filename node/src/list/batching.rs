@@ -1,7 +1,7 @@
 //! The batches of one list actor: ops applied to `head` waiting to be stored, and the stored
 //! body they become.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use listwire_gateway::Reply;

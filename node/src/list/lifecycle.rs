@@ -1,7 +1,9 @@
 //! The lifecycle of a list actor: periodic snapshots, housekeeping ticks, passivation when
 //! idle, and the flush-then-stop of a graceful shutdown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use listwire_gateway::ErrorCode;

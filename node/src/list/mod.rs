@@ -16,7 +16,7 @@ mod load;
 pub mod node_sink;
 mod reads;
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use listwire_gateway::{EdgeError, ErrorCode, Reply};
