@@ -35,7 +35,8 @@ use std::time::Duration;
 use anyhow::Context;
 use listwire_cluster::membership::{Membership, MembershipConfig, NodeState, Role, Roles, View};
 use listwire_cluster::transport::{
-    Client, ClusterSecret, Server, TcpConnector, TcpListener, TransportConfig,
+    Client, ClusterSecret, Connector, Server, SourceTcpConnector, TcpConnector, TcpListener,
+    TransportConfig,
 };
 use listwire_cluster::NodeId;
 use listwire_storage::{AccountStore, EventStore};
@@ -128,7 +129,7 @@ impl ClusterNode {
         transport.max_frame_bytes = INTERNODE_FRAME_BYTES_MAX;
         transport.max_streams = INTERNODE_STREAMS_MAX;
         transport.max_in_flight_requests = INTERNODE_REQUESTS_MAX;
-        let client = Client::new(transport.clone(), Arc::new(TcpConnector))?;
+        let client = Client::new(transport.clone(), connector(args.internode_listen.ip()))?;
         let forwarder = Forwarder::new(client.clone(), op_timeout);
 
         let (events, accounts) = stores;
@@ -399,4 +400,15 @@ fn free_udp_port_if_zero(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     }
     let socket = std::net::UdpSocket::bind(addr).context("finding a free gossip port")?;
     Ok(socket.local_addr()?)
+}
+
+/// How this node dials its peers. A node listening on a loopback address of its own (one
+/// machine, nodes on 127.0.0.11, 127.0.0.12, …) dials from it, so its peers and packet filters
+/// see which node is calling; elsewhere the kernel's choice of source is the right one.
+fn connector(internode_ip: std::net::IpAddr) -> Arc<dyn Connector> {
+    if internode_ip.is_loopback() && !internode_ip.is_unspecified() {
+        Arc::new(SourceTcpConnector::new(internode_ip))
+    } else {
+        Arc::new(TcpConnector)
+    }
 }
