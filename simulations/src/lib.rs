@@ -16,6 +16,7 @@
 //! It is not: the deterministic simulation or the process-level chaos tests; those come with
 //! their own issues.
 
+pub mod chaos;
 pub mod cluster;
 pub mod pace;
 pub mod plot;
