@@ -351,3 +351,78 @@ pub(crate) fn memory(findings: &mut Findings, rss_max: &[u64], limit_bytes: u64)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::chaos::clients::Attempt;
+
+    fn subscriber(frames: Vec<Seen>) -> SubscriberLog {
+        SubscriberLog {
+            list: 0,
+            node: 1,
+            frames,
+            tallies: Vec::new(),
+            stayed_connected: true,
+            resubscribes: 0,
+            seq: 0,
+        }
+    }
+
+    /// The subscriber checker catches a gap, a duplicate and a subscriber left behind.
+    #[test]
+    fn subscriber_checker_fails_on_gaps_duplicates_and_lag() {
+        let mut findings = Findings::default();
+        let frames = vec![Seen::Delta(1, 2), Seen::Delta(4, 5), Seen::Delta(5, 5)];
+        subscribers(&mut findings, &[subscriber(frames)], &[Some(Vec::new())]);
+        let found: Vec<&str> = findings.violations.iter().map(|v| v.invariant).collect();
+        assert_eq!(
+            found,
+            [
+                "subscriber contiguous",
+                "subscriber contiguous",
+                "subscriber converged"
+            ],
+            "{:?}",
+            findings.violations
+        );
+    }
+
+    /// An attempt left unanswered by a node nobody paused or killed is a stuck client; one
+    /// during a pause of its node is not.
+    #[test]
+    fn answer_checker_fails_on_a_silent_healthy_node() {
+        let start = Instant::now();
+        let attempt = |node| Attempt {
+            node,
+            sent: start,
+            answered: start + Duration::from_secs(5),
+            answer: Answer::Silent,
+        };
+        let op = OpRecord {
+            op_id: Uuid::nil(),
+            list: 0,
+            vote: false,
+            attempts: vec![attempt(0), attempt(1), attempt(2)],
+        };
+        let pause = Window {
+            kind: FaultKind::Pause,
+            node: 1,
+            start,
+            end: Some(start + Duration::from_secs(3)),
+        };
+        let mut findings = Findings::default();
+        answers(&mut findings, &[op], &[pause]);
+        let evidence: Vec<&str> = findings
+            .violations
+            .iter()
+            .map(|v| v.evidence.as_str())
+            .collect();
+        assert_eq!(findings.violations.len(), 3, "{evidence:?}");
+        assert!(evidence[0].contains("node 0 did not answer"));
+        assert!(evidence[1].contains("node 2 did not answer"));
+        assert!(evidence[2].contains("not answered for good"));
+    }
+}
