@@ -298,7 +298,7 @@ async fn start_sides(
         client_addr,
         op_timeout,
         &args.data_dir,
-        ClusterIo::tokio(),
+        ClusterIo::tokio(args.cluster.internode_listen.ip()),
     )
     .await
     .context("starting the cluster side")?;

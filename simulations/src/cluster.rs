@@ -173,7 +173,7 @@ pub fn gauge(text: &str, name: &str) -> Option<f64> {
 }
 
 /// Drops the cluster's schema (best effort: a failure is reported, not fatal).
-async fn drop_schema(url: String, schema: String) {
+pub(crate) async fn drop_schema(url: String, schema: String) {
     let outcome = async {
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
         let driver = tokio::spawn(connection);

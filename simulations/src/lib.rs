@@ -13,9 +13,12 @@
 //! [`report`] (histograms, JSON result lines, progress), [`plot`] (SVG latency plots), and one
 //! module per scenario in [`scenarios`].
 //!
-//! It is not: the deterministic simulation or the process-level chaos tests; those come with
-//! their own issues.
+//! [`chaos`] is the real-process chaos runner (`listwire-chaos`): a cluster of node processes
+//! on loopback addresses of their own, faults from outside (kills, pauses, partitions), and
+//! checkers over the database and the clients' records. The deterministic simulation comes
+//! with its own module.
 
+pub mod chaos;
 pub mod cluster;
 pub mod dsim;
 pub mod pace;

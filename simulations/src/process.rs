@@ -75,7 +75,15 @@ pub fn stop_all(children: &mut [ChildGuard], grace: Duration) {
 /// (`PR_SET_PDEATHSIG`), so nothing outlives a bench that is itself killed; spawn from a
 /// thread that lives as long as the child should (the main thread, a runtime worker), never
 /// from a short-lived blocking-pool thread.
-pub fn spawn_and_read_url(mut command: Command) -> anyhow::Result<(ChildGuard, String)> {
+pub fn spawn_and_read_url(command: Command) -> anyhow::Result<(ChildGuard, String)> {
+    spawn_and_read_url_logging(command, Stdio::inherit())
+}
+
+/// [`spawn_and_read_url`], with the child's stderr going to `stderr` (a log file, say).
+pub fn spawn_and_read_url_logging(
+    mut command: Command,
+    stderr: Stdio,
+) -> anyhow::Result<(ChildGuard, String)> {
     // SAFETY: prctl is async-signal-safe and touches only the child's own state.
     unsafe {
         command.pre_exec(|| {
@@ -87,7 +95,7 @@ pub fn spawn_and_read_url(mut command: Command) -> anyhow::Result<(ChildGuard, S
     }
     let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .with_context(|| format!("starting {command:?}"))?;
     let stdout = child.stdout.take().context("child stdout")?;

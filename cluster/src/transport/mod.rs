@@ -40,7 +40,7 @@ mod stream;
 pub use client::{Client, Peer};
 pub use config::{ClusterSecret, TransportConfig, SECRET_BYTES_MIN};
 pub use frame::FRAME_VERSION;
-pub use net::{BoxedIo, Connector, Io, Listener, TcpConnector, TcpListener};
+pub use net::{BoxedIo, Connector, Io, Listener, SourceTcpConnector, TcpConnector, TcpListener};
 pub use server::{Handler, Server};
 pub use stream::{PushError, StreamReceiver, StreamSender};
 

@@ -2,9 +2,11 @@
 //! the in-memory twin can stand in for TCP.
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpSocket;
 
 /// A byte stream the transport can run a connection over.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -45,6 +47,54 @@ impl Connector for TcpConnector {
     }
 }
 
+/// Dials real TCP from a fixed source address, with `TCP_NODELAY`.
+///
+/// On one machine, nodes told apart by their loopback address (127.0.0.11, 127.0.0.12, …)
+/// would otherwise all dial from 127.0.0.1, the kernel's choice of source on `lo`, and a peer
+/// (or a packet filter partitioning them) could not tell who is calling.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceTcpConnector {
+    source: IpAddr,
+}
+
+impl SourceTcpConnector {
+    /// A connector whose connections leave from `source` (an ephemeral port on it).
+    pub fn new(source: IpAddr) -> Self {
+        Self { source }
+    }
+}
+
+#[async_trait]
+impl Connector for SourceTcpConnector {
+    async fn connect(&self, addr: &str) -> io::Result<BoxedIo> {
+        let mut last_error = None;
+        for peer in tokio::net::lookup_host(addr).await? {
+            if peer.is_ipv4() != self.source.is_ipv4() {
+                continue;
+            }
+            let socket = if peer.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.bind(SocketAddr::new(self.source, 0))?;
+            match socket.connect(peer).await {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    return Ok(Box::new(stream));
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("no address of {addr} reachable from {}", self.source),
+            )
+        }))
+    }
+}
+
 /// A real TCP listener.
 #[derive(Debug)]
 pub struct TcpListener {
@@ -81,5 +131,23 @@ impl Listener for Box<dyn Listener> {
 
     fn local_addr(&self) -> io::Result<String> {
         (**self).local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source-bound connector's connections leave from its address, not from 127.0.0.1.
+    #[tokio::test]
+    async fn dials_from_its_source_address() {
+        let mut listener = TcpListener::bind("127.0.0.12:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let source: IpAddr = "127.0.0.11".parse().unwrap();
+        let dialled = SourceTcpConnector::new(source).connect(&addr).await;
+        assert!(dialled.is_ok());
+        let (_, peer) = listener.accept().await.unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        assert_eq!(peer.ip(), source);
     }
 }

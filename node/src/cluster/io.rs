@@ -2,10 +2,11 @@
 //! and the wall clock. Production uses [`ClusterIo::tokio`] (real TCP, real UDP, the system
 //! clock); a simulation passes its own (see `simulations/src/dsim`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use listwire_cluster::membership::{GossipTransport, UdpTransport};
-use listwire_cluster::transport::{Connector, Listener, TcpConnector};
+use listwire_cluster::transport::{Connector, Listener, SourceTcpConnector, TcpConnector};
 
 use crate::clock::{Clock, SystemClock};
 
@@ -25,15 +26,27 @@ pub struct ClusterIo {
 }
 
 impl ClusterIo {
-    /// Real TCP, real UDP and the system clock.
-    pub fn tokio() -> ClusterIo {
+    /// Real TCP, real UDP and the system clock, for a node whose internode listener is on
+    /// `internode_ip`.
+    pub fn tokio(internode_ip: IpAddr) -> ClusterIo {
         ClusterIo {
-            connector: Arc::new(TcpConnector),
+            connector: connector(internode_ip),
             listener: None,
             gossip: Arc::new(UdpTransport),
             wall: Arc::new(SystemClock),
             jitter_seed: None,
         }
+    }
+}
+
+/// How a node dials its peers. A node listening on a loopback address of its own (one
+/// machine, nodes on 127.0.0.11, 127.0.0.12, …) dials from it, so its peers and packet filters
+/// see which node is calling; elsewhere the kernel's choice of source is the right one.
+fn connector(internode_ip: IpAddr) -> Arc<dyn Connector> {
+    if internode_ip.is_loopback() && !internode_ip.is_unspecified() {
+        Arc::new(SourceTcpConnector::new(internode_ip))
+    } else {
+        Arc::new(TcpConnector)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use listwire_simulations::dsim::{self, Options, Scenario};
+use listwire_storage::mutants::{self, Mutant};
 
 /// Deterministic simulation of a listwire cluster under faults.
 #[derive(Parser)]
@@ -26,10 +27,23 @@ struct Args {
     /// Print each run's trace.
     #[arg(long)]
     trace: bool,
+    /// Run a deliberately weakened node (needs a build with `--features mutants`; see
+    /// simulations/README.md, "Mutation checks"): a checker should fail.
+    #[arg(long)]
+    mutant: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(name) = &args.mutant {
+        let mutant = Mutant::from_name(name).ok_or_else(|| anyhow::anyhow!("no mutant {name}"))?;
+        anyhow::ensure!(
+            mutants::compiled_in(),
+            "this build has no mutants: build with `--features mutants`"
+        );
+        mutants::select(Some(mutant));
+        println!("mutant: {name}");
+    }
     let scenario = match &args.scenario {
         Some(name) => {
             Some(Scenario::parse(name).ok_or_else(|| anyhow::anyhow!("no scenario {name}"))?)
