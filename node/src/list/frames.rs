@@ -53,9 +53,22 @@ pub fn tally(list: Uuid, seq: u64, counts_json: &[u8]) -> Bytes {
 
 /// An `error` frame about a list (no op id), e.g. when access is revoked.
 pub fn list_error(list: Uuid, code: &str, message: &str) -> Bytes {
-    let frame =
-        serde_json::json!({"type": "error", "list": list, "code": code, "message": message});
-    Bytes::from(frame.to_string())
+    /// Fields in the protocol's order: `type` first, as in every server frame.
+    #[derive(serde::Serialize)]
+    struct ListError<'a> {
+        r#type: &'static str,
+        list: Uuid,
+        code: &'a str,
+        message: &'a str,
+    }
+    let frame = ListError {
+        r#type: "error",
+        list,
+        code,
+        message,
+    };
+    // Plain strings and a UUID always serialize.
+    Bytes::from(serde_json::to_vec(&frame).unwrap_or_default())
 }
 
 fn put_uuid(out: &mut BytesMut, id: Uuid) {
@@ -70,6 +83,19 @@ fn put_u64(out: &mut BytesMut, value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Goal: a list error frame starts with its type, like every server frame (clients that
+    /// read the type without parsing the whole frame rely on it).
+    #[test]
+    fn list_error_starts_with_its_type() {
+        let list = Uuid::from_u128(7);
+        let frame = list_error(list, "moved", "say \"hi\"");
+        let text = std::str::from_utf8(&frame).unwrap();
+        assert!(text.starts_with(r#"{"type":"error","list":""#), "{text}");
+        let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(parsed["code"], "moved");
+        assert_eq!(parsed["message"], "say \"hi\"");
+    }
 
     /// Frames built by hand must be valid JSON with the protocol's fields.
     #[test]
