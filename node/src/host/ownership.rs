@@ -71,6 +71,9 @@ impl Host {
     /// have moved them meanwhile) the next request reloads each from storage. Returns those
     /// it was not already handing off.
     pub fn release_all(&self) -> Vec<Uuid> {
+        if mutants::active(Mutant::StaleOwnerServes) {
+            return Vec::new();
+        }
         self.handoff_where(|_| true)
     }
 

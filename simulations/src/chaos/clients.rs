@@ -95,6 +95,22 @@ impl Nodes {
         self.urls.len()
     }
 
+    /// The seq of `list` read through node `node` (as `token`), or `None` without an answer.
+    pub(crate) async fn read_seq(&self, node: usize, token: &str, list: Uuid) -> Option<u64> {
+        let response = self
+            .client
+            .get(format!("{}/v1/lists/{list}", self.urls[node]))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body: Value = response.json().await.ok()?;
+        body["seq"].as_u64()
+    }
+
     /// Sends `op` (as `token`) to `list` until answered for good or [`OP_DEADLINE`] passes,
     /// starting at node `node`; returns the record and the node the client ended on.
     pub(crate) async fn op(

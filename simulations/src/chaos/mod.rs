@@ -16,6 +16,7 @@ pub mod faults;
 mod load;
 mod nodes;
 mod partition;
+mod reads;
 mod report;
 mod run;
 mod store;

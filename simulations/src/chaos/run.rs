@@ -16,6 +16,7 @@ use super::faults::{self, FaultKind, Injector, Window};
 use super::load::{self, Lists, LoadSpec};
 use super::nodes::{self, ClusterConfig, Node};
 use super::partition::Filter;
+use super::reads;
 use super::report::Report;
 use super::store::Database;
 use super::subscriber::{self, SubscriberLog};
@@ -191,13 +192,15 @@ async fn exercise(
     if let Err(error) = nodes::wait_serving(&cluster.urls, SERVING_TIMEOUT).await {
         findings.add("cluster recovers", format!("after the faults: {error}"));
     }
-    heads_tx.send_replace(Some(database.heads(&lists.ids).await?));
+    let heads = database.heads(&lists.ids).await?;
+    heads_tx.send_replace(Some(heads.clone()));
     let mut logs = Vec::new();
     for follower in followers {
         if let Ok(log) = follower.await {
             logs.push(log);
         }
     }
+    reads::every_node_reads_the_head(&mut findings, &http, &owner, &lists.ids, &heads).await;
     let _ = sampler_stop.send(true);
     let rss_max = sampler.await.unwrap_or_default();
     check::memory(&mut findings, &rss_max, params.rss_max_bytes);

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::clients::VOTE_LIMIT;
 use super::node::Gateways;
-use super::records::{OpRecord, Outcome, Records, SubRecord};
+use super::records::{FinalRead, OpRecord, Outcome, Records, SubRecord};
 use super::store::FaultyStore;
 
 /// What the checkers looked at.
@@ -95,8 +95,30 @@ pub fn run_all(
     }
     checked.votes = votes_within_limits(&histories, &subs, failures);
     no_client_waited_forever(&ops, failures);
+    every_node_reads_the_head(&records.reads(), &histories, failures);
     failures.extend(bounds.violations.iter().map(|v| format!("unbounded: {v}")));
     checked
+}
+
+/// Once the run is quiet, a read through any node shows each list at its stored head: a node
+/// that kept serving a copy it no longer owns fails this even when no write reaches the copy.
+fn every_node_reads_the_head(
+    reads: &[FinalRead],
+    histories: &BTreeMap<Uuid, Vec<Event>>,
+    failures: &mut Vec<String>,
+) {
+    for read in reads {
+        let head = histories
+            .get(&read.list)
+            .and_then(|events| events.last())
+            .map_or(0, |event| event.seq);
+        if read.seq != Some(head) {
+            failures.push(format!(
+                "node {} reads {} at {:?} once quiet; stored head {head}",
+                read.node, read.list, read.seq
+            ));
+        }
+    }
 }
 
 /// Decodes a list's batches, checking that the history does not fork: batches contiguous from
@@ -140,7 +162,8 @@ fn history(
 }
 
 /// Every acknowledged op is in its list's history exactly once, at the seq it was acked with;
-/// no op (acked or not) is in it twice. Returns how many ops were acknowledged.
+/// no op (acked or not) is in it twice; a refused op is not in it. Returns how many ops were
+/// acknowledged.
 fn acked_exactly_once(
     ops: &[OpRecord],
     histories: &BTreeMap<Uuid, Vec<Event>>,
@@ -160,6 +183,16 @@ fn acked_exactly_once(
                 "duplicated op {} in {}: at seqs {stored:?}",
                 op.op_id, op.list
             ));
+        }
+        if let (Outcome::Rejected(code), true) = (&op.outcome, op.acks.is_empty()) {
+            // A retry of an applied op is answered with its first outcome (the op id), never
+            // refused: a refusal means the op is not in the history.
+            if !stored.is_empty() {
+                failures.push(format!(
+                    "op {} refused ({code}) but stored at {stored:?} in {}",
+                    op.op_id, op.list
+                ));
+            }
         }
         if !op.acks.is_empty() {
             acked += 1;

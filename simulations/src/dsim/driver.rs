@@ -8,11 +8,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::check::{self, Bounds, Checked};
-use super::clients::{Clients, OP_DEADLINE};
+use super::clients::{Clients, ListSpec, OP_DEADLINE};
 use super::faults::{self, Fault, Planned, Scenario};
+use super::gateway::snapshot_once;
 use super::net::TicketDesk;
 use super::node::{host_name, run_node, Gateways, Request, World};
-use super::records::Records;
+use super::records::{FinalRead, Records};
 use super::rng::SimRng;
 use super::store::{FaultyStore, StoreFaults};
 use super::trace::{fnv1a, Trace};
@@ -185,6 +186,8 @@ fn spawn_clients(
     };
     let options = options.clone();
     let poll_id = poll_id.clone();
+    let gateways = world.gateways.clone();
+    let records = records.clone();
     sim.client("clients", async move {
         let start = tokio::time::Instant::now();
         let clients = Clients {
@@ -223,8 +226,32 @@ fn spawn_clients(
         for task in tasks {
             task.await?;
         }
+        let every_list: Vec<ListSpec> = lists.iter().chain([&poll]).cloned().collect();
+        final_reads(&gateways, &records, &every_list, options.nodes).await;
         Ok(())
     });
+}
+
+/// Reads every list through every node once the run is quiet (retrying a node that does not
+/// answer for up to 10 s) and records what each answered.
+async fn final_reads(gateways: &Gateways, records: &Records, lists: &[ListSpec], nodes: usize) {
+    for list in lists {
+        for node in 0..nodes {
+            let mut seq = None;
+            for _attempt in 0..20 {
+                if let Ok(Ok(state)) = snapshot_once(gateways, node, &list.owner, list.id).await {
+                    seq = state["seq"].as_u64();
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            records.read(FinalRead {
+                list: list.id,
+                node,
+                seq,
+            });
+        }
+    }
 }
 
 struct Driver {

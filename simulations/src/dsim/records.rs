@@ -65,6 +65,18 @@ pub struct SubRecord {
 pub struct Records {
     ops: Arc<Mutex<Vec<OpRecord>>>,
     subs: Arc<Mutex<Vec<SubRecord>>>,
+    reads: Arc<Mutex<Vec<FinalRead>>>,
+}
+
+/// A read of a list through one node once the run is quiet (faults healed, clients done).
+#[derive(Debug, Clone)]
+pub struct FinalRead {
+    /// The list.
+    pub list: Uuid,
+    /// The node read through.
+    pub node: usize,
+    /// The seq it answered with; `None` if it never answered.
+    pub seq: Option<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,6 +99,16 @@ impl Records {
     /// Every op so far.
     pub fn ops(&self) -> Vec<OpRecord> {
         lock(&self.ops).clone()
+    }
+
+    /// Adds a final read.
+    pub fn read(&self, read: FinalRead) {
+        lock(&self.reads).push(read);
+    }
+
+    /// Every final read.
+    pub fn reads(&self) -> Vec<FinalRead> {
+        lock(&self.reads).clone()
     }
 
     /// Every subscriber so far, by index.
