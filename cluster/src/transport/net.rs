@@ -66,19 +66,19 @@ impl SourceTcpConnector {
 
 #[async_trait]
 impl Connector for SourceTcpConnector {
+    /// Dials each address of `addr` in turn: a loopback peer of the source's family from the
+    /// source (the point of this connector), any other peer as [`TcpConnector`] would (a
+    /// loopback source cannot reach a remote address).
     async fn connect(&self, addr: &str) -> io::Result<BoxedIo> {
         let mut last_error = None;
         for peer in tokio::net::lookup_host(addr).await? {
-            if peer.is_ipv4() != self.source.is_ipv4() {
-                continue;
-            }
-            let socket = if peer.is_ipv4() {
-                TcpSocket::new_v4()?
+            let bound = peer.ip().is_loopback() && peer.is_ipv4() == self.source.is_ipv4();
+            let dialled = if bound {
+                self.dial_from_source(peer).await
             } else {
-                TcpSocket::new_v6()?
+                tokio::net::TcpStream::connect(peer).await
             };
-            socket.bind(SocketAddr::new(self.source, 0))?;
-            match socket.connect(peer).await {
+            match dialled {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
                     return Ok(Box::new(stream));
@@ -89,9 +89,23 @@ impl Connector for SourceTcpConnector {
         Err(last_error.unwrap_or_else(|| {
             io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
-                format!("no address of {addr} reachable from {}", self.source),
+                format!("{addr} resolves to no address"),
             )
         }))
+    }
+}
+
+impl SourceTcpConnector {
+    async fn dial_from_source(&self, peer: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+        let socket = if peer.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // Ports in TIME_WAIT from earlier connections stay usable for new destinations.
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::new(self.source, 0))?;
+        socket.connect(peer).await
     }
 }
 
@@ -149,5 +163,21 @@ mod tests {
         let (_, peer) = listener.accept().await.unwrap();
         let peer: SocketAddr = peer.parse().unwrap();
         assert_eq!(peer.ip(), source);
+    }
+
+    /// A peer of the other family is dialled without the source (before, it could not be
+    /// reached at all).
+    #[tokio::test]
+    async fn dials_a_peer_of_another_family_unbound() {
+        let Ok(mut listener) = TcpListener::bind("[::1]:0").await else {
+            return; // no IPv6 loopback here: nothing to show
+        };
+        let addr = listener.local_addr().unwrap();
+        let source: IpAddr = "127.0.0.11".parse().unwrap();
+        let dialled = SourceTcpConnector::new(source).connect(&addr).await;
+        assert!(dialled.is_ok(), "{:?}", dialled.err());
+        let (_, peer) = listener.accept().await.unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        assert!(peer.is_ipv6());
     }
 }
