@@ -12,7 +12,7 @@ use super::clients::{Clients, ListSpec, OP_DEADLINE};
 use super::faults::{self, Fault, Planned, Scenario};
 use super::gateway::snapshot_once;
 use super::net::TicketDesk;
-use super::node::{host_name, run_node, Gateways, Request, World};
+use super::node::{host_name, run_node, wall_ms, Gateways, Request, World, RUNNING};
 use super::records::{FinalRead, Records};
 use super::rng::SimRng;
 use super::store::{FaultyStore, StoreFaults};
@@ -96,6 +96,11 @@ pub fn run_seed(seed: u64, options: &Options) -> RunReport {
         desk: TicketDesk::default(),
         gateways: Gateways::new(options.nodes),
         clock_offsets: Arc::new((0..options.nodes).map(|_| AtomicI64::new(0)).collect()),
+        frozen: Arc::new(
+            (0..options.nodes)
+                .map(|_| AtomicI64::new(RUNNING))
+                .collect(),
+        ),
         dirs: Arc::new(
             (0..options.nodes)
                 .map(|index| dirs.path().join(host_name(index)))
@@ -199,6 +204,7 @@ fn spawn_clients(
         *poll_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(poll.id);
         let until = start + Duration::from_millis(final_ms);
         let mut tasks = Vec::new();
+        let mut subscribers = Vec::new();
         for index in 0..options.writers {
             let task = clients
                 .clone()
@@ -221,13 +227,18 @@ fn spawn_clients(
                 clients
                     .clone()
                     .subscriber(rng.fork(1000 + index as u64), list, index, until);
-            tasks.push(tokio::spawn(task));
+            subscribers.push(tokio::spawn(task));
         }
         for task in tasks {
             task.await?;
         }
+        // Every writer and voter is done; the subscribers still follow their lists (so their
+        // copies stay active) while every node is read.
         let every_list: Vec<ListSpec> = lists.iter().chain([&poll]).cloned().collect();
         final_reads(&gateways, &records, &every_list, options.nodes).await;
+        for task in subscribers {
+            task.await?;
+        }
         Ok(())
     });
 }
@@ -377,6 +388,12 @@ fn apply(sim: &mut turmoil::Sim<'_>, world: &World, fault: &Fault, on: bool) {
             }
         }
         Fault::Pause(node) => {
+            let frozen = if on {
+                wall_ms(&world.clock_offsets, *node)
+            } else {
+                RUNNING
+            };
+            world.frozen[*node].store(frozen, Ordering::SeqCst);
             for other in others(*node) {
                 if on {
                     sim.hold(host_name(*node), host_name(other));
@@ -395,6 +412,7 @@ fn apply(sim: &mut turmoil::Sim<'_>, world: &World, fault: &Fault, on: bool) {
             }
         }
         Fault::Crash(node) | Fault::Drain(node) => {
+            world.frozen[*node].store(RUNNING, Ordering::SeqCst);
             world.gateways.close(*node);
             sim.bounce(host_name(*node));
         }

@@ -158,6 +158,8 @@ pub struct World {
     pub gateways: Gateways,
     /// Each node's wall-clock error in ms (clock steps).
     pub clock_offsets: Arc<Vec<AtomicI64>>,
+    /// Each node's pause: the wall time (ms) its clock froze at, or [`RUNNING`].
+    pub frozen: Arc<Vec<AtomicI64>>,
     /// Each node's data directory (its gossip generation and known hosts).
     pub dirs: Arc<Vec<PathBuf>>,
     /// The run's trace.
@@ -173,19 +175,33 @@ pub fn host_name(index: usize) -> String {
     format!("n{index}")
 }
 
-/// A node's wall clock: simulated time since the epoch plus its step.
+/// The value of [`World::frozen`] for a node that is not paused.
+pub const RUNNING: i64 = i64::MIN;
+
+/// A node's wall clock: simulated time since the epoch plus its step; it stands still while
+/// the node is paused, so on waking the node sees the whole pause at once (as a process
+/// stopped by SIGSTOP does).
 #[derive(Debug)]
 struct SimWall {
     offsets: Arc<Vec<AtomicI64>>,
+    frozen: Arc<Vec<AtomicI64>>,
     index: usize,
 }
 
 impl Clock for SimWall {
     fn now_ms(&self) -> u64 {
-        let base = turmoil::since_epoch().unwrap_or_default().as_millis() as i64;
-        let offset = self.offsets[self.index].load(Ordering::SeqCst);
-        u64::try_from(base.saturating_add(offset)).unwrap_or(0)
+        let frozen = self.frozen[self.index].load(Ordering::SeqCst);
+        if frozen != RUNNING {
+            return u64::try_from(frozen).unwrap_or(0);
+        }
+        u64::try_from(wall_ms(&self.offsets, self.index)).unwrap_or(0)
     }
+}
+
+/// Node `index`'s wall time now, in ms (simulated time plus its step).
+pub fn wall_ms(offsets: &[AtomicI64], index: usize) -> i64 {
+    let base = turmoil::since_epoch().unwrap_or_default().as_millis() as i64;
+    base.saturating_add(offsets[index].load(Ordering::SeqCst))
 }
 
 fn cluster_args(index: usize, count: usize) -> ClusterArgs {
@@ -221,6 +237,7 @@ pub async fn run_node(world: World, index: usize) -> turmoil::Result {
     let args = cluster_args(index, count);
     let wall = Arc::new(SimWall {
         offsets: world.clock_offsets.clone(),
+        frozen: world.frozen.clone(),
         index,
     });
     let wall_now = wall.now_ms();
@@ -269,7 +286,7 @@ pub async fn run_node(world: World, index: usize) -> turmoil::Result {
         },
     );
     world.trace.record(format!("node {index} started"));
-    let mut in_flight = serve_requests(&node, rx).await;
+    let mut in_flight = serve_requests(&node, rx, (&world.frozen, index)).await;
     world.gateways.take(index);
     node.drain().await;
     node.stop().await;
@@ -291,9 +308,14 @@ pub async fn run_node(world: World, index: usize) -> turmoil::Result {
 async fn serve_requests(
     node: &Arc<ClusterNode>,
     mut rx: mpsc::UnboundedReceiver<Request>,
+    (frozen, index): (&[AtomicI64], usize),
 ) -> JoinSet<()> {
     let mut in_flight = JoinSet::new();
     while let Some(request) = rx.recv().await {
+        // A paused node takes no new request until it wakes.
+        while frozen[index].load(Ordering::SeqCst) != RUNNING {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         while in_flight.try_join_next().is_some() {}
         if matches!(request, Request::Drain) {
             break;
