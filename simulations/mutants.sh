@@ -7,12 +7,12 @@
 #
 #   ./ops/with-postgres.sh simulations/mutants.sh          # both runners (chaos needs PostgreSQL)
 #   simulations/mutants.sh dsim                            # the simulation only
-#   SEEDS=20 CHAOS_SECS=60 ./ops/with-postgres.sh simulations/mutants.sh
+#   SEEDS=60 CHAOS_SECS=60 ./ops/with-postgres.sh simulations/mutants.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runners="${1:-all}"
-seeds="${SEEDS:-10}"
+seeds="${SEEDS:-30}"
 chaos_secs="${CHAOS_SECS:-45}"
 target=target/mutants
 logs="$(mktemp -d /tmp/listwire-mutants.XXXXXX)"
