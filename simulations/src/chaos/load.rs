@@ -111,7 +111,12 @@ async fn write(
     records
 }
 
-/// Adds an item (60%) or edits one of this writer's items on the list.
+/// How many of its items a writer keeps on one list: far below the node's 10,000 items per
+/// list for any number of writers a run uses, so a long run never meets `list is full`.
+const ITEMS_KEPT_PER_LIST: usize = 300;
+
+/// Adds an item (60%) or edits one of this writer's items on the list; once the writer keeps
+/// [`ITEMS_KEPT_PER_LIST`] items there, it removes one instead of adding.
 fn next_op(
     rng: &mut Rng,
     mine: &mut Vec<(usize, Uuid)>,
@@ -124,7 +129,12 @@ fn next_op(
         .map(|(_, item)| *item)
         .collect();
     let roll = rng.below(10);
-    if on_list.is_empty() || roll < 6 || mine.len() > 2_000 {
+    if on_list.len() >= ITEMS_KEPT_PER_LIST && roll < 6 {
+        let item = on_list[rng.below(on_list.len() as u64) as usize];
+        mine.retain(|(list, kept)| !(*list == list_index && *kept == item));
+        return json!({"kind": "remove_item", "item": item});
+    }
+    if on_list.is_empty() || roll < 6 {
         let item = Uuid::from_u64_pair(rng.next_u64(), rng.next_u64());
         mine.push((list_index, item));
         return json!({"kind": "add_item", "text": format!("w{writer}-{number}"),
