@@ -6,45 +6,22 @@
 //! of each kind were injected and the ops and subscribers it checked exist. The load is kept
 //! small (a debug build, two cores shared with the rest of the suite).
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
 use listwire_simulations::chaos::{run, FaultKind, Params};
 
-const URL_VAR: &str = "LISTWIRE_POSTGRES_URL";
 /// A seed whose schedule holds at least two faults of each kind in 60 s.
 const SEED: u64 = 7;
-
-/// The `listwire` binary beside this test's target directory (`target/<profile>/listwire`).
-fn listwire_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("LISTWIRE_BIN") {
-        return PathBuf::from(path);
-    }
-    let test = std::env::current_exe().expect("the test executable");
-    let profile_dir = test
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the target directory");
-    profile_dir.join("listwire")
-}
 
 /// Kills, pauses and partitions under load break no invariant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_seed_chaos_run_is_clean() {
-    let Ok(url) = std::env::var(URL_VAR) else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "chaos test: skipped: set {URL_VAR}=postgres://user@host:port/db to run against PostgreSQL"
-        );
+    let Some(url) = common::postgres_url_or_skip("chaos test") else {
         return;
     };
-    let binary = listwire_binary();
-    assert!(
-        binary.exists(),
-        "{} is missing: cargo build -p listwire",
-        binary.display()
-    );
+    let binary = common::listwire_binary();
     let mut params = Params::new(SEED, Duration::from_secs(60), binary, url);
     // Addresses of its own, so a chaos soak running beside the suite is not partitioned by it.
     params.address_base = std::net::Ipv4Addr::new(127, 0, 1, 11);

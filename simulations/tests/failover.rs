@@ -8,45 +8,18 @@
 //! The nodes are the workspace's `listwire` binary, which `cargo test --workspace` builds
 //! (the node crate's tests need it); `LISTWIRE_BIN` names another.
 
-use std::path::PathBuf;
+mod common;
 
 use listwire_simulations::cluster::{spawn_cluster, ClusterSpec};
 use listwire_simulations::scenarios::failover;
 
-const URL_VAR: &str = "LISTWIRE_POSTGRES_URL";
-
-/// The `listwire` binary beside this test's target directory (`target/<profile>/listwire`).
-fn listwire_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("LISTWIRE_BIN") {
-        return PathBuf::from(path);
-    }
-    let test = std::env::current_exe().expect("the test executable");
-    // target/<profile>/deps/failover-<hash> → target/<profile>/listwire
-    let profile_dir = test
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the target directory");
-    profile_dir.join("listwire")
-}
-
 /// The owner of some lists dies under writers and subscribers: every check passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_owner_loses_no_acked_op_and_subscribers_stay_contiguous() {
-    let Ok(url) = std::env::var(URL_VAR) else {
-        // To the real stderr, past the harness's capture, so the skip shows.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "failover smoke test: skipped: set {URL_VAR}=postgres://user@host:port/db to run against PostgreSQL"
-        );
+    let Some(url) = common::postgres_url_or_skip("failover smoke test") else {
         return;
     };
-    let binary = listwire_binary();
-    assert!(
-        binary.exists(),
-        "{} is missing: build it with `cargo build -p listwire` (or set LISTWIRE_BIN)",
-        binary.display()
-    );
+    let binary = common::listwire_binary();
     // Short gossip rounds and op timeouts keep the run (and its bounded waits) to seconds.
     let extra: Vec<String> = [
         "--gossip-interval-ms",

@@ -16,6 +16,7 @@ use listwire_storage::EventStore;
 use uuid::Uuid;
 
 use crate::postgres::postgres_flags;
+use crate::support::cluster::free_udp_port;
 use crate::support::*;
 
 const NODES: usize = 3;
@@ -34,11 +35,6 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
 }
 
 struct Spec {

@@ -10,16 +10,8 @@ use listwire::server::{start_with, RunningNode, Stores};
 use listwire_storage::memory::MemoryStore;
 use uuid::Uuid;
 
-use crate::support::cluster::{TestCluster, CLUSTER_SECRET, JWT_SECRET};
+use crate::support::cluster::{cluster_flags, free_udp_port, TestCluster};
 use crate::support::*;
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn start_isolated(
     dir: &std::path::Path,
@@ -28,27 +20,8 @@ async fn start_isolated(
     seeds: &str,
     store: Arc<MemoryStore>,
 ) -> RunningNode {
-    let mut flags = test_flags(dir);
-    let gossip = format!("127.0.0.1:{gossip_port}");
-    flags.extend(
-        [
-            "--store",
-            "memory",
-            "--jwt-secret",
-            JWT_SECRET,
-            "--cluster-secret",
-            CLUSTER_SECRET,
-            "--gossip-listen",
-            gossip.as_str(),
-            "--internode-listen",
-            "127.0.0.1:0",
-            "--node-id",
-            id,
-            "--seed",
-            seeds,
-        ]
-        .map(String::from),
-    );
+    let mut flags = cluster_flags(dir, id, &format!("127.0.0.1:{gossip_port}"));
+    flags.extend(["--seed".to_owned(), seeds.to_owned()]);
     let args = ServeArgs::from_flags(flags).unwrap();
     let stores: Stores = (store.clone(), store);
     start_with(args, Some(stores)).await.unwrap()

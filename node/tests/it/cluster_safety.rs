@@ -18,19 +18,9 @@ use listwire_storage::{AccountStore, EventStore};
 use uuid::Uuid;
 
 use crate::hardening::{add_op, alice, raw, submit_with};
-use crate::support::cluster::{TestCluster, JWT_SECRET};
+use crate::support::cluster::{cluster_flags, free_udp_port, TestCluster};
 use crate::support::gated::GatedStore;
 use crate::support::*;
-
-const CLUSTER_SECRET: &str = "test-cluster-internode-secret";
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts a cluster node over `events` (+ `accounts`) seeded with `seed`.
 async fn start_node_over(
@@ -41,26 +31,8 @@ async fn start_node_over(
     accounts: Arc<dyn AccountStore>,
     extra: &[&str],
 ) -> RunningNode {
-    let mut flags = test_flags(dir);
-    flags.extend(
-        [
-            "--store",
-            "memory",
-            "--jwt-secret",
-            JWT_SECRET,
-            "--cluster-secret",
-            CLUSTER_SECRET,
-            "--gossip-listen",
-            "127.0.0.1:0",
-            "--internode-listen",
-            "127.0.0.1:0",
-            "--drain-timeout-secs",
-            "10",
-            "--node-id",
-            id,
-        ]
-        .map(String::from),
-    );
+    let mut flags = cluster_flags(dir, id, "127.0.0.1:0");
+    flags.extend(["--drain-timeout-secs", "10"].map(String::from));
     if !seed.is_empty() {
         flags.extend(["--seed".to_owned(), seed.to_owned()]);
     }

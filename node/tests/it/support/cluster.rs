@@ -49,27 +49,9 @@ impl TestCluster {
     pub async fn add_node(&mut self) -> usize {
         let index = self.nodes.len();
         let dir = tempfile::tempdir().unwrap();
-        let mut flags = test_flags(dir.path());
-        flags.extend(
-            [
-                "--store",
-                "memory",
-                "--jwt-secret",
-                JWT_SECRET,
-                "--cluster-secret",
-                CLUSTER_SECRET,
-                "--gossip-listen",
-                "127.0.0.1:0",
-                "--internode-listen",
-                "127.0.0.1:0",
-                "--drain-timeout-secs",
-                "10",
-                "--admin-token",
-                ADMIN_TOKEN,
-            ]
-            .map(String::from),
-        );
-        flags.extend(["--node-id".to_owned(), format!("node-{index}")]);
+        let mut flags = cluster_flags(dir.path(), &format!("node-{index}"), "127.0.0.1:0");
+        flags
+            .extend(["--drain-timeout-secs", "10", "--admin-token", ADMIN_TOKEN].map(String::from));
         if let Some(seed) = self.live().next() {
             let gossip = seed.cluster.as_ref().unwrap().gossip_addr();
             flags.extend(["--seed".to_owned(), gossip.to_string()]);
@@ -136,4 +118,35 @@ impl TestCluster {
         let node = self.nodes[index].take().expect("node is running");
         node.stop().await.expect("node stops cleanly");
     }
+}
+
+/// The flags of an in-process cluster node `id` on the memory store, gossiping at `gossip`
+/// (internode on a free port), with the test secrets; callers add seeds and the rest.
+pub fn cluster_flags(dir: &std::path::Path, id: &str, gossip: &str) -> Vec<String> {
+    let mut flags = test_flags(dir);
+    flags.extend(
+        [
+            "--store",
+            "memory",
+            "--jwt-secret",
+            JWT_SECRET,
+            "--cluster-secret",
+            CLUSTER_SECRET,
+            "--gossip-listen",
+            gossip,
+            "--internode-listen",
+            "127.0.0.1:0",
+            "--node-id",
+            id,
+        ]
+        .map(String::from),
+    );
+    flags
+}
+
+/// A UDP port free now on 127.0.0.1 (for a gossip address chosen before the node starts, or
+/// one nobody listens on).
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
 }
