@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;
 
@@ -18,6 +18,8 @@ use super::rng::SimRng;
 use super::store::{FaultyStore, StoreFaults};
 use super::trace::{fnv1a, Trace};
 
+/// The simulated wall clock's start: 2026-01-01T00:00:00Z.
+const SIM_EPOCH: Duration = Duration::from_secs(1_767_225_600);
 /// When clients start their load (the cluster has formed by then).
 const LOAD_START_MS: u64 = 5_000;
 /// The default message latency range.
@@ -126,6 +128,9 @@ pub fn run_seed(seed: u64, options: &Options) -> RunReport {
         );
     }
     let mut sim = turmoil::Builder::new()
+        // A fixed epoch: turmoil's default is the real clock at start, which would make every
+        // node's wall time (and so its gossip generation, a hashed key) differ between replays.
+        .epoch(SystemTime::UNIX_EPOCH + SIM_EPOCH)
         .simulation_duration(Duration::from_millis(final_ms + 60_000))
         .rng_seed(seed)
         .min_message_latency(Duration::from_millis(LATENCY_MS.0))
