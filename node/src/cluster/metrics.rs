@@ -26,6 +26,8 @@ pub const HANDOFF_SECONDS: &str = "listwire_handoff_seconds";
 pub const SETTLE_SECONDS: &str = "listwire_settle_seconds";
 /// Counter: settle requests that failed (the holder was gone or slow); the list loaded anyway.
 pub const SETTLE_FAILURES_TOTAL: &str = "listwire_settle_failures_total";
+/// Counter: settle requests not sent because the holder failed one moments before.
+pub const SETTLE_SKIPPED_TOTAL: &str = "listwire_settle_skipped_total";
 /// Counter: pauses of this node long enough that others may have moved its lists.
 pub const PAUSES_TOTAL: &str = "listwire_pauses_total";
 
@@ -74,6 +76,10 @@ pub fn describe() {
         "settle requests that failed; the list loaded without waiting"
     );
     describe_counter!(
+        SETTLE_SKIPPED_TOTAL,
+        "settle requests not sent: the holder failed one within the last 10 s"
+    );
+    describe_counter!(
         PAUSES_TOTAL,
         "pauses of this process long enough that its lists may have moved"
     );
@@ -90,6 +96,7 @@ pub fn register() {
         LISTS_MOVED_TOTAL,
         PAUSES_TOTAL,
         SETTLE_FAILURES_TOTAL,
+        SETTLE_SKIPPED_TOTAL,
         listwire_cluster::metrics::CONNECT_ERRORS_TOTAL,
     ];
     for name in counters {

@@ -7,14 +7,20 @@
 //! an op the old owner then acknowledged (until the new owner's first write is fenced). So the
 //! new owner first sends `Settle` to the likeliest previous holders, side by side (see
 //! [`super::state::Picture::likely_holders`]); each hands the list off (if it has it) and
-//! answers once every op it accepted for the list is durable or failed. The wait is bounded: a holder that is dead or unreachable
-//! cannot be waited for, and the conditional append (writes) and the head rechecks after
-//! loading (reads) cover that case.
+//! answers once every op it accepted for the list is durable or failed. The wait is bounded: a
+//! holder that is dead or unreachable cannot be waited for, and the conditional append (writes)
+//! and the head rechecks after loading (reads) cover that case. A holder that just failed to
+//! answer is not asked again for [`SKIP_AFTER_FAILURE`], so one unresponsive node costs the
+//! settle timeout once, not on every activation of its lists (each waiting with an activation
+//! permit held).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use listwire_cluster::NodeId;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::forward::Forwarder;
@@ -25,16 +31,53 @@ use crate::host::{Owner, Ownership};
 /// How long a node waits for the previous holder of a list before loading it anyway.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a holder that failed a settle request is not asked again.
+pub const SKIP_AFTER_FAILURE: Duration = Duration::from_secs(10);
+
 /// Placement plus the settle handshake.
 pub struct ClusterOwnership {
     state: Arc<ClusterState>,
     forwarder: Arc<Forwarder>,
+    failures: Mutex<Failures>,
 }
 
 impl ClusterOwnership {
     /// Ownership by `state`, asking other nodes through `forwarder`.
     pub fn new(state: Arc<ClusterState>, forwarder: Arc<Forwarder>) -> Arc<Self> {
-        Arc::new(Self { state, forwarder })
+        Arc::new(Self {
+            state,
+            forwarder,
+            failures: Mutex::new(Failures::default()),
+        })
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// When each holder last failed to settle a list.
+#[derive(Debug, Default)]
+struct Failures {
+    at: HashMap<NodeId, Instant>,
+}
+
+impl Failures {
+    /// Whether `node` is worth asking at `now`.
+    fn worth_asking(&self, node: &NodeId, now: Instant) -> bool {
+        self.at
+            .get(node)
+            .is_none_or(|failed| now.saturating_duration_since(*failed) >= SKIP_AFTER_FAILURE)
+    }
+
+    fn record(&mut self, node: &NodeId, ok: bool, now: Instant) {
+        if ok {
+            self.at.remove(node);
+        } else {
+            self.at.insert(node.clone(), now);
+        }
     }
 }
 
@@ -45,14 +88,20 @@ impl Ownership for ClusterOwnership {
     }
 
     async fn settle(&self, list: Uuid) {
-        let holders = self
+        let mut holders = self
             .state
             .picture()
             .likely_holders(self.state.self_id(), list);
+        let started = Instant::now();
+        let before = holders.len();
+        holders.retain(|(node, _)| self.failures().worth_asking(node, started));
+        if holders.len() < before {
+            metrics::counter!(super::metrics::SETTLE_SKIPPED_TOTAL)
+                .increment((before - holders.len()) as u64);
+        }
         if holders.is_empty() {
             return;
         }
-        let started = tokio::time::Instant::now();
         let request = Request::Settle { list };
         let asks = holders.iter().map(|(node, addr)| {
             self.forwarder
@@ -60,7 +109,10 @@ impl Ownership for ClusterOwnership {
         });
         let answers = futures_util::future::join_all(asks).await;
         metrics::histogram!(super::metrics::SETTLE_SECONDS).record(started.elapsed().as_secs_f64());
+        let now = Instant::now();
         for ((node, _), answer) in holders.iter().zip(answers) {
+            self.failures()
+                .record(node, matches!(answer, Ok(Response::Settled)), now);
             match answer {
                 Ok(Response::Settled) => {}
                 Ok(_) => {
@@ -72,5 +124,32 @@ impl Ownership for ClusterOwnership {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal (third review, finding b): a holder that failed to settle is skipped for a while
+    /// (one dead or frozen holder costs the timeout once, not on every activation), then asked
+    /// again; a success clears it at once.
+    #[test]
+    fn a_holder_that_failed_is_skipped_for_a_while() {
+        let node = NodeId::new("b").unwrap();
+        let other = NodeId::new("c").unwrap();
+        let start = Instant::now();
+        let mut failures = Failures::default();
+        assert!(failures.worth_asking(&node, start));
+        failures.record(&node, false, start);
+        assert!(!failures.worth_asking(&node, start + Duration::from_secs(1)));
+        assert!(
+            failures.worth_asking(&other, start),
+            "only the node that failed"
+        );
+        assert!(failures.worth_asking(&node, start + SKIP_AFTER_FAILURE));
+        failures.record(&node, false, start);
+        failures.record(&node, true, start);
+        assert!(failures.worth_asking(&node, start), "a success clears it");
     }
 }

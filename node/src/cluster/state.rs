@@ -1,7 +1,8 @@
 //! This node's picture of the cluster: the latest membership view, the placement over its
 //! serving hosts, and whether the node sees a majority. Read on every routed request.
 
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, RwLock};
 
 use listwire_cluster::membership::{NodeState, View};
 use listwire_cluster::placement::Placement;
@@ -10,31 +11,52 @@ use listwire_gateway::EdgeError;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::known::KnownHosts;
 use crate::host::{Owner, Ownership};
 
-/// How many likely previous holders a node asks to settle a list before loading it: enough
-/// that the old owner is among them when up to two hosts join at once.
+/// How many of the top-ranked live holders a node asks to settle a list before loading it,
+/// besides the list's owners in its last few placements: enough that the old owner is among
+/// them when up to two hosts join at once even if this node did not see the placement before.
 pub const LIKELY_HOLDERS: usize = 3;
+
+/// How many earlier placements (distinct serving sets) a picture remembers, so a node asks
+/// a list's owner before the latest changes to settle it however many hosts joined at once.
+const REMEMBERED_PLACEMENTS: usize = 3;
 
 /// One consistent picture: a view and what follows from it.
 pub struct Picture {
     /// The membership view.
     pub view: View,
-    placement: Placement,
+    placement: Arc<Placement>,
     /// Placement over every live host that serves or drains: who may still hold a list.
     holders: Placement,
+    /// The placements before this one (most recent first), one per distinct serving set.
+    earlier: Vec<Arc<Placement>>,
     majority: bool,
 }
 
 impl Picture {
-    fn new(view: View) -> Picture {
+    /// The picture of `view`, with the majority counted against `known`, following `before`.
+    fn new(view: View, known: &KnownHosts, before: Option<&Picture>) -> Picture {
         let holders = view.live_members().filter(|member| {
             member.is_host() && matches!(member.state(), NodeState::Serving | NodeState::Draining)
         });
+        let placement = Arc::new(Placement::from_view(&view));
+        let earlier = match before {
+            Some(before) if before.view.serving_hosts() != view.serving_hosts() => {
+                std::iter::once(before.placement.clone())
+                    .chain(before.earlier.iter().cloned())
+                    .take(REMEMBERED_PLACEMENTS)
+                    .collect()
+            }
+            Some(before) => before.earlier.clone(),
+            None => Vec::new(),
+        };
         Picture {
             holders: Placement::new(holders.map(|member| member.node_id().clone())),
-            placement: Placement::from_view(&view),
-            majority: view.has_majority(),
+            placement,
+            earlier,
+            majority: known.majority_in(&view),
             view,
         }
     }
@@ -45,14 +67,26 @@ impl Picture {
     }
 
     /// The nodes other than `self_id` most likely to have held `list` until now, with their
-    /// internode addresses: the first [`LIKELY_HOLDERS`] in its ranking among live hosts that
-    /// serve or drain. After a join the old owner is among them (after the newcomers, if
-    /// several joined at once); during a drain, the draining node is.
+    /// internode addresses: its owners in the earlier placements this node saw, then the first
+    /// [`LIKELY_HOLDERS`] in its ranking among live hosts that serve or drain — each once,
+    /// and only live hosts that serve or drain. After a join the old owner is among them
+    /// however many hosts joined at once; during a drain, the draining node is.
     pub fn likely_holders(&self, self_id: &NodeId, list: Uuid) -> Vec<(NodeId, String)> {
-        self.holders
+        let live_holders = self.holders.hosts();
+        let earlier = self
+            .earlier
+            .iter()
+            .filter_map(|placement| placement.owner(list.as_bytes()))
+            .filter(|owner| live_holders.contains(owner));
+        let ranked = self
+            .holders
             .candidates(list.as_bytes())
             .filter(|candidate| *candidate != self_id)
-            .take(LIKELY_HOLDERS)
+            .take(LIKELY_HOLDERS);
+        let mut asked = BTreeSet::new();
+        earlier
+            .chain(ranked)
+            .filter(|holder| *holder != self_id && asked.insert((*holder).clone()))
             .filter_map(|holder| {
                 let member = self.view.member(holder)?;
                 Some((holder.clone(), member.internode_addr().to_owned()))
@@ -87,17 +121,33 @@ pub enum Route {
 pub struct ClusterState {
     self_id: NodeId,
     current: RwLock<Arc<Picture>>,
+    known: Mutex<KnownHosts>,
     epoch_tx: watch::Sender<u64>,
 }
 
 impl ClusterState {
-    /// The state of `self_id`, starting from `view`.
-    pub fn new(self_id: NodeId, view: View) -> ClusterState {
+    /// The state of `self_id`, starting from `view`, counting its majority against `recorded`
+    /// (the hosts it knew when it last served) and every host it learns of.
+    pub fn new(self_id: NodeId, view: View, recorded: BTreeSet<NodeId>) -> ClusterState {
+        let mut known = KnownHosts::new(recorded);
+        known.update(&view);
         ClusterState {
             self_id,
-            current: RwLock::new(Arc::new(Picture::new(view))),
+            current: RwLock::new(Arc::new(Picture::new(view, &known, None))),
+            known: Mutex::new(known),
             epoch_tx: watch::Sender::new(0),
         }
+    }
+
+    /// The hosts this node counts its majority against (see [`KnownHosts`]).
+    pub fn known_hosts(&self) -> BTreeSet<NodeId> {
+        self.known_lock().hosts().clone()
+    }
+
+    fn known_lock(&self) -> std::sync::MutexGuard<'_, KnownHosts> {
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// This node's id.
@@ -115,11 +165,15 @@ impl ClusterState {
 
     /// Installs a new view; followers of [`ClusterState::epochs`] hear of it.
     pub fn update(&self, view: View) {
-        let picture = Arc::new(Picture::new(view));
-        *self
+        let mut known = self.known_lock();
+        known.update(&view);
+        let mut current = self
             .current
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = picture;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *current = Arc::new(Picture::new(view, &known, Some(&current)));
+        drop(current);
+        drop(known);
         self.epoch_tx.send_modify(|epoch| *epoch += 1);
     }
 
@@ -200,7 +254,7 @@ mod tests {
                 host("e", NodeState::Serving, true),
             ],
         );
-        let picture = Picture::new(view);
+        let picture = Picture::new(view, &KnownHosts::default(), None);
         let holders = Placement::new(["a", "b", "e"].map(|n| NodeId::new(n).unwrap()));
         for n in 0..200u128 {
             let list = Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15);
@@ -219,7 +273,11 @@ mod tests {
                 "the other serving or draining hosts: b and e"
             );
         }
-        let alone = Picture::new(View::new(me.clone(), [host("a", NodeState::Serving, true)]));
+        let alone = Picture::new(
+            View::new(me.clone(), [host("a", NodeState::Serving, true)]),
+            &KnownHosts::default(),
+            None,
+        );
         assert!(alone.likely_holders(&me, Uuid::from_u128(1)).is_empty());
     }
 
@@ -233,7 +291,7 @@ mod tests {
             me.clone(),
             ["a", "b", "c", "d", "e"].map(|name| host(name, NodeState::Serving, true)),
         );
-        let picture = Picture::new(view);
+        let picture = Picture::new(view, &KnownHosts::default(), None);
         let old = Placement::new(["a", "b", "c"].map(|n| NodeId::new(n).unwrap()));
         let all = Placement::new(["a", "b", "c", "d", "e"].map(|n| NodeId::new(n).unwrap()));
         let list = (0..10_000u128)
@@ -253,5 +311,79 @@ mod tests {
             asked.contains(&old_owner),
             "d loads {list}, which {old_owner} held until d and e joined; asked {asked:?}"
         );
+    }
+
+    /// Goal (third review, finding b): after four hosts join at once, a list that moves to one
+    /// of them is settled with its old owner even though the three other newcomers rank before
+    /// it: the node remembers the placement it saw before the join.
+    #[test]
+    fn after_four_hosts_join_at_once_the_old_owner_is_still_asked() {
+        let me = NodeId::new("d").unwrap();
+        let old_hosts = ["a", "b", "c"];
+        let newcomers = ["d", "e", "f", "g"];
+        let joining = View::new(
+            me.clone(),
+            old_hosts
+                .map(|name| host(name, NodeState::Serving, true))
+                .into_iter()
+                .chain(newcomers.map(|name| host(name, NodeState::Joining, true))),
+        );
+        let state = ClusterState::new(me.clone(), joining, BTreeSet::new());
+        let all = old_hosts.into_iter().chain(newcomers);
+        state.update(View::new(
+            me.clone(),
+            all.clone().map(|name| host(name, NodeState::Serving, true)),
+        ));
+        let old = Placement::new(old_hosts.map(|n| NodeId::new(n).unwrap()));
+        let every = Placement::new(all.map(|n| NodeId::new(n).unwrap()));
+        let list = (0..100_000u128)
+            .map(|n| Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15 + 3))
+            .find(|list| {
+                let ranking: Vec<&str> = every
+                    .candidates(list.as_bytes())
+                    .map(NodeId::as_str)
+                    .collect();
+                ranking[..4] == ["d", "e", "f", "g"]
+            })
+            .expect("such a list exists");
+        let old_owner = old.owner(list.as_bytes()).unwrap().clone();
+        let asked: Vec<NodeId> = state
+            .picture()
+            .likely_holders(&me, list)
+            .into_iter()
+            .map(|(holder, _)| holder)
+            .collect();
+        assert_eq!(
+            asked[0], old_owner,
+            "the owner before the join first: {asked:?}"
+        );
+        assert_eq!(
+            asked.iter().filter(|n| **n == old_owner).count(),
+            1,
+            "asked once"
+        );
+        assert!(!asked.contains(&me));
+    }
+
+    /// Goal (third review, finding a): the majority is counted against the hosts the node
+    /// knows, not only the members gossip still holds: a node restarted from a record of five
+    /// hosts that sees two has no majority, and routes nothing to itself.
+    #[test]
+    fn the_majority_counts_the_recorded_hosts() {
+        let me = NodeId::new("a").unwrap();
+        let recorded: BTreeSet<NodeId> = ["a", "b", "c", "d", "e"]
+            .map(|n| NodeId::new(n).unwrap())
+            .into_iter()
+            .collect();
+        let two = View::new(
+            me.clone(),
+            ["a", "b"].map(|name| host(name, NodeState::Serving, true)),
+        );
+        assert!(two.has_majority(), "gossip alone would say yes");
+        let state = ClusterState::new(me.clone(), two.clone(), recorded);
+        state.update(two);
+        assert!(!state.picture().has_majority());
+        assert_eq!(state.known_hosts().len(), 5);
+        assert_eq!(state.check(Uuid::from_u128(1)), Owner::NoMajority);
     }
 }
