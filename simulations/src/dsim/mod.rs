@@ -4,7 +4,8 @@
 //! them through the gateway seam, a seeded plan of faults, and checkers after every run.
 //!
 //! Layout: [`net`] (turmoil TCP for internode, the ticket transport for gossip), [`store`]
-//! (the shared store and its faults), [`node`] (one node in a turmoil host), [`gateway`],
+//! (the shared store and its faults), [`node`] (one node in a turmoil host), [`node_store`]
+//! (a node's handle on the store: a paused node's requests land when it wakes), [`gateway`],
 //! [`clients`] and [`subscriber`] (the clients), [`faults`] (the menu and the scenarios),
 //! [`driver`] (one seed, start to end), [`check`] (the invariants), [`records`], [`trace`],
 //! [`rng`]. See `simulations/README.md`, section "Deterministic simulation".
@@ -16,6 +17,7 @@ pub mod faults;
 pub mod gateway;
 pub mod net;
 pub mod node;
+pub mod node_store;
 pub mod records;
 pub mod rng;
 pub mod store;

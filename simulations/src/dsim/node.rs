@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::net::{SimConnector, SimListener, TicketDesk, TicketTransport};
+use super::node_store::NodeStore;
 use super::store::FaultyStore;
 use super::trace::Trace;
 
@@ -259,7 +260,11 @@ pub async fn run_node(world: World, index: usize) -> turmoil::Result {
     };
     let client_addr = SocketAddr::new(turmoil::lookup(host_name(index)), 8080);
     let stores = (
-        world.store.clone() as Arc<dyn listwire_storage::EventStore>,
+        Arc::new(NodeStore::new(
+            world.store.clone(),
+            world.frozen.clone(),
+            index,
+        )) as Arc<dyn listwire_storage::EventStore>,
         world.store.inner.clone() as Arc<dyn listwire_storage::AccountStore>,
     );
     let dir = world.dirs[index].clone();

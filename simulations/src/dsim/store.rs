@@ -131,11 +131,20 @@ fn refused() -> Error {
     Error::Unavailable("injected by the simulation".into())
 }
 
-#[async_trait]
-impl EventStore for FaultyStore {
-    async fn append(&self, list: Uuid, batch: Batch) -> Result<(), Error> {
+impl FaultyStore {
+    /// Appends `batch` once `gate` opens (after any injected delay): the gate of a paused
+    /// node opens when it wakes, so an append it had in flight lands late, as a stopped
+    /// process's does.
+    pub async fn append_gated(
+        &self,
+        list: Uuid,
+        batch: Batch,
+        gate: impl std::future::Future<Output = ()>,
+    ) -> Result<(), Error> {
         let span = (batch.first_seq, batch.last_seq);
-        match self.fate("append", list, true).await {
+        let fate = self.fate("append", list, true).await;
+        gate.await;
+        match fate {
             Fate::Refuse => Err(refused()),
             Fate::Unknown => {
                 let written = self.inner.append(list, batch).await;
@@ -157,6 +166,13 @@ impl EventStore for FaultyStore {
                 result
             }
         }
+    }
+}
+
+#[async_trait]
+impl EventStore for FaultyStore {
+    async fn append(&self, list: Uuid, batch: Batch) -> Result<(), Error> {
+        self.append_gated(list, batch, async {}).await
     }
 
     async fn head(&self, list: Uuid) -> Result<u64, Error> {
