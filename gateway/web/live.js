@@ -214,7 +214,8 @@ export class Live {
       this.settle(frame, frame);
       return;
     }
-    if (frame.list && this.subscribed.has(frame.list)) {
+    if (frame.list) {
+      if (!this.subscribed.has(frame.list)) return; // A list no longer on screen.
       if (RETRYABLE.has(frame.code)) {
         setTimeout(() => this.subscribed.has(frame.list) && this.sendSubscribe(frame.list), backoffMs(1));
         return;

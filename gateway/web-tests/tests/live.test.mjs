@@ -165,9 +165,10 @@ test('every error reads as a clear message', async () => {
 
 test('the phone poll page counts a vote once acknowledged, with the live result', async () => {
   const pollId = await api.createList(ann, { title: 'Best talk', visibility: 'public', poll: { max_votes_per_user: 1, allow_change: false, open: true } });
-  await api.op(ann, pollId, { kind: 'add_item', text: 'Talk A', after: null });
-  const { items } = await api.snapshot(ann, pollId);
-  await api.op(ann, pollId, { kind: 'add_item', text: 'Talk B', after: items[0].id });
+  const talkA = crypto.randomUUID();
+  const talkB = crypto.randomUUID();
+  await api.op(ann, pollId, { kind: 'add_item', text: 'Talk A', after: null, item: talkA });
+  await api.op(ann, pollId, { kind: 'add_item', text: 'Talk B', after: talkA, item: talkB });
   const dave = await api.register('dave');
   const phone = await signIn(browser, server.url, dave, { hash: `#/poll/${pollId}`, phone: true });
   await phone.getByRole('heading', { name: 'Best talk' }).waitFor();
@@ -175,7 +176,7 @@ test('the phone poll page counts a vote once acknowledged, with the live result'
   await phone.getByRole('status').filter({ hasText: 'Your vote counted.' }).waitFor();
   await phone.getByRole('button', { name: /^Talk A: 1 vote, 100%\. Your vote\./ }).waitFor();
   assert.equal(await phone.getByRole('button', { name: /^Talk B/ }).isDisabled(), false);
-  await api.op(ann, pollId, { kind: 'vote', item: items[0].id === undefined ? '' : (await api.snapshot(ann, pollId)).items[1].id });
+  await api.op(ann, pollId, { kind: 'vote', item: talkB });
   await phone.getByRole('button', { name: /^Talk B: 1 vote, 50%/ }).waitFor();
   await phone.getByRole('button', { name: /^Talk B/ }).tap();
   await phone.getByRole('status').filter({ hasText: 'You have used all your votes (vote limit reached' }).waitFor();
