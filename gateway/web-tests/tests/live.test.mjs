@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   addItem, Api, itemRows, launchBrowser, pageErrors, removeDir, screenshot, signIn, startServe, tempDir,
-  waitFor, waitForItems,
+  unnamedControls, waitFor, waitForItems,
 } from './support.mjs';
 
 let dir;
@@ -110,6 +110,7 @@ test('two users see each other’s edits and votes live', async () => {
   await waitFor(async () => (await bar.boundingBox()).width > 0, 'the vote bar to show');
   // (No activity line is asserted for votes: fast votes may arrive folded into a tally, which
   // carries counts, not voters — PROTOCOL.md §4.7.)
+  assert.deepEqual(await unnamedControls(annPage), [], 'every control of the list view has a name');
   await annPage.getByLabel('New item').focus();
   await screenshot(annPage, 'list-view');
 
@@ -182,6 +183,7 @@ test('the phone poll page counts a vote once acknowledged, with the live result'
   await phone.getByRole('status').filter({ hasText: 'You have used all your votes (vote limit reached' }).waitFor();
   const box = await phone.getByRole('button', { name: /^Talk A/ }).boundingBox();
   assert.ok(box.height >= 64 && box.width >= 300, `big vote buttons (${box.width}x${box.height})`);
+  assert.deepEqual(await unnamedControls(phone), [], 'every control of the poll page has a name');
   await screenshot(phone, 'poll-page');
   const stored = await api.snapshot(ann, pollId);
   assert.deepEqual(stored.items.map((item) => item.votes), [1, 1]);

@@ -209,3 +209,15 @@ export async function addItem(page, text) {
   await page.getByLabel('New item').fill(text);
   await page.getByLabel('New item').press('Enter');
 }
+
+/** Visible form controls, buttons and links with no accessible name (label, aria-label, text or an image's alt). */
+export function unnamedControls(page) {
+  return page.$$eval('input, select, textarea, button, a', (elements) => elements
+    .filter((element) => element.getClientRects().length > 0)
+    .filter((element) => {
+      const labelled = element.labels && [...element.labels].some((label) => label.textContent.trim());
+      const named = element.getAttribute('aria-label')?.trim() || element.textContent.trim() || element.querySelector('img[alt]')?.alt.trim();
+      return !(labelled || named);
+    })
+    .map((element) => element.outerHTML));
+}
