@@ -4,6 +4,8 @@
 # the PostgreSQL server the PostgreSQL storage and node tests run against: ops/with-postgres.sh
 # starts a throwaway one (installing Debian's package first if it is missing, which needs root)
 # and stops it at the end. Set LISTWIRE_POSTGRES_URL to use a server of your own instead.
+# Last, ops/web-test.sh runs the web client in headless Chromium (Node.js and npm needed;
+# Debian's chromium is installed when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +18,5 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 ./ops/with-postgres.sh cargo test --workspace --locked
+echo "==> web client tests (headless Chromium)"
+./ops/web-test.sh

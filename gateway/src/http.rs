@@ -36,6 +36,7 @@ pub(crate) fn app(gateway: Gateway) -> axum::Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
         .merge(crate::admin::routes())
+        .merge(crate::web::routes())
         .route_layer(middleware::from_fn(count_requests))
         .fallback(|| async { ApiError(EdgeError::new(ErrorCode::NotFound, "no such route")) })
         .method_not_allowed_fallback(|| async {

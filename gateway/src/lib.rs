@@ -19,7 +19,8 @@
 //! Layout: `config` (settings), `auth` (tokens, passwords), `frames` (every wire shape the
 //! gateway reads or writes), `limits` (rate limits), `http` (REST routes), `admin` (the
 //! operator routes and their token check), `ws` (the upgrade),
-//! `connection` (reader and writer of one socket), `server` (serving and shutdown), `metrics`.
+//! `connection` (reader and writer of one socket), `server` (serving and shutdown), `metrics`,
+//! `web` (the browser client's embedded files from `gateway/web/`, served at `/`).
 //!
 //! It does not know list types or authorize anything: ops travel as raw JSON, list state and
 //! deltas arrive as bytes encoded once by their owner and are never re-encoded, and roles are
@@ -42,6 +43,7 @@ pub mod metrics;
 pub mod router;
 mod server;
 pub mod sink;
+mod web;
 mod ws;
 
 pub use auth::Tokens;

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The web client's end-to-end tests (gateway/web-tests/): real `listwire serve` and
+# `listwire dev-cluster` processes and headless Chromium driven by playwright-core.
+#
+#   ops/web-test.sh                   # builds the binary if needed, then runs every browser test
+#
+# Needs Node.js 20 or later with npm (the npm registry reachable for `npm ci`) and Debian's
+# chromium, which ops/ensure-chromium.sh installs when missing (needs root, as in CI).
+# Screenshots go to target/web-artifacts/ (LISTWIRE_WEB_ARTIFACTS to change it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "the web tests need Node.js 20 or later and npm" >&2
+    exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+    echo "the web tests need Node.js 20 or later (found $(node --version))" >&2
+    exit 1
+fi
+
+LISTWIRE_CHROMIUM=$(./ops/ensure-chromium.sh)
+export LISTWIRE_CHROMIUM
+echo "==> cargo build -p listwire (the binary the browser tests start)"
+cargo build -p listwire --locked
+export LISTWIRE_BIN="$PWD/target/debug/listwire"
+
+cd gateway/web-tests
+echo "==> npm ci (gateway/web-tests)"
+npm ci --no-audit --no-fund --loglevel=error
+echo "==> node --test (web client in $("$LISTWIRE_CHROMIUM" --version 2>/dev/null | head -n 1))"
+exec node --test --test-concurrency=1 tests/*.test.mjs
