@@ -319,6 +319,12 @@ impl Driver {
                     None => continue,
                 }
             }
+            if planned.fault == Fault::PauseBusiest {
+                match self.busiest() {
+                    Some(node) => planned.fault = Fault::Pause(node),
+                    None => continue,
+                }
+            }
             if !self.may_start(&planned.fault) {
                 self.world.trace.record_at(
                     now,
@@ -363,6 +369,17 @@ impl Driver {
             .count();
         let busy = self.active.iter().any(|p| p.fault.downs() == Some(node));
         !busy && (away + 1) * 2 < nodes
+    }
+
+    /// The running node hosting the most lists (the lowest index among equals).
+    fn busiest(&self) -> Option<usize> {
+        (0..self.world.gateways.len())
+            .filter_map(|index| {
+                let running = self.world.gateways.get(index)?;
+                Some((running.node.host().active_lists(), std::cmp::Reverse(index)))
+            })
+            .max()
+            .map(|(_, std::cmp::Reverse(index))| index)
     }
 
     fn poll_owner(&self) -> Option<usize> {
@@ -435,6 +452,6 @@ fn apply(sim: &mut turmoil::Sim<'_>, world: &World, fault: &Fault, on: bool) {
             let delta = if on { *step } else { -*step };
             world.clock_offsets[*node].fetch_add(delta, Ordering::SeqCst);
         }
-        Fault::CrashPollOwner => {}
+        Fault::CrashPollOwner | Fault::PauseBusiest => {}
     }
 }
