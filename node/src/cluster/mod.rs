@@ -2,12 +2,12 @@
 //! handoff and failover, wired over `listwire-cluster` (which knows nothing of lists).
 //!
 //! Layout: `config` (flags), `state` (the view, placement and majority, and the host's
-//! [`crate::host::Ownership`]), `known` (the hosts the majority is counted against), `wire`
-//! (internode messages), `handler` (the owner's side), `forward` (op batches and requests to
-//! owners), `owners` (talking to an owner, here or elsewhere), `follow` (one node subscription
-//! per list, fanned out to connections), `router` (the gateway seam), `metrics`, `admin` (this
-//! node's half of the admin view). [`ClusterNode`] starts them and runs the view watcher (which
-//! hands off lists this node no longer owns) and the pause detector.
+//! [`crate::host::Ownership`]), `wire` (internode messages), `handler` (the owner's side),
+//! `forward` (op batches and requests to owners), `owners` (talking to an owner, here or
+//! elsewhere), `follow` (one node subscription per list, fanned out to connections), `router`
+//! (the gateway seam), `metrics`, `admin` (this node's half of the admin view). [`ClusterNode`]
+//! starts them and runs the view watcher (which hands off lists this node no longer owns) and
+//! the pause detector.
 
 mod admin;
 pub mod config;
@@ -17,7 +17,6 @@ mod forward;
 mod handler;
 mod io;
 mod items;
-mod known;
 pub mod metrics;
 mod owners;
 mod router;
@@ -122,7 +121,6 @@ impl ClusterNode {
         let state = Arc::new(ClusterState::new(
             node_id.clone(),
             View::new(node_id.clone(), []),
-            startup::known_hosts(data_dir)?,
         ));
         let mut transport = TransportConfig::new(
             args.cluster_id.clone(),

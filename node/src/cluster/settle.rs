@@ -10,9 +10,9 @@
 //! answers once every op it accepted for the list is durable or failed. The wait is bounded: a
 //! holder that is dead or unreachable cannot be waited for, and the conditional append (writes)
 //! and the head rechecks after loading (reads) cover that case. A holder that just failed to
-//! answer is not asked again for [`SKIP_AFTER_FAILURE`], so one unresponsive node costs the
-//! settle timeout once, not on every activation of its lists (each waiting with an activation
-//! permit held).
+//! answer is not waited for again for [`SKIP_AFTER_FAILURE`] (it is still sent `Settle`, in the
+//! background), so one unresponsive node costs the settle timeout once, not on every
+//! activation of its lists (each waiting with an activation permit held).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,7 +38,7 @@ pub const SKIP_AFTER_FAILURE: Duration = Duration::from_secs(10);
 pub struct ClusterOwnership {
     state: Arc<ClusterState>,
     forwarder: Arc<Forwarder>,
-    failures: Mutex<Failures>,
+    failures: Arc<Mutex<Failures>>,
 }
 
 impl ClusterOwnership {
@@ -47,15 +47,36 @@ impl ClusterOwnership {
         Arc::new(Self {
             state,
             forwarder,
-            failures: Mutex::new(Failures::default()),
+            failures: Arc::new(Mutex::new(Failures::default())),
         })
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.failures)
     }
+
+    /// Sends `Settle` to a holder that was skipped, without waiting: it still hands the list
+    /// off and flushes if it can, and its answer clears its failure.
+    fn settle_in_background(&self, list: Uuid, (node, addr): (NodeId, String)) {
+        let forwarder = self.forwarder.clone();
+        let failures = self.failures.clone();
+        tokio::spawn(async move {
+            let answer = forwarder
+                .request_within(&node, &addr, &Request::Settle { list }, SETTLE_TIMEOUT)
+                .await;
+            lock(&failures).record(
+                &node,
+                matches!(answer, Ok(Response::Settled)),
+                Instant::now(),
+            );
+        });
+    }
+}
+
+fn lock(failures: &Mutex<Failures>) -> std::sync::MutexGuard<'_, Failures> {
+    failures
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// When each holder last failed to settle a list.
@@ -78,6 +99,9 @@ impl Failures {
         } else {
             self.at.insert(node.clone(), now);
         }
+        // Entries past the skip window say nothing any more (and ids of gone nodes go too).
+        self.at
+            .retain(|_, failed| now.saturating_duration_since(*failed) < SKIP_AFTER_FAILURE);
     }
 }
 
@@ -93,11 +117,15 @@ impl Ownership for ClusterOwnership {
             .picture()
             .likely_holders(self.state.self_id(), list);
         let started = Instant::now();
-        let before = holders.len();
-        holders.retain(|(node, _)| self.failures().worth_asking(node, started));
-        if holders.len() < before {
-            metrics::counter!(super::metrics::SETTLE_SKIPPED_TOTAL)
-                .increment((before - holders.len()) as u64);
+        let (asked, skipped): (Vec<_>, Vec<_>) = holders
+            .into_iter()
+            .partition(|(node, _)| self.failures().worth_asking(node, started));
+        holders = asked;
+        if !skipped.is_empty() {
+            metrics::counter!(super::metrics::SETTLE_SKIPPED_TOTAL).increment(skipped.len() as u64);
+        }
+        for holder in skipped {
+            self.settle_in_background(list, holder);
         }
         if holders.is_empty() {
             return;
@@ -151,5 +179,8 @@ mod tests {
         failures.record(&node, false, start);
         failures.record(&node, true, start);
         assert!(failures.worth_asking(&node, start), "a success clears it");
+        failures.record(&node, false, start);
+        failures.record(&other, true, start + SKIP_AFTER_FAILURE);
+        assert!(failures.at.is_empty(), "entries past the window are dropped");
     }
 }

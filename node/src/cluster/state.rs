@@ -2,16 +2,17 @@
 //! serving hosts, and whether the node sees a majority. Read on every routed request.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use listwire_cluster::membership::{NodeState, View};
 use listwire_cluster::placement::Placement;
 use listwire_cluster::NodeId;
 use listwire_gateway::EdgeError;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::known::KnownHosts;
 use crate::host::{Owner, Ownership};
 
 /// How many of the top-ranked live holders a node asks to settle a list before loading it,
@@ -19,9 +20,11 @@ use crate::host::{Owner, Ownership};
 /// them when up to two hosts join at once even if this node did not see the placement before.
 pub const LIKELY_HOLDERS: usize = 3;
 
-/// How many earlier placements (distinct serving sets) a picture remembers, so a node asks
-/// a list's owner before the latest changes to settle it however many hosts joined at once.
-const REMEMBERED_PLACEMENTS: usize = 3;
+/// How long a picture remembers an earlier placement (one per distinct serving set), so a node
+/// asks a list's owner before the latest changes to settle it, however many hosts joined and
+/// in however many steps; at most [`REMEMBERED_PLACEMENTS_MAX`] are kept.
+const REMEMBER_PLACEMENTS_FOR: Duration = Duration::from_secs(60);
+const REMEMBERED_PLACEMENTS_MAX: usize = 16;
 
 /// One consistent picture: a view and what follows from it.
 pub struct Picture {
@@ -30,33 +33,36 @@ pub struct Picture {
     placement: Arc<Placement>,
     /// Placement over every live host that serves or drains: who may still hold a list.
     holders: Placement,
-    /// The placements before this one (most recent first), one per distinct serving set.
-    earlier: Vec<Arc<Placement>>,
+    /// The placements before this one (most recent first), one per distinct serving set,
+    /// each with when it was replaced.
+    earlier: Vec<(Instant, Arc<Placement>)>,
     majority: bool,
 }
 
 impl Picture {
-    /// The picture of `view`, with the majority counted against `known`, following `before`.
-    fn new(view: View, known: &KnownHosts, before: Option<&Picture>) -> Picture {
+    /// The picture of `view`, following `before` (whose placements it remembers).
+    fn new(view: View, before: Option<&Picture>) -> Picture {
         let holders = view.live_members().filter(|member| {
             member.is_host() && matches!(member.state(), NodeState::Serving | NodeState::Draining)
         });
         let placement = Arc::new(Placement::from_view(&view));
-        let earlier = match before {
+        let now = Instant::now();
+        let mut earlier = match before {
             Some(before) if before.view.serving_hosts() != view.serving_hosts() => {
-                std::iter::once(before.placement.clone())
+                std::iter::once((now, before.placement.clone()))
                     .chain(before.earlier.iter().cloned())
-                    .take(REMEMBERED_PLACEMENTS)
                     .collect()
             }
             Some(before) => before.earlier.clone(),
             None => Vec::new(),
         };
+        earlier.retain(|(replaced, _)| now.duration_since(*replaced) <= REMEMBER_PLACEMENTS_FOR);
+        earlier.truncate(REMEMBERED_PLACEMENTS_MAX);
         Picture {
             holders: Placement::new(holders.map(|member| member.node_id().clone())),
             placement,
             earlier,
-            majority: known.majority_in(&view),
+            majority: view.has_majority(),
             view,
         }
     }
@@ -76,7 +82,7 @@ impl Picture {
         let earlier = self
             .earlier
             .iter()
-            .filter_map(|placement| placement.owner(list.as_bytes()))
+            .filter_map(|(_, placement)| placement.owner(list.as_bytes()))
             .filter(|owner| live_holders.contains(owner));
         let ranked = self
             .holders
@@ -121,33 +127,17 @@ pub enum Route {
 pub struct ClusterState {
     self_id: NodeId,
     current: RwLock<Arc<Picture>>,
-    known: Mutex<KnownHosts>,
     epoch_tx: watch::Sender<u64>,
 }
 
 impl ClusterState {
-    /// The state of `self_id`, starting from `view`, counting its majority against `recorded`
-    /// (the hosts it knew when it last served) and every host it learns of.
-    pub fn new(self_id: NodeId, view: View, recorded: BTreeSet<NodeId>) -> ClusterState {
-        let mut known = KnownHosts::new(recorded);
-        known.update(&view);
+    /// The state of `self_id`, starting from `view`.
+    pub fn new(self_id: NodeId, view: View) -> ClusterState {
         ClusterState {
             self_id,
-            current: RwLock::new(Arc::new(Picture::new(view, &known, None))),
-            known: Mutex::new(known),
+            current: RwLock::new(Arc::new(Picture::new(view, None))),
             epoch_tx: watch::Sender::new(0),
         }
-    }
-
-    /// The hosts this node counts its majority against (see [`KnownHosts`]).
-    pub fn known_hosts(&self) -> BTreeSet<NodeId> {
-        self.known_lock().hosts().clone()
-    }
-
-    fn known_lock(&self) -> std::sync::MutexGuard<'_, KnownHosts> {
-        self.known
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// This node's id.
@@ -165,15 +155,12 @@ impl ClusterState {
 
     /// Installs a new view; followers of [`ClusterState::epochs`] hear of it.
     pub fn update(&self, view: View) {
-        let mut known = self.known_lock();
-        known.update(&view);
         let mut current = self
             .current
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *current = Arc::new(Picture::new(view, &known, Some(&current)));
+        *current = Arc::new(Picture::new(view, Some(&current)));
         drop(current);
-        drop(known);
         self.epoch_tx.send_modify(|epoch| *epoch += 1);
     }
 
@@ -254,7 +241,7 @@ mod tests {
                 host("e", NodeState::Serving, true),
             ],
         );
-        let picture = Picture::new(view, &KnownHosts::default(), None);
+        let picture = Picture::new(view, None);
         let holders = Placement::new(["a", "b", "e"].map(|n| NodeId::new(n).unwrap()));
         for n in 0..200u128 {
             let list = Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15);
@@ -275,7 +262,6 @@ mod tests {
         }
         let alone = Picture::new(
             View::new(me.clone(), [host("a", NodeState::Serving, true)]),
-            &KnownHosts::default(),
             None,
         );
         assert!(alone.likely_holders(&me, Uuid::from_u128(1)).is_empty());
@@ -291,7 +277,7 @@ mod tests {
             me.clone(),
             ["a", "b", "c", "d", "e"].map(|name| host(name, NodeState::Serving, true)),
         );
-        let picture = Picture::new(view, &KnownHosts::default(), None);
+        let picture = Picture::new(view, None);
         let old = Placement::new(["a", "b", "c"].map(|n| NodeId::new(n).unwrap()));
         let all = Placement::new(["a", "b", "c", "d", "e"].map(|n| NodeId::new(n).unwrap()));
         let list = (0..10_000u128)
@@ -328,7 +314,7 @@ mod tests {
                 .into_iter()
                 .chain(newcomers.map(|name| host(name, NodeState::Joining, true))),
         );
-        let state = ClusterState::new(me.clone(), joining, BTreeSet::new());
+        let state = ClusterState::new(me.clone(), joining);
         let all = old_hosts.into_iter().chain(newcomers);
         state.update(View::new(
             me.clone(),
@@ -365,25 +351,52 @@ mod tests {
         assert!(!asked.contains(&me));
     }
 
-    /// Goal (third review, finding a): the majority is counted against the hosts the node
-    /// knows, not only the members gossip still holds: a node restarted from a record of five
-    /// hosts that sees two has no majority, and routes nothing to itself.
+    /// Goal (review of the fix above, D4): newcomers that turn `serving` one view at a time,
+    /// with a liveness flap in between, do not push the placement from before the join out of
+    /// memory: the old owner is still asked.
     #[test]
-    fn the_majority_counts_the_recorded_hosts() {
-        let me = NodeId::new("a").unwrap();
-        let recorded: BTreeSet<NodeId> = ["a", "b", "c", "d", "e"]
-            .map(|n| NodeId::new(n).unwrap())
+    fn newcomers_serving_one_view_at_a_time_still_ask_the_old_owner() {
+        let me = NodeId::new("d").unwrap();
+        let names = ["a", "b", "c", "d", "e", "f", "g"];
+        let view_with = |serving: usize, flap: bool| {
+            let members = names.iter().enumerate().map(|(index, name)| {
+                let state = if index < serving {
+                    NodeState::Serving
+                } else {
+                    NodeState::Joining
+                };
+                host(name, state, !(flap && *name == "b"))
+            });
+            View::new(me.clone(), members)
+        };
+        let state = ClusterState::new(me.clone(), view_with(3, false));
+        for serving in 4..=7 {
+            state.update(view_with(serving, false));
+            state.update(view_with(serving, true));
+            state.update(view_with(serving, false));
+        }
+        let old = Placement::new(["a", "b", "c"].map(|n| NodeId::new(n).unwrap()));
+        let every = Placement::new(names.map(|n| NodeId::new(n).unwrap()));
+        let list = (0..100_000u128)
+            .map(|n| Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15 + 5))
+            .find(|list| {
+                let ranking: Vec<&str> = every
+                    .candidates(list.as_bytes())
+                    .map(NodeId::as_str)
+                    .collect();
+                ranking[..4] == ["d", "e", "f", "g"]
+            })
+            .expect("such a list exists");
+        let old_owner = old.owner(list.as_bytes()).unwrap().clone();
+        let asked: Vec<NodeId> = state
+            .picture()
+            .likely_holders(&me, list)
             .into_iter()
+            .map(|(holder, _)| holder)
             .collect();
-        let two = View::new(
-            me.clone(),
-            ["a", "b"].map(|name| host(name, NodeState::Serving, true)),
+        assert!(
+            asked.contains(&old_owner),
+            "{old_owner} not asked: {asked:?}"
         );
-        assert!(two.has_majority(), "gossip alone would say yes");
-        let state = ClusterState::new(me.clone(), two.clone(), recorded);
-        state.update(two);
-        assert!(!state.picture().has_majority());
-        assert_eq!(state.known_hosts().len(), 5);
-        assert_eq!(state.check(Uuid::from_u128(1)), Owner::NoMajority);
     }
 }

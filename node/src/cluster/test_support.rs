@@ -100,11 +100,7 @@ pub fn owners_over(local: LocalRouter) -> Arc<Owners> {
     let me = Member::new(id.clone(), 1)
         .with_roles(Roles::HOST)
         .with_state(NodeState::Serving);
-    let state = Arc::new(ClusterState::new(
-        id.clone(),
-        View::new(id.clone(), [me]),
-        Default::default(),
-    ));
+    let state = Arc::new(ClusterState::new(id.clone(), View::new(id.clone(), [me])));
     let transport = TransportConfig::new("unit", id, ClusterSecret::new(vec![7u8; 32]).unwrap(), 1);
     let client = Client::new(transport, Arc::new(TcpConnector)).unwrap();
     Arc::new(Owners {

@@ -46,24 +46,18 @@ pub(super) async fn watch_view(
             // Its connection (and reconnect attempts) would otherwise linger.
             client.remove_peer(gone.node_id());
         }
-        remember_hosts(&view, &state, &data_dir, &mut remembered);
+        remember_hosts(&view, &data_dir, &mut remembered);
         previous = view;
     }
 }
 
-/// While this node serves, keeps the hosts it counts its majority against in the data
-/// directory: a restart must see a majority of them before it serves again (see `startup`),
-/// and counts them until it learns better (see `known`).
-fn remember_hosts(
-    view: &View,
-    state: &ClusterState,
-    data_dir: &Path,
-    remembered: &mut Option<BTreeSet<NodeId>>,
-) {
+/// While this node serves, keeps the hosts it knows in the data directory: a restart must see a
+/// majority of them before it serves again (see `startup`).
+fn remember_hosts(view: &View, data_dir: &Path, remembered: &mut Option<BTreeSet<NodeId>>) {
     let serving = view
         .self_member()
         .is_some_and(|member| member.state() == NodeState::Serving);
-    let known = state.known_hosts();
+    let known = view.known_hosts();
     if !serving || remembered.as_ref() == Some(&known) {
         return;
     }
