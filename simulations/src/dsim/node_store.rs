@@ -1,6 +1,8 @@
 //! One node's handle on the shared store. A paused node's process does not run, so what it had
 //! in flight reaches the database only when it wakes: its appends wait for it to wake before
-//! they are written (after any delay the store injects), and so do its other requests' answers.
+//! they are written (after any delay the store injects), a request its tasks make while it is
+//! paused is sent when it wakes (a stopped process makes none), and every answer reaches it
+//! only once it is awake.
 //! This is the stale owner whose last append lands after a new owner's — the case the
 //! conditional append exists for.
 
@@ -55,6 +57,7 @@ impl EventStore for NodeStore {
     }
 
     async fn head(&self, list: Uuid) -> Result<u64, Error> {
+        self.awake().await;
         let answer = self.store.head(list).await;
         self.answered(answer).await
     }
@@ -65,6 +68,7 @@ impl EventStore for NodeStore {
         after_seq: u64,
         max_batches: usize,
     ) -> Result<Vec<Batch>, Error> {
+        self.awake().await;
         let answer = self.store.read_batches(list, after_seq, max_batches).await;
         self.answered(answer).await
     }
@@ -76,6 +80,7 @@ impl EventStore for NodeStore {
     }
 
     async fn latest_snapshot(&self, list: Uuid) -> Result<Option<Snapshot>, Error> {
+        self.awake().await;
         let answer = self.store.latest_snapshot(list).await;
         self.answered(answer).await
     }
