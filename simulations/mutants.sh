@@ -16,7 +16,7 @@ seeds="${SEEDS:-30}"
 chaos_secs="${CHAOS_SECS:-45}"
 target=target/mutants
 logs="$(mktemp -d /tmp/listwire-mutants.XXXXXX)"
-mutants=(skip-conditional-append ack-before-durable no-op-id-check stale-owner-serves resubscribe-without-since)
+mutants=(skip-conditional-append ack-before-durable no-op-id-check stale-owner-serves resubscribe-without-since ignore-vote-limit)
 
 echo "==> building with --features mutants into $target"
 cargo build -q -p listwire -p listwire-simulations --features listwire-simulations/mutants \

@@ -21,16 +21,19 @@ pub enum Mutant {
     StaleOwnerServes,
     /// A gateway node resubscribes at a new owner from its head, not from what it forwarded.
     ResubscribeWithoutSince,
+    /// The domain lets a user vote past the poll's limit.
+    IgnoreVoteLimit,
 }
 
 impl Mutant {
     /// Every mutant.
-    pub const ALL: [Mutant; 5] = [
+    pub const ALL: [Mutant; 6] = [
         Mutant::SkipConditionalAppend,
         Mutant::AckBeforeDurable,
         Mutant::NoOpIdCheck,
         Mutant::StaleOwnerServes,
         Mutant::ResubscribeWithoutSince,
+        Mutant::IgnoreVoteLimit,
     ];
 
     /// Its name (for `LISTWIRE_MUTANT` and command lines).
@@ -41,6 +44,7 @@ impl Mutant {
             Mutant::NoOpIdCheck => "no-op-id-check",
             Mutant::StaleOwnerServes => "stale-owner-serves",
             Mutant::ResubscribeWithoutSince => "resubscribe-without-since",
+            Mutant::IgnoreVoteLimit => "ignore-vote-limit",
         }
     }
 

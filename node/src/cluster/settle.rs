@@ -181,6 +181,9 @@ mod tests {
         assert!(failures.worth_asking(&node, start), "a success clears it");
         failures.record(&node, false, start);
         failures.record(&other, true, start + SKIP_AFTER_FAILURE);
-        assert!(failures.at.is_empty(), "entries past the window are dropped");
+        assert!(
+            failures.at.is_empty(),
+            "entries past the window are dropped"
+        );
     }
 }

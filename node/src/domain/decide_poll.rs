@@ -5,6 +5,7 @@ use super::decide_items::require_item;
 use super::event::Change;
 use super::state::ListState;
 use super::types::{ItemId, Limits, PollSettings, RejectCode, Rejection, UserId};
+use listwire_storage::mutants::{self, Mutant};
 
 pub(crate) fn set_poll(
     state: &ListState,
@@ -50,7 +51,7 @@ pub(crate) fn vote(
         ));
     }
     let vote_count = user_votes.map_or(0, |items| items.len());
-    if vote_count >= poll.max_votes_per_user as usize {
+    if vote_count >= poll.max_votes_per_user as usize && !mutants::active(Mutant::IgnoreVoteLimit) {
         return Err(Rejection::new(
             RejectCode::Conflict,
             format!("vote limit reached ({} per user)", poll.max_votes_per_user),

@@ -46,13 +46,18 @@ impl Bounds {
             };
             let active = running.node.host().active_lists();
             let followed = running.node.followed_lists();
-            self.active_lists = self.active_lists.max(active);
-            self.followed = self.followed.max(followed);
-            if active > lists || followed > lists {
-                self.violations.push(format!(
-                    "node {index}: {active} active lists, {followed} followed, of {lists}"
-                ));
-            }
+            self.record(index, (active, followed), lists);
+        }
+    }
+
+    /// Records node `index`'s gauges: `active` actors and `followed` lists of `lists`.
+    fn record(&mut self, index: usize, (active, followed): (usize, usize), lists: usize) {
+        self.active_lists = self.active_lists.max(active);
+        self.followed = self.followed.max(followed);
+        if active > lists || followed > lists {
+            self.violations.push(format!(
+                "node {index}: {active} active lists, {followed} followed, of {lists}"
+            ));
         }
     }
 }
@@ -315,3 +320,7 @@ fn no_client_waited_forever(ops: &[OpRecord], failures: &mut Vec<String>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;
