@@ -54,6 +54,7 @@ export function pollView(app, listId) {
         'aria-label': `${item.text}: ${count}.${mine ? ' Your vote.' : ''}${undo ? ' Press to take it back.' : ''}`,
         onclick: () => {
           const entry = live.submit(listId, { kind: undo ? 'unvote' : 'vote', item: item.id });
+          if (!entry) return; // refused before sending; the page says why
           sending.add(entry.op_id);
           status.classList.remove('bad');
           status.textContent = undo ? 'Taking back your vote…' : 'Sending your vote…';
