@@ -59,9 +59,10 @@ pub(crate) const ASSETS: &[Asset] = &[
 ];
 
 /// Scripts and styles only from this origin; media links may show images from anywhere; the
-/// page connects only to its own origin (HTTP and WebSocket).
+/// page connects only to its own origin (HTTP and WebSocket) and submits forms only to it.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' http: https: data:; \
-     connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
 
 /// The routes of the web client.
 pub(crate) fn routes() -> axum::Router<Gateway> {
