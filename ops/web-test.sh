@@ -26,4 +26,10 @@ cd gateway/web-tests
 echo "==> npm ci (gateway/web-tests)"
 npm ci --no-audit --no-fund --loglevel=error
 echo "==> node --test (web client in $("$LISTWIRE_CHROMIUM" --version 2>/dev/null | head -n 1))"
-exec node --test --test-concurrency=1 tests/*.test.mjs
+# The unit tests import gateway/web/*.js, ES modules with no package.json saying so: Node.js
+# 20.19+ detects that by itself, older 20s (PyPI's newest 20 is 20.18) need the flag.
+detect=()
+if ! node -e 'const [major, minor] = process.versions.node.split(".").map(Number); process.exit(major > 20 || minor >= 19 ? 0 : 1)'; then
+    detect=(--experimental-detect-module)
+fi
+exec node "${detect[@]}" --test --test-concurrency=1 tests/*.test.mjs
