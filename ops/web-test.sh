@@ -4,21 +4,17 @@
 #
 #   ops/web-test.sh                   # builds the binary if needed, then runs every browser test
 #
-# Needs Node.js 20 or later with npm (the npm registry reachable for `npm ci`) and Debian's
-# chromium, which ops/ensure-chromium.sh installs when missing (needs root, as in CI).
+# Needs Node.js 20 or later with npm (ops/ensure-node.sh installs it from PyPI into
+# target/node-venv when missing or older; LISTWIRE_NODE_FROM_PYPI=1 forces that), the npm
+# registry reachable for `npm ci`, and Debian's chromium, which ops/ensure-chromium.sh installs when missing (needs root, as in CI).
 # Screenshots go to target/web-artifacts/ (LISTWIRE_WEB_ARTIFACTS to change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    echo "the web tests need Node.js 20 or later and npm" >&2
-    exit 1
-fi
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
-    echo "the web tests need Node.js 20 or later (found $(node --version))" >&2
-    exit 1
-fi
+# Node.js 20 or later: the one on PATH, or one ops/ensure-node.sh installs from PyPI.
+node_bin=$(./ops/ensure-node.sh)
+if [ -n "$node_bin" ]; then export PATH="$node_bin:$PATH"; fi
+echo "==> node $(node --version), npm $(npm --version)"
 
 LISTWIRE_CHROMIUM=$(./ops/ensure-chromium.sh)
 export LISTWIRE_CHROMIUM
@@ -30,4 +26,10 @@ cd gateway/web-tests
 echo "==> npm ci (gateway/web-tests)"
 npm ci --no-audit --no-fund --loglevel=error
 echo "==> node --test (web client in $("$LISTWIRE_CHROMIUM" --version 2>/dev/null | head -n 1))"
-exec node --test --test-concurrency=1 tests/*.test.mjs
+# The unit tests import gateway/web/*.js, ES modules with no package.json saying so: Node.js
+# 20.19+ detects that by itself, older 20s (PyPI's newest 20 is 20.18) need the flag.
+detect=()
+if ! node -e 'const [major, minor] = process.versions.node.split(".").map(Number); process.exit(major > 20 || minor >= 19 ? 0 : 1)'; then
+    detect=(--experimental-detect-module)
+fi
+exec node "${detect[@]}" --test --test-concurrency=1 tests/*.test.mjs

@@ -42,11 +42,14 @@ pub(crate) const ASSETS: &[Asset] = &[
     asset!("icon.svg", "image/svg+xml"),
     asset!("app.js", JS),
     asset!("api.js", JS),
+    asset!("backoff.js", JS),
     asset!("dom.js", JS),
     asset!("errors.js", JS),
     asset!("live.js", JS),
     asset!("model.js", JS),
     asset!("outbox.js", JS),
+    asset!("sender.js", JS),
+    asset!("store.js", JS),
     asset!("view-auth.js", JS),
     asset!("view-lists.js", JS),
     asset!("view-list.js", JS),
@@ -56,9 +59,10 @@ pub(crate) const ASSETS: &[Asset] = &[
 ];
 
 /// Scripts and styles only from this origin; media links may show images from anywhere; the
-/// page connects only to its own origin (HTTP and WebSocket).
+/// page connects only to its own origin (HTTP and WebSocket) and submits forms only to it.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' http: https: data:; \
-     connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
 
 /// The routes of the web client.
 pub(crate) fn routes() -> axum::Router<Gateway> {

@@ -1,7 +1,8 @@
 // The web client's entry: session, routes (#/, #/list/<id>, #/poll/<id>), the live connection
 // and the page chrome (connection indicator, alerts). Views live in view-*.js.
 
-import { h, loadJson, saveJson } from './dom.js';
+import { h } from './dom.js';
+import { clearUserLists, loadJson, saveJson } from './store.js';
 import { describe } from './errors.js';
 import { Live } from './live.js';
 import { authView } from './view-auth.js';
@@ -14,6 +15,7 @@ const main = document.getElementById('main');
 const connection = document.getElementById('connection');
 const who = document.getElementById('who');
 const alertBox = document.getElementById('alert');
+const storageWarning = document.getElementById('storage-warning');
 
 let session = loadJson(SESSION_KEY, null);
 if (session && !(session.expires_at_ms > Date.now())) session = null;
@@ -58,6 +60,9 @@ const app = {
   },
   signOut() {
     live?.stop();
+    // The copies of lists are this user's data: not left on a shared device.
+    if (session) clearUserLists(session.user_id);
+    storageWarning.hidden = true;
     live = null;
     session = null;
     saveJson(SESSION_KEY, undefined);
@@ -80,6 +85,9 @@ function startLive() {
     onListError: (list, error) => {
       if (current?.onListError?.(list, error)) return;
       app.error(error.code, error.message);
+    },
+    onStorage: (saved) => {
+      storageWarning.hidden = saved;
     },
     onAuthLost: () => {
       app.signOut();

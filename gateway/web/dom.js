@@ -26,26 +26,6 @@ export function uuid() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** Reads JSON from localStorage, or `fallback` when absent or unreadable. */
-export function loadJson(key, fallback) {
-  try {
-    const text = localStorage.getItem(key);
-    return text === null ? fallback : JSON.parse(text);
-  } catch {
-    return fallback;
-  }
-}
-
-/** Writes JSON to localStorage; a full or disabled storage only loses the copy. */
-export function saveJson(key, value) {
-  try {
-    if (value === undefined) localStorage.removeItem(key);
-    else localStorage.setItem(key, JSON.stringify(value));
-  } catch {
-    // The in-memory copy stays authoritative.
-  }
-}
-
 /** Replaces the children of `element`, keeping focus where it was if it survives. */
 export function replaceChildren(element, ...children) {
   element.replaceChildren(...children.flat().filter(Boolean));

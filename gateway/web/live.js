@@ -1,48 +1,65 @@
 // The WebSocket half of the protocol (docs/PROTOCOL.md §4): one connection per page that
 // subscribes to the lists on screen, keeps each list's state and seq, resumes with `since`
-// after any drop, and sends the outbox's ops — each with its op_id — until they are answered.
+// after any drop, and sends the outbox's ops — each with its op_id — until they are answered
+// (sender.js: in order per list, retries, ops too large).
 
 import * as api from './api.js';
-import { loadJson, saveJson } from './dom.js';
+import { backoffMs, RECONNECT, RESUBSCRIBE } from './backoff.js';
 import { RETRYABLE } from './errors.js';
 import { applyEvent, applyTally, describeEvent } from './model.js';
-import { Outbox } from './outbox.js';
-
-const BACKOFF_MS_MIN = 200;
-const BACKOFF_MS_MAX = 3000;
-
-function backoffMs(attempt) {
-  const ceiling = Math.min(BACKOFF_MS_MAX, BACKOFF_MS_MIN * 2 ** attempt);
-  return Math.round(ceiling * (0.5 + Math.random() / 2));
-}
+import { Outbox, OUTBOX_MAX } from './outbox.js';
+import { FRAME_BYTES_MAX, frameBytes, opFrame, Sender, TOO_LARGE } from './sender.js';
+import { dropCache, loadCache, loadJson, saveCache, saveJson, votesKey } from './store.js';
 
 export class Live {
   /**
    * `handlers`: onStatus(status, waiting), onChange(list, lines), onOutcome(entry, error),
-   * onListError(list, error), onAuthLost().
+   * onListError(list, error), onAuthLost(), onStorage(saved) (false: storage is full, and the
+   * changes waiting are not saved on this device).
    */
   constructor(session, handlers) {
     this.session = session;
     this.handlers = handlers;
-    this.outbox = new Outbox(`listwire.${session.user_id}.outbox`);
+    this.outbox = new Outbox(session.user_id, (saved) => this.handlers.onStorage?.(saved));
+    this.sender = new Sender(this.outbox, {
+      send: (frame) => this.send(frame),
+      settle: (entry, error, frame) => this.settle(entry, error, frame),
+      retrying: (entry, error) => this.handlers.onOutcome(entry, error, error),
+    });
     /** list id → {seq, state}; state null until the first snapshot. */
     this.lists = new Map();
     this.subscribed = new Set();
+    this.resubscribes = new Map(); // list → retryable list errors since its last snapshot or delta
     this.socket = null;
     this.open = false;
     this.stopped = false;
     this.attempt = 0;
     this.status = 'connecting';
     this.saveTimers = new Map();
+    this.onStorageEvent = (event) => {
+      if (event.key === this.outbox.storageKey) this.outboxChanged();
+    };
   }
 
   start() {
+    globalThis.addEventListener?.('storage', this.onStorageEvent);
     this.connect();
   }
 
   stop() {
     this.stopped = true;
+    globalThis.removeEventListener?.('storage', this.onStorageEvent);
     this.socket?.close(1000);
+  }
+
+  /** Another tab changed the shared outbox: show its ops, and send them if this tab is connected. */
+  outboxChanged() {
+    const lists = new Set(this.outbox.entries.map((entry) => entry.list));
+    this.outbox.refresh();
+    for (const entry of this.outbox.entries) lists.add(entry.list);
+    this.sender.pumpAll();
+    this.handlers.onStatus(this.status, this.outbox.entries.length);
+    for (const list of lists) this.handlers.onChange(list, []);
   }
 
   connect() {
@@ -56,7 +73,7 @@ export class Live {
       this.attempt = 0;
       this.setStatus('connected');
       for (const list of this.subscribed) this.sendSubscribe(list);
-      for (const entry of this.outbox.entries) this.sendOp(entry);
+      this.sender.connected();
     };
     socket.onmessage = (message) => {
       let frame;
@@ -67,15 +84,16 @@ export class Live {
       }
       this.handle(frame);
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.open = false;
       this.socket = null;
+      this.sender.disconnected(event?.code);
       if (this.stopped) return;
       this.setStatus('reconnecting');
       this.attempt += 1;
       if (this.attempt >= 2) this.checkSession();
-      setTimeout(() => this.connect(), backoffMs(this.attempt));
+      setTimeout(() => this.connect(), backoffMs(this.attempt, RECONNECT));
     };
   }
 
@@ -105,8 +123,8 @@ export class Live {
   /** Follows `list`, starting from the copy kept from an earlier visit when there is one. */
   subscribe(list) {
     if (!this.lists.has(list)) {
-      const cached = loadJson(this.cacheKey(list), null);
-      this.lists.set(list, cached?.state ? cached : { seq: null, state: null });
+      const cached = loadCache(this.session.user_id, list);
+      this.lists.set(list, cached?.state ? { seq: cached.seq, state: cached.state } : { seq: null, state: null });
     }
     this.subscribed.add(list);
     this.sendSubscribe(list);
@@ -115,6 +133,7 @@ export class Live {
 
   unsubscribe(list) {
     this.subscribed.delete(list);
+    this.resubscribes.delete(list);
     this.send({ type: 'unsubscribe', list });
   }
 
@@ -123,17 +142,25 @@ export class Live {
     this.send({ type: 'subscribe', list, since: entry?.state ? entry.seq : null });
   }
 
-  /** Queues an op and sends it now if connected; it is resent on every reconnect until answered. */
+  /**
+   * Queues an op and sends it when its list's earlier ops are answered; it is resent on every
+   * reconnect until answered. Returns the entry, or null when it was refused here (too large
+   * to send, or the outbox is full) — with an outcome saying why.
+   */
   submit(list, op) {
+    const refuse = (message) => {
+      this.handlers.onOutcome({ op_id: null, list, op }, { code: 'too_large', message }, null);
+      return null;
+    };
+    if (frameBytes(opFrame({ list, op_id: '00000000-0000-0000-0000-000000000000', op })) > FRAME_BYTES_MAX) {
+      return refuse(TOO_LARGE.message);
+    }
     const entry = this.outbox.add(list, op);
-    this.sendOp(entry);
+    if (!entry) return refuse(`${OUTBOX_MAX} changes are already waiting to be sent; try again once connected`);
+    this.sender.pump(list);
     this.handlers.onStatus(this.status, this.outbox.entries.length);
     this.handlers.onChange(list, []);
     return entry;
-  }
-
-  sendOp(entry) {
-    this.send({ type: 'op', list: entry.list, op_id: entry.op_id, op: entry.op });
   }
 
   pending(list) {
@@ -145,6 +172,7 @@ export class Live {
     switch (frame.type) {
       case 'snapshot':
         if (!entry) return;
+        this.resubscribes.delete(frame.list);
         entry.state = frame.state;
         entry.seq = frame.seq;
         this.changed(frame.list, []);
@@ -160,7 +188,7 @@ export class Live {
         this.changed(frame.list, []);
         break;
       case 'ack':
-        this.settle(frame, null);
+        if (frame.op_id) this.sender.answered(frame, false);
         break;
       case 'error':
         this.handleError(frame);
@@ -176,6 +204,7 @@ export class Live {
       this.sendSubscribe(frame.list); // A gap: resume from what we hold.
       return;
     }
+    this.resubscribes.delete(frame.list);
     const lines = [];
     for (const event of frame.events) {
       if (event.seq <= entry.seq) continue;
@@ -190,9 +219,10 @@ export class Live {
     this.changed(frame.list, lines, frame.events);
   }
 
-  settle(frame, error) {
-    const entry = this.outbox.settle(frame.op_id);
-    if (!entry) return; // An answer to a resend we already had.
+  /** An op has its outcome (from the server, or given up here): out of the outbox. */
+  settle(settled, error, frame) {
+    const entry = this.outbox.settle(settled.op_id);
+    if (!entry) return;
     const settledVote = !error || (error.code === 'conflict' && /already voted|not voted/.test(error.message));
     this.noteVote(entry.list, entry.op.kind, entry.op.item, settledVote);
     this.handlers.onOutcome(entry, error, frame);
@@ -202,27 +232,20 @@ export class Live {
 
   handleError(frame) {
     if (frame.op_id) {
-      const entry = this.outbox.get(frame.op_id);
-      if (!entry) return;
-      if (RETRYABLE.has(frame.code)) {
-        entry.tries = (entry.tries ?? 0) + 1;
-        const delay = frame.retry_after_ms ?? backoffMs(entry.tries);
-        setTimeout(() => this.outbox.get(entry.op_id) && this.sendOp(entry), delay);
-        this.handlers.onOutcome(entry, { ...frame, retrying: true }, frame);
-        return;
-      }
-      this.settle(frame, frame);
+      this.sender.answered(frame, true);
       return;
     }
     if (frame.list) {
       if (!this.subscribed.has(frame.list)) return; // A list no longer on screen.
       if (RETRYABLE.has(frame.code)) {
-        setTimeout(() => this.subscribed.has(frame.list) && this.sendSubscribe(frame.list), backoffMs(1));
+        const tries = (this.resubscribes.get(frame.list) ?? 0) + 1;
+        this.resubscribes.set(frame.list, tries);
+        setTimeout(() => this.subscribed.has(frame.list) && this.sendSubscribe(frame.list), backoffMs(tries, RESUBSCRIBE));
         return;
       }
       this.subscribed.delete(frame.list);
       this.lists.delete(frame.list);
-      saveJson(this.cacheKey(frame.list), undefined);
+      dropCache(this.session.user_id, frame.list);
     }
     this.handlers.onListError(frame.list ?? null, frame);
   }
@@ -233,7 +256,7 @@ export class Live {
    */
   votes(list) {
     if (!this.voteSets) this.voteSets = new Map();
-    if (!this.voteSets.has(list)) this.voteSets.set(list, new Set(loadJson(this.votesKey(list), [])));
+    if (!this.voteSets.has(list)) this.voteSets.set(list, new Set(loadJson(votesKey(this.session.user_id, list), [])));
     return this.voteSets.get(list);
   }
 
@@ -242,11 +265,7 @@ export class Live {
     const votes = this.votes(list);
     if (kind === 'vote') votes.add(item);
     else votes.delete(item);
-    saveJson(this.votesKey(list), [...votes]);
-  }
-
-  votesKey(list) {
-    return `listwire.${this.session.user_id}.votes.${list}`;
+    saveJson(votesKey(this.session.user_id, list), [...votes]);
   }
 
   changed(list, lines, events = []) {
@@ -254,17 +273,17 @@ export class Live {
     this.handlers.onChange(list, lines, events);
   }
 
-  cacheKey(list) {
-    return `listwire.${this.session.user_id}.list.${list}`;
-  }
-
-  /** Keeps a copy of the list so a reload resumes with `since` instead of a snapshot. */
+  /**
+   * Keeps a copy of the list so a reload resumes with `since` instead of a snapshot (when
+   * storage is full it is not kept: a reload then starts from a snapshot).
+   */
   scheduleSave(list) {
     if (this.saveTimers.has(list)) return;
     this.saveTimers.set(list, setTimeout(() => {
       this.saveTimers.delete(list);
       const entry = this.lists.get(list);
-      if (entry?.state) saveJson(this.cacheKey(list), { seq: entry.seq, state: entry.state });
+      if (!entry?.state) return;
+      saveCache(this.session.user_id, list, { seq: entry.seq, state: entry.state });
     }, 150));
   }
 }

@@ -8,7 +8,7 @@ const MEDIA_LABEL = { image: 'Image', video: 'Video', file: 'Link' };
 
 /**
  * `actions`: edit(item, text), done(item, done), move(item, after), remove(item),
- * attach(item, url, media_type), vote(item), unvote(item), announce(text).
+ * attach(item, url, media_type), vote(item), unvote(item), announce(text), focusAdd().
  */
 export function itemsView(actions) {
   const list = h('ol', { class: 'items', 'aria-label': 'Items' });
@@ -25,6 +25,18 @@ export function itemsView(actions) {
     const after = target === 0 ? null : remaining[target - 1];
     actions.move(id, after);
     actions.announce(`Moved to position ${target + 1} of ${order.length}.`);
+  }
+
+  /** Removes `id`, then focuses the next row's handle (or the previous one's, or the add field). */
+  function remove(id, event) {
+    // The second click of a double click would land on the row that moved up into its place.
+    if (event.detail > 1) return;
+    const index = order.indexOf(id);
+    const neighbour = order[index + 1] ?? order[index - 1];
+    actions.remove(id);
+    const handle = rows.get(neighbour)?.element.querySelector('[data-focus="handle"]');
+    if (handle?.isConnected) handle.focus();
+    else actions.focusAdd();
   }
 
   function dropOn(targetId) {
@@ -45,16 +57,19 @@ export function itemsView(actions) {
   }
 
   function mediaForm(item, toggle) {
-    const url = h('input', { id: `media-url-${item.id}`, type: 'url', required: true, placeholder: 'https://…', value: item.media?.url ?? '' });
+    // 2 048: the server's limit for a media url (docs/PROTOCOL.md §8).
+    const url = h('input', { id: `media-url-${item.id}`, type: 'url', required: true, maxlength: 2048, placeholder: 'https://…', value: item.media?.url ?? '' });
     const type = h('select', { id: `media-type-${item.id}` },
       Object.entries(MEDIA_LABEL).map(([value, label]) => h('option', { value }, label)));
     type.value = item.media?.media_type ?? 'image';
     const form = h('form', { class: 'media-form', hidden: true, onsubmit: (event) => {
       event.preventDefault();
       if (!form.reportValidity()) return;
-      actions.attach(item.id, url.value.trim(), type.value);
+      // Focus goes back to the Link button first, so it follows the row when it is redrawn.
       form.hidden = true;
       toggle.setAttribute('aria-expanded', 'false');
+      toggle.focus();
+      actions.attach(item.id, url.value.trim(), type.value);
     } },
     h('label', { for: url.id }, 'Link (an image, a video or any page)'), url,
     h('label', { for: type.id }, 'Show as'), type,
@@ -100,7 +115,7 @@ export function itemsView(actions) {
         'aria-label': `Done: “${item.text}”`, onchange: (event) => actions.done(item.id, event.target.checked),
       }));
       const text = h('input', {
-        class: 'text', 'data-focus': 'text', value: item.text, maxlength: 4096, 'aria-label': 'Item text',
+        class: 'text', 'data-focus': 'text', value: item.text, maxlength: 4096, 'aria-label': `Text of “${item.text}”`,
         onkeydown: (event) => {
           if (event.key === 'Enter') text.blur();
           if (event.key === 'Escape') {
@@ -128,7 +143,7 @@ export function itemsView(actions) {
         toggle.setAttribute('aria-expanded', String(!form.hidden));
         if (!form.hidden) form.querySelector('input').focus();
       });
-      children.push(toggle, h('button', { type: 'button', class: 'small danger', 'data-focus': 'remove', 'aria-label': `Remove “${item.text}”`, onclick: () => actions.remove(item.id) }, '✕'), form);
+      children.push(toggle, h('button', { type: 'button', class: 'small danger', 'data-focus': 'remove', 'aria-label': `Remove “${item.text}”`, onclick: (event) => remove(item.id, event) }, '✕'), form);
     }
     children.push(h('div', { class: 'details' },
       mediaOf(item),

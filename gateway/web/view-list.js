@@ -33,12 +33,16 @@ export function listView(app, listId) {
     edit: (item, text) => submit({ kind: 'edit_item', item, text }),
     done: (item, done) => submit({ kind: 'set_done', item, done }),
     move: (item, after) => submit({ kind: 'move_item', item, after }),
-    remove: (item) => submit({ kind: 'remove_item', item }),
+    remove: (item) => {
+      const removing = live.pending(listId).some(({ op }) => op.kind === 'remove_item' && op.item === item);
+      if (!removing) submit({ kind: 'remove_item', item });
+    },
     attach: (item, url, mediaType) => submit({ kind: 'attach_media', item, url, media_type: mediaType }),
     vote: (item) => submit({ kind: 'vote', item }),
     unvote: (item) => submit({ kind: 'unvote', item }),
     announce: (text) => { announcer.textContent = text; },
     rerender: () => render(),
+    focusAdd: () => newText.focus(),
   });
   const empty = h('p', { class: 'empty', hidden: true }, 'No items yet.');
   const share = shareView(submit);

@@ -6,12 +6,14 @@ import { describe } from './errors.js';
 import { canVote, pollAccepting, roleOf } from './model.js';
 
 /** What a voter reads once the server has answered a vote or unvote. */
-function outcomeText(kind, error) {
+export function outcomeText(kind, error) {
   if (!error) return kind === 'vote' ? 'Your vote counted.' : 'Your vote was taken back.';
   const message = error.message ?? '';
   if (error.code === 'conflict') {
     if (/already voted/.test(message)) return 'Your vote was already counted.';
-    if (/vote limit/.test(message)) return `You have used all your votes (${message}).`;
+    const limit = /vote limit reached \((\d+) per user\)/.exec(message);
+    if (limit) return `You have used all your votes (${limit[1]} per person).`;
+    if (/vote limit/.test(message)) return 'You have used all your votes.';
     if (/closed/.test(message)) return 'The poll is closed; your vote was not counted.';
   }
   return describe(error.code, message);
@@ -54,6 +56,7 @@ export function pollView(app, listId) {
         'aria-label': `${item.text}: ${count}.${mine ? ' Your vote.' : ''}${undo ? ' Press to take it back.' : ''}`,
         onclick: () => {
           const entry = live.submit(listId, { kind: undo ? 'unvote' : 'vote', item: item.id });
+          if (!entry) return; // refused before sending; the page says why
           sending.add(entry.op_id);
           status.classList.remove('bad');
           status.textContent = undo ? 'Taking back your vote…' : 'Sending your vote…';

@@ -1,61 +1,16 @@
-// The page's connection logic (live.js) against a fake WebSocket, with no browser: resume with
-// `since`, gap detection, tallies, resends with the same op_id until answered, and no resend
-// once answered.
+// The page's connection logic (live.js, sender.js) against a fake WebSocket, with no browser:
+// resume with `since`, gap detection, tallies, resends with the same op_id until answered, no
+// resend once answered, ops of a list in order (a retry holds back the later ones), bounded
+// retries and growing backoffs, and ops too large to send.
 
 import assert from 'node:assert/strict';
 import { beforeEach, mock, test } from 'node:test';
 
-class MemoryStorage {
-  constructor() { this.map = new Map(); }
-  getItem(key) { return this.map.has(key) ? this.map.get(key) : null; }
-  setItem(key, value) { this.map.set(key, String(value)); }
-  removeItem(key) { this.map.delete(key); }
-}
+import {
+  FakeSocket, list, list2, ops, reset, snapshotState, start,
+} from './fakes.mjs';
 
-class FakeSocket {
-  static all = [];
-  constructor(url) {
-    this.url = url;
-    this.sent = [];
-    FakeSocket.all.push(this);
-  }
-  send(text) { this.sent.push(JSON.parse(text)); }
-  close() { this.onclose?.(); }
-  // Test side:
-  accept() { this.onopen(); }
-  drop() { this.onclose(); }
-  deliver(frame) { this.onmessage({ data: JSON.stringify(frame) }); }
-}
-
-globalThis.location = { protocol: 'http:', host: 'node.test' };
-globalThis.WebSocket = FakeSocket;
-globalThis.localStorage = new MemoryStorage();
-globalThis.fetch = async () => ({ ok: true, status: 200, text: async () => '[]' });
-const { Live } = await import('../../web/live.js');
-
-const session = { user_id: 'u1', token: 't.o.k', username: 'ann' };
-const list = '11111111-1111-1111-1111-111111111111';
-const snapshotState = (seq, items = []) => ({ list, seq, title: 't', owner: 'u1', visibility: 'private', poll: null, members: [{ user: 'u1', username: 'ann', role: 'owner' }], items });
-
-function start() {
-  const seen = { statuses: [], outcomes: [], listErrors: [] };
-  const live = new Live(session, {
-    onStatus: (status, waiting) => seen.statuses.push([status, waiting]),
-    onChange: () => {},
-    onOutcome: (entry, error) => seen.outcomes.push([entry.op_id, error?.code ?? 'ack', Boolean(error?.retrying)]),
-    onListError: (id, error) => seen.listErrors.push([id, error.code]),
-    onAuthLost: () => {},
-  });
-  live.start();
-  return { live, seen, socket: () => FakeSocket.all.at(-1) };
-}
-
-beforeEach(() => {
-  FakeSocket.all = [];
-  globalThis.localStorage = new MemoryStorage();
-  mock.timers.reset();
-  mock.timers.enable({ apis: ['setTimeout'] });
-});
+beforeEach(() => reset());
 
 test('subscribes, applies deltas and tallies, and resumes with since after a drop', () => {
   const { live, socket } = start();
@@ -100,20 +55,21 @@ test('ops made offline are sent once connected, resent with the same op_id until
   assert.deepEqual(socket().sent, []); // not connected yet
   assert.equal(JSON.parse(localStorage.getItem('listwire.u1.outbox')).length, 2);
   socket().accept();
-  const ops = (sent) => sent.filter((frame) => frame.type === 'op').map((frame) => frame.op_id);
-  assert.deepEqual(ops(socket().sent), [first.op_id, second.op_id]);
+  // One op of a list at a time: the second waits for the first's outcome.
+  assert.deepEqual(ops(socket().sent), [first.op_id]);
 
-  // The connection drops before any answer: both are sent again, with the same op ids.
+  // The connection drops before any answer: the first is sent again, with the same op id.
   socket().drop();
   mock.timers.tick(5000);
   socket().accept();
-  assert.deepEqual(ops(socket().sent), [first.op_id, second.op_id]);
+  assert.deepEqual(ops(socket().sent), [first.op_id]);
 
-  // `busy`: resent after a backoff, same op_id; the ack then settles it.
+  // `busy`: resent after a backoff, same op_id; the ack then settles it and sends the next.
   socket().deliver({ type: 'error', op_id: first.op_id, list, code: 'busy', message: 'list is overloaded; retry' });
   mock.timers.tick(5000);
-  assert.deepEqual(ops(socket().sent), [first.op_id, second.op_id, first.op_id]);
+  assert.deepEqual(ops(socket().sent), [first.op_id, first.op_id]);
   socket().deliver({ type: 'ack', op_id: first.op_id, list, seq: 4 });
+  assert.deepEqual(ops(socket().sent), [first.op_id, first.op_id, second.op_id]);
   socket().deliver({ type: 'ack', op_id: first.op_id, list, seq: 4 }); // a duplicate answer: ignored
   // A refusal that retrying cannot fix settles the op too.
   socket().deliver({ type: 'error', op_id: second.op_id, list, code: 'too_large', message: 'm' });

@@ -90,3 +90,11 @@ test('every error code of the protocol has its own message', () => {
   for (const code of ['busy', 'moved', 'unavailable', 'internal', 'rate_limited']) assert.ok(RETRYABLE.has(code));
   for (const code of ['invalid', 'forbidden', 'not_found', 'too_large', 'conflict']) assert.ok(!RETRYABLE.has(code));
 });
+
+test('the poll page words the vote limit once, without doubled parentheses', async () => {
+  const { outcomeText } = await import('../../web/view-poll.js');
+  const text = outcomeText('vote', { code: 'conflict', message: 'vote limit reached (1 per user)' });
+  assert.equal(text, 'You have used all your votes (1 per person).');
+  assert.equal(outcomeText('vote', null), 'Your vote counted.');
+  assert.equal(outcomeText('vote', { code: 'conflict', message: 'already voted for this item' }), 'Your vote was already counted.');
+});

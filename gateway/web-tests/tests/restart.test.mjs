@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import {
-  addItem, Api, itemRows, launchBrowser, pageErrors, removeDir, screenshot, signIn, startServe, tempDir,
+  addItem, Api, itemRows, launchBrowser, pageErrors, removeDir, restartServe, screenshot, signIn, startServe, tempDir,
   waitFor, waitForItems,
 } from './support.mjs';
 
@@ -43,7 +43,7 @@ test('a restart shows reconnecting, then sends what was typed meanwhile exactly 
   assert.equal(await page.locator('ol.items > li.is-pending').count(), 3);
   await screenshot(page, 'reconnecting');
 
-  server = await startServe(dir, port);
+  server = await restartServe(dir, port);
   api = new Api(server.url);
   await page.locator('#connection', { hasText: /^Connected$/ }).waitFor({ timeout: 20_000 });
   await waitForItems(page, ['big boxes', 'tape', 'marker'], 'the page after the restart');

@@ -18,7 +18,7 @@ export const DEADLINE_MS = 15_000;
 /** Uncaught errors of every page opened by signIn; each test file checks it stays empty. */
 export const pageErrors = [];
 
-/** Polls `check` until it returns a truthy value, or fails after `timeoutMs`. */
+/** Polls `check` until it returns a truthy value, or fails after `timeoutMs` (`what`: text, or a function giving it). */
 export async function waitFor(check, what, timeoutMs = DEADLINE_MS) {
   const deadline = Date.now() + timeoutMs;
   let lastError;
@@ -29,7 +29,7 @@ export async function waitFor(check, what, timeoutMs = DEADLINE_MS) {
     } catch (error) {
       lastError = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError.message}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}${lastError ? `: ${lastError.message}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -103,6 +103,23 @@ export async function startServe(dataDir, port = 0) {
   };
 }
 
+/**
+ * `listwire serve` again on `port` (a restart: the port an earlier run was given by the OS).
+ * The port can be briefly in use after the old process died, so the bind is retried until a
+ * deadline.
+ */
+export async function restartServe(dataDir, port, timeoutMs = DEADLINE_MS) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await startServe(dataDir, port);
+    } catch (error) {
+      if (!/in use|AddrInUse/i.test(error.message) || Date.now() > deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** `listwire dev-cluster` with `nodes` nodes on OS-chosen ports; resolves with every node's URL. */
 export async function startDevCluster(dataDir, nodes) {
   const patterns = Array.from({ length: nodes }, (_, index) => new RegExp(`node-${index}\\s+(http://[\\d.]+:\\d+)`));
@@ -170,7 +187,7 @@ export async function signIn(browser, url, session, { hash = '#/', phone = false
   await page.getByLabel('Username').fill(session.username);
   await page.getByLabel('Password').fill(session.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#connection', { hasText: 'Connected' }).waitFor();
+  await page.locator('#connection', { hasText: /^Connected/ }).waitFor();
   return page;
 }
 
@@ -194,14 +211,19 @@ export function itemTexts(page) {
   }));
 }
 
-/** Waits until a list page shows exactly `expected` (texts, in order), none of them pending. */
-export async function waitForItems(page, expected, what = 'items') {
+/**
+ * Waits until a list page shows exactly `expected` (texts, in order — or in any order with
+ * `sorted`, `expected` then sorted), none of them pending; returns the texts.
+ */
+export async function waitForItems(page, expected, what = 'items', { sorted = false } = {}) {
   let seen;
   await waitFor(async () => {
     seen = await itemTexts(page);
     const pending = await page.locator('ol.items > li.is-pending').count();
-    return pending === 0 && JSON.stringify(seen) === JSON.stringify(expected);
-  }, `${what} to be ${JSON.stringify(expected)} (last seen ${JSON.stringify(seen)})`);
+    const shown = sorted ? [...seen].sort() : seen;
+    return pending === 0 && JSON.stringify(shown) === JSON.stringify(expected);
+  }, () => `${what} to be ${JSON.stringify(expected)} (last seen ${JSON.stringify(seen)})`);
+  return seen;
 }
 
 /** Adds an item through a list page's form. */

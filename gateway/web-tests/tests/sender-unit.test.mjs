@@ -1,0 +1,206 @@
+// The outbox's sending rules (sender.js, outbox.js, store.js) against a fake WebSocket and a
+// fake localStorage, with no browser: ops of a list in order while one waits for a retry,
+// `internal` retried a bounded number of times, growing backoffs, ops too large to send, two
+// tabs sharing one outbox, and a full storage.
+
+import assert from 'node:assert/strict';
+import { beforeEach, mock, test } from 'node:test';
+import { FakeSocket, list, list2, ops, reset, snapshotState, start } from './fakes.mjs';
+
+const { INTERNAL_TRIES_MAX, SUSPECT_CLOSES_MAX } = await import('../../web/sender.js');
+const { CACHE_MAX } = await import('../../web/store.js');
+
+beforeEach(() => reset());
+
+const outboxKey = 'listwire.u1.outbox';
+const stored = () => JSON.parse(localStorage.getItem(outboxKey) ?? '[]').map((entry) => entry.op_id);
+
+test('an op waiting for its retry holds back the later ops of its list, not those of others', () => {
+  const { live, socket } = start();
+  socket().accept();
+  const add = live.submit(list, { kind: 'add_item', text: 'x', after: null, item: 'x' });
+  const edit = live.submit(list, { kind: 'edit_item', item: 'x', text: 'y' });
+  const other = live.submit(list2, { kind: 'add_item', text: 'z', after: null, item: 'z' });
+  assert.deepEqual(ops(socket().sent), [add.op_id, other.op_id]);
+  for (const code of ['busy', 'moved', 'rate_limited', 'unavailable']) {
+    socket().sent = [];
+    socket().deliver({ type: 'error', op_id: add.op_id, list, code, message: 'retry', retry_after_ms: code === 'rate_limited' ? 50 : undefined });
+    mock.timers.tick(20_000);
+    // Only the add is resent: the edit of the item it adds waits.
+    assert.deepEqual(ops(socket().sent), [add.op_id], code);
+  }
+  socket().deliver({ type: 'ack', op_id: other.op_id, list: list2, seq: 2 });
+  assert.deepEqual(ops(socket().sent), [add.op_id]);
+  socket().deliver({ type: 'ack', op_id: add.op_id, list, seq: 2 });
+  assert.deepEqual(ops(socket().sent), [add.op_id, edit.op_id]);
+  // A drop while waiting for a retry: after the reconnect the same op goes first again.
+  socket().deliver({ type: 'error', op_id: edit.op_id, list, code: 'busy', message: 'retry' });
+  socket().drop();
+  mock.timers.tick(20_000);
+  socket().accept();
+  assert.deepEqual(ops(socket().sent), [edit.op_id]);
+});
+
+test('internal is retried a bounded number of times, then dropped with a message', () => {
+  const { live, seen, socket } = start();
+  socket().accept();
+  const failing = live.submit(list, { kind: 'edit_item', item: 'x', text: 'y' });
+  const next = live.submit(list, { kind: 'edit_item', item: 'x', text: 'z' });
+  for (let tries = 1; tries < INTERNAL_TRIES_MAX; tries += 1) {
+    socket().deliver({ type: 'error', op_id: failing.op_id, list, code: 'internal', message: 'internal error' });
+    mock.timers.tick(20_000);
+  }
+  assert.equal(ops(socket().sent).filter((id) => id === failing.op_id).length, INTERNAL_TRIES_MAX);
+  socket().deliver({ type: 'error', op_id: failing.op_id, list, code: 'internal', message: 'internal error' });
+  assert.deepEqual(seen.outcomes.at(-1), [failing.op_id, 'internal', false]);
+  assert.deepEqual(stored(), [next.op_id]);
+  assert.equal(ops(socket().sent).at(-1), next.op_id);
+  mock.timers.tick(60_000);
+  assert.equal(ops(socket().sent).filter((id) => id === failing.op_id).length, INTERNAL_TRIES_MAX);
+});
+
+/** The delays after which `act` is seen again, for each of `rounds` rounds of `trigger`. */
+function delays(rounds, trigger, seenAgain) {
+  const found = [];
+  for (let round = 0; round < rounds; round += 1) {
+    trigger();
+    let waited = 0;
+    while (!seenAgain() && waited < 60_000) {
+      mock.timers.tick(50);
+      waited += 50;
+    }
+    found.push(waited);
+  }
+  return found;
+}
+
+test('resubscribes and reconnects back off exponentially, with a cap', () => {
+  const { live, socket } = start();
+  live.subscribe(list);
+  socket().accept();
+  socket().deliver({ type: 'snapshot', list, seq: 1, state: snapshotState(1) });
+  const subscribes = () => socket().sent.filter((frame) => frame.type === 'subscribe').length;
+  let before = subscribes();
+  const resubscribed = () => subscribes() > before;
+  const waits = delays(9, () => {
+    before = subscribes();
+    socket().deliver({ type: 'error', list, code: 'unavailable', message: 'list restarted; resubscribe with since' });
+  }, resubscribed);
+  assert.deepEqual(waits, [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]);
+  // A snapshot starts the backoff over.
+  socket().deliver({ type: 'snapshot', list, seq: 1, state: snapshotState(1) });
+  assert.deepEqual(delays(1, () => {
+    before = subscribes();
+    socket().deliver({ type: 'error', list, code: 'busy', message: 'retry' });
+  }, resubscribed), [100]);
+
+  let sockets = FakeSocket.all.length;
+  const reconnects = delays(7, () => {
+    sockets = FakeSocket.all.length;
+    FakeSocket.all.at(-1).drop();
+  }, () => FakeSocket.all.length > sockets);
+  assert.deepEqual(reconnects, [200, 400, 800, 1600, 3200, 5000, 5000]);
+});
+
+test('an op too large to send is refused before it is queued', () => {
+  const { live, seen, socket } = start();
+  socket().accept();
+  const entry = live.submit(list, { kind: 'attach_media', item: 'x', url: `https://example.com/${'x'.repeat(70_000)}`, media_type: 'file' });
+  assert.equal(entry, null);
+  assert.deepEqual(seen.outcomes, [[null, 'too_large', false]]);
+  assert.deepEqual(ops(socket().sent), []);
+  assert.equal(localStorage.getItem(outboxKey), null);
+});
+
+test('an entry the server keeps closing the connection for is dropped; the next one goes', () => {
+  // Entries from an older page: one huge (over the limit), one the server closes 1009 for, one
+  // after which the connection drops each time, and a good one.
+  const entry = (id, op) => ({ op_id: id, list, op });
+  localStorage.setItem(outboxKey, JSON.stringify([
+    entry('huge', { kind: 'attach_media', item: 'x', url: `https://e.com/${'x'.repeat(2_000_000)}`, media_type: 'file' }),
+    entry('closes', { kind: 'edit_item', item: 'x', text: 'a' }),
+    entry('drops', { kind: 'edit_item', item: 'x', text: 'b' }),
+    entry('good', { kind: 'edit_item', item: 'x', text: 'c' }),
+  ]));
+  const { seen, socket } = start();
+  socket().accept();
+  assert.deepEqual(seen.outcomes, [['huge', 'too_large', false]]);
+  assert.deepEqual(ops(socket().sent), ['closes']);
+  socket().drop(1009);
+  assert.deepEqual(seen.outcomes.at(-1), ['closes', 'too_large', false]);
+  for (let closes = 1; closes <= SUSPECT_CLOSES_MAX; closes += 1) {
+    mock.timers.tick(20_000);
+    socket().accept();
+    assert.deepEqual(ops(socket().sent), ['drops']);
+    mock.timers.tick(100);
+    socket().drop(1006);
+  }
+  assert.deepEqual(seen.outcomes.at(-1), ['drops', 'too_large', false]);
+  mock.timers.tick(20_000);
+  socket().accept();
+  assert.deepEqual(ops(socket().sent), ['good']);
+  // A drop long after the send is not held against the op.
+  mock.timers.tick(10_000);
+  socket().drop(1006);
+  mock.timers.tick(20_000);
+  socket().accept();
+  assert.deepEqual(stored(), ['good']);
+});
+
+test('two tabs share the outbox: neither overwrites the other’s ops', () => {
+  const tab1 = start();
+  const tab2 = start();
+  const a = tab1.live.submit(list, { kind: 'add_item', text: 'a', after: null, item: 'a' });
+  const b = tab2.live.submit(list, { kind: 'add_item', text: 'b', after: null, item: 'b' });
+  assert.deepEqual(stored(), [a.op_id, b.op_id]);
+  // Tab 1 hears of tab 2's op (a storage event) and sends both once connected.
+  tab1.live.outboxChanged();
+  tab1.socket().accept();
+  assert.deepEqual(ops(tab1.socket().sent), [a.op_id]);
+  tab1.socket().deliver({ type: 'ack', op_id: a.op_id, list, seq: 2 });
+  assert.deepEqual(ops(tab1.socket().sent), [a.op_id, b.op_id]);
+  tab1.socket().deliver({ type: 'ack', op_id: b.op_id, list, seq: 3 });
+  assert.deepEqual(stored(), []);
+  // Tab 2 makes another op without having heard: what tab 1 settled stays settled.
+  const c = tab2.live.submit(list, { kind: 'add_item', text: 'c', after: null, item: 'c' });
+  assert.deepEqual(stored(), [c.op_id]);
+});
+
+test('a full storage evicts copies of lists for the outbox, and says when even that fails', () => {
+  reset(40_000);
+  const { live, seen, socket } = start();
+  socket().accept();
+  const items = (n) => Array.from({ length: n }, (_, index) => ({ id: `i${index}`, text: 'x'.repeat(100), done: false, media: null, votes: 0, created_by: 'u1', updated_at_ms: 0 }));
+  const lists = ['a', 'b', 'c'].map((letter) => `${letter.repeat(8)}-0000-0000-0000-000000000000`);
+  for (const id of lists) {
+    live.subscribe(id);
+    socket().deliver({ type: 'snapshot', list: id, seq: 1, state: snapshotState(1, items(100), id) });
+    mock.timers.tick(1000);
+  }
+  const cached = () => lists.filter((id) => localStorage.getItem(`listwire.u1.list.${id}`) !== null);
+  assert.deepEqual(cached(), lists.slice(1)); // saving the third evicted the first
+  const entry = live.submit(list, { kind: 'add_item', text: 'y'.repeat(20_000), after: null, item: 'y' });
+  assert.deepEqual(stored(), [entry.op_id]);
+  assert.deepEqual(cached(), lists.slice(2)); // the oldest copy made room
+  assert.equal(seen.storage.at(-1), true);
+  const big = live.submit(list, { kind: 'add_item', text: 'z'.repeat(30_000), after: null, item: 'z' });
+  assert.deepEqual(cached(), []);
+  assert.equal(seen.storage.at(-1), false); // the page warns: not saved on this device
+  assert.deepEqual(live.pending(list).map((pending) => pending.op_id), [entry.op_id, big.op_id]);
+  socket().deliver({ type: 'ack', op_id: big.op_id, list, seq: 3 });
+  assert.equal(seen.storage.at(-1), true);
+  assert.deepEqual(stored(), [entry.op_id]);
+});
+
+test('at most CACHE_MAX copies of lists are kept, the least recently saved evicted', () => {
+  const { live, socket } = start();
+  socket().accept();
+  const ids = Array.from({ length: CACHE_MAX + 5 }, (_, index) => `${String(index).padStart(8, '0')}-0000-0000-0000-000000000000`);
+  for (const id of ids) {
+    live.subscribe(id);
+    socket().deliver({ type: 'snapshot', list: id, seq: 1, state: snapshotState(1, [], id) });
+    mock.timers.tick(1000);
+  }
+  const kept = ids.filter((id) => localStorage.getItem(`listwire.u1.list.${id}`) !== null);
+  assert.deepEqual(kept, ids.slice(5));
+});
