@@ -21,7 +21,8 @@ pub enum Mutant {
     StaleOwnerServes,
     /// A gateway node resubscribes at a new owner from its head, not from what it forwarded.
     ResubscribeWithoutSince,
-    /// The domain lets a user vote past the poll's limit.
+    /// The domain lets a user vote past the poll's limit (and skips its debug self-check, as a
+    /// release build does).
     IgnoreVoteLimit,
 }
 
