@@ -9,28 +9,4 @@
 # package registries, which CI cannot reach.
 set -euo pipefail
 
-found() {
-    for path in /usr/bin/chromium /usr/bin/chromium-browser; do
-        if [ -x "$path" ]; then
-            echo "$path"
-            return 0
-        fi
-    done
-    return 1
-}
-
-if found; then
-    exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "chromium is not installed and installing it needs root" >&2
-    exit 1
-fi
-echo "==> installing chromium from the distribution's packages" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2
-apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-if ! found; then
-    echo "installed chromium, but found no chromium binary" >&2
-    exit 1
-fi
+exec "$(dirname "$0")/ensure-package.sh" chromium /usr/bin/chromium /usr/bin/chromium-browser -- fonts-dejavu-core

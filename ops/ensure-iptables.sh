@@ -9,28 +9,4 @@
 # rules) is checked by the runner itself, which then says why it runs without partitions.
 set -euo pipefail
 
-found() {
-    for name in iptables iptables-nft iptables-legacy; do
-        if command -v "$name" >/dev/null 2>&1; then
-            command -v "$name"
-            return 0
-        fi
-    done
-    return 1
-}
-
-if found; then
-    exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "iptables is not installed and installing it needs root" >&2
-    exit 1
-fi
-echo "==> installing iptables from the distribution's packages" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2
-apt-get install -y -qq --no-install-recommends iptables >/dev/null
-if ! found; then
-    echo "installed iptables, but found no iptables binary" >&2
-    exit 1
-fi
+exec "$(dirname "$0")/ensure-package.sh" iptables iptables iptables-nft iptables-legacy

@@ -299,6 +299,42 @@ mod tests {
         );
     }
 
+    /// The owner of a list in `old_hosts`'s placement and the holders `state` asks for it, for a
+    /// list that `every` ranks d, e, f, g first (found from `salt`).
+    fn old_owner_and_asked(
+        state: &ClusterState,
+        old_hosts: &[&str],
+        every: &[&str],
+        salt: u128,
+    ) -> (NodeId, Vec<NodeId>) {
+        let ids = |names: &[&str]| {
+            Placement::new(
+                names
+                    .iter()
+                    .map(|n| NodeId::new(*n).unwrap())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let (old, every) = (ids(old_hosts), ids(every));
+        let list = (0..100_000u128)
+            .map(|n| Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15 + salt))
+            .find(|list| {
+                let ranking: Vec<&str> = every
+                    .candidates(list.as_bytes())
+                    .map(NodeId::as_str)
+                    .collect();
+                ranking[..4] == ["d", "e", "f", "g"]
+            })
+            .expect("such a list exists");
+        let asked = state
+            .picture()
+            .likely_holders(state.self_id(), list)
+            .into_iter()
+            .map(|(holder, _)| holder)
+            .collect();
+        (old.owner(list.as_bytes()).unwrap().clone(), asked)
+    }
+
     /// Goal (third review, finding b): after four hosts join at once, a list that moves to one
     /// of them is settled with its old owner even though the three other newcomers rank before
     /// it: the node remembers the placement it saw before the join.
@@ -315,30 +351,12 @@ mod tests {
                 .chain(newcomers.map(|name| host(name, NodeState::Joining, true))),
         );
         let state = ClusterState::new(me.clone(), joining);
-        let all = old_hosts.into_iter().chain(newcomers);
+        let all: Vec<&str> = old_hosts.into_iter().chain(newcomers).collect();
         state.update(View::new(
             me.clone(),
-            all.clone().map(|name| host(name, NodeState::Serving, true)),
+            all.iter().map(|name| host(name, NodeState::Serving, true)),
         ));
-        let old = Placement::new(old_hosts.map(|n| NodeId::new(n).unwrap()));
-        let every = Placement::new(all.map(|n| NodeId::new(n).unwrap()));
-        let list = (0..100_000u128)
-            .map(|n| Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15 + 3))
-            .find(|list| {
-                let ranking: Vec<&str> = every
-                    .candidates(list.as_bytes())
-                    .map(NodeId::as_str)
-                    .collect();
-                ranking[..4] == ["d", "e", "f", "g"]
-            })
-            .expect("such a list exists");
-        let old_owner = old.owner(list.as_bytes()).unwrap().clone();
-        let asked: Vec<NodeId> = state
-            .picture()
-            .likely_holders(&me, list)
-            .into_iter()
-            .map(|(holder, _)| holder)
-            .collect();
+        let (old_owner, asked) = old_owner_and_asked(&state, &old_hosts, &all, 3);
         assert_eq!(
             asked[0], old_owner,
             "the owner before the join first: {asked:?}"
@@ -375,25 +393,7 @@ mod tests {
             state.update(view_with(serving, true));
             state.update(view_with(serving, false));
         }
-        let old = Placement::new(["a", "b", "c"].map(|n| NodeId::new(n).unwrap()));
-        let every = Placement::new(names.map(|n| NodeId::new(n).unwrap()));
-        let list = (0..100_000u128)
-            .map(|n| Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15 + 5))
-            .find(|list| {
-                let ranking: Vec<&str> = every
-                    .candidates(list.as_bytes())
-                    .map(NodeId::as_str)
-                    .collect();
-                ranking[..4] == ["d", "e", "f", "g"]
-            })
-            .expect("such a list exists");
-        let old_owner = old.owner(list.as_bytes()).unwrap().clone();
-        let asked: Vec<NodeId> = state
-            .picture()
-            .likely_holders(&me, list)
-            .into_iter()
-            .map(|(holder, _)| holder)
-            .collect();
+        let (old_owner, asked) = old_owner_and_asked(&state, &["a", "b", "c"], &names, 5);
         assert!(
             asked.contains(&old_owner),
             "{old_owner} not asked: {asked:?}"
