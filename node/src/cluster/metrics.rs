@@ -26,7 +26,8 @@ pub const HANDOFF_SECONDS: &str = "listwire_handoff_seconds";
 pub const SETTLE_SECONDS: &str = "listwire_settle_seconds";
 /// Counter: settle requests that failed (the holder was gone or slow); the list loaded anyway.
 pub const SETTLE_FAILURES_TOTAL: &str = "listwire_settle_failures_total";
-/// Counter: settle requests not sent because the holder failed one moments before.
+/// Counter: settle requests not waited for (sent in the background) because the holder failed
+/// one moments before.
 pub const SETTLE_SKIPPED_TOTAL: &str = "listwire_settle_skipped_total";
 /// Counter: pauses of this node long enough that others may have moved its lists.
 pub const PAUSES_TOTAL: &str = "listwire_pauses_total";
@@ -77,7 +78,7 @@ pub fn describe() {
     );
     describe_counter!(
         SETTLE_SKIPPED_TOTAL,
-        "settle requests not sent: the holder failed one within the last 10 s"
+        "settle requests not waited for (sent in the background): the holder failed one within the last 10 s"
     );
     describe_counter!(
         PAUSES_TOTAL,
