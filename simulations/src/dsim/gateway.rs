@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::node::{Gateways, Request, OP_TIMEOUT};
 
-/// Margin over the node's own op timeout before a client calls a wait "forever".
+/// Margin over the node's own op timeout before a client calls a wait "forever" (counting
+/// only time the node was running).
 pub const STUCK_MARGIN: Duration = Duration::from_secs(4);
 
 /// Why a call got no answer from the node.
@@ -41,15 +42,30 @@ pub async fn call<T>(
     make: impl FnOnce(oneshot::Sender<T>) -> Request,
 ) -> Result<T, Lost> {
     let running = gateways.get(index).ok_or(Lost::Down)?;
-    let (tx, rx) = oneshot::channel();
+    let (tx, mut rx) = oneshot::channel();
     running.tx.send(make(tx)).map_err(|_| Lost::Down)?;
-    tokio::select! {
-        biased;
-        answer = rx => answer.map_err(|_| Lost::Dropped),
-        () = running.closed.cancelled() => Err(Lost::Dropped),
-        () = tokio::time::sleep(OP_TIMEOUT + STUCK_MARGIN) => Err(Lost::Timeout),
+    // Only time the node runs counts: a stopped process answers nothing, and a client's wait
+    // across a pause is not the node's to answer for (the chaos checker excuses it the same way).
+    let mut waited = Duration::ZERO;
+    loop {
+        tokio::select! {
+            biased;
+            answer = &mut rx => return answer.map_err(|_| Lost::Dropped),
+            () = running.closed.cancelled() => return Err(Lost::Dropped),
+            () = tokio::time::sleep(WAIT_TICK) => {
+                if !running.is_paused() {
+                    waited += WAIT_TICK;
+                }
+                if waited >= OP_TIMEOUT + STUCK_MARGIN {
+                    return Err(Lost::Timeout);
+                }
+            }
+        }
     }
 }
+
+/// How often a waiting client looks whether its node runs.
+const WAIT_TICK: Duration = Duration::from_millis(100);
 
 /// Submits `op` once at node `index`.
 pub async fn submit_once(

@@ -87,6 +87,9 @@ pub enum Request {
 #[derive(Clone, Default)]
 pub struct Gateways {
     slots: Arc<Mutex<Vec<Option<Running>>>>,
+    /// Each process's connection token, kept while it drains (out of `slots`, so it takes no
+    /// new request) until the process ends, however it ends.
+    closers: Arc<Mutex<Vec<Option<CancellationToken>>>>,
 }
 
 /// A running node.
@@ -98,6 +101,16 @@ pub struct Running {
     pub node: Arc<ClusterNode>,
     /// Cancelled when the process ends: its clients' connections close.
     pub closed: CancellationToken,
+    /// Every node's pause state ([`RUNNING`] when running), and this node's index in it.
+    pub frozen: (Arc<Vec<AtomicI64>>, usize),
+}
+
+impl Running {
+    /// Whether the node is paused now (a stopped process: it takes and answers nothing).
+    pub fn is_paused(&self) -> bool {
+        let (frozen, index) = &self.frozen;
+        frozen[*index].load(Ordering::SeqCst) != RUNNING
+    }
 }
 
 impl Gateways {
@@ -105,6 +118,7 @@ impl Gateways {
     pub fn new(count: usize) -> Gateways {
         Gateways {
             slots: Arc::new(Mutex::new(vec![None; count])),
+            closers: Arc::new(Mutex::new(vec![None; count])),
         }
     }
 
@@ -124,17 +138,29 @@ impl Gateways {
         self.lock().get_mut(index).and_then(Option::take)
     }
 
-    /// Node `index`'s process ended: its connections close.
+    /// Node `index`'s process ended (crashed, or restarted mid-drain): its connections close,
+    /// those of requests it took while draining included.
     pub fn close(&self, index: usize) {
-        if let Some(running) = self.take(index) {
-            running.closed.cancel();
+        self.take(index);
+        let closer = self.closers_lock().get_mut(index).and_then(Option::take);
+        if let Some(closed) = closer {
+            closed.cancel();
         }
     }
 
     fn set(&self, index: usize, running: Running) {
+        if let Some(closer) = self.closers_lock().get_mut(index) {
+            *closer = Some(running.closed.clone());
+        }
         if let Some(slot) = self.lock().get_mut(index) {
             *slot = Some(running);
         }
+    }
+
+    fn closers_lock(&self) -> MutexGuard<'_, Vec<Option<CancellationToken>>> {
+        self.closers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// How many slots.
@@ -288,6 +314,7 @@ pub async fn run_node(world: World, index: usize) -> turmoil::Result {
             tx,
             node: node.clone(),
             closed: closed.clone(),
+            frozen: (world.frozen.clone(), index),
         },
     );
     world.trace.record(format!("node {index} started"));
