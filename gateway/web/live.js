@@ -25,6 +25,7 @@ export class Live {
       send: (frame) => this.send(frame),
       settle: (entry, error, frame) => this.settle(entry, error, frame),
       retrying: (entry, error) => this.handlers.onOutcome(entry, error, error),
+      stalled: () => this.stall(),
     });
     /** list id → {seq, state}; state null until the first snapshot. */
     this.lists = new Map();
@@ -57,9 +58,18 @@ export class Live {
     const lists = new Set(this.outbox.entries.map((entry) => entry.list));
     this.outbox.refresh();
     for (const entry of this.outbox.entries) lists.add(entry.list);
+    this.sender.reconcile();
     this.sender.pumpAll();
     this.handlers.onStatus(this.status, this.outbox.entries.length);
     for (const list of lists) this.handlers.onChange(list, []);
+  }
+
+  /** An op got no answer in time: the connection is taken as dead and made again. */
+  stall() {
+    const socket = this.socket;
+    if (!socket) return;
+    this.closed(socket, 4000); // not waiting for a closing handshake a half-open socket never ends
+    socket.close(4000, 'no answer in time');
   }
 
   connect() {
@@ -84,17 +94,19 @@ export class Live {
       }
       this.handle(frame);
     };
-    socket.onclose = (event) => {
-      if (this.socket !== socket) return;
-      this.open = false;
-      this.socket = null;
-      this.sender.disconnected(event?.code);
-      if (this.stopped) return;
-      this.setStatus('reconnecting');
-      this.attempt += 1;
-      if (this.attempt >= 2) this.checkSession();
-      setTimeout(() => this.connect(), backoffMs(this.attempt, RECONNECT));
-    };
+    socket.onclose = (event) => this.closed(socket, event?.code);
+  }
+
+  closed(socket, code) {
+    if (this.socket !== socket) return;
+    this.open = false;
+    this.socket = null;
+    this.sender.disconnected(code);
+    if (this.stopped) return;
+    this.setStatus('reconnecting');
+    this.attempt += 1;
+    if (this.attempt >= 2) this.checkSession();
+    setTimeout(() => this.connect(), backoffMs(this.attempt, RECONNECT));
   }
 
   /** A refused upgrade looks like any drop in a browser; ask over HTTP whether it was the token. */
