@@ -7,7 +7,7 @@ import * as api from './api.js';
 import { backoffMs, RECONNECT, RESUBSCRIBE } from './backoff.js';
 import { RETRYABLE } from './errors.js';
 import { applyEvent, applyTally, describeEvent } from './model.js';
-import { Outbox, OUTBOX_MAX } from './outbox.js';
+import { HEARTBEAT_MS, Outbox, OUTBOX_MAX } from './outbox.js';
 import { FRAME_BYTES_MAX, frameBytes, opFrame, Sender, TOO_LARGE } from './sender.js';
 import { dropCache, loadCache, loadJson, saveCache, saveJson, votesKey } from './store.js';
 
@@ -37,30 +37,56 @@ export class Live {
     this.attempt = 0;
     this.status = 'connecting';
     this.saveTimers = new Map();
+    this.heartbeat = null;
     this.onStorageEvent = (event) => {
-      if (event.key === this.outbox.storageKey) this.outboxChanged();
+      // Another tab's outbox changed, or a heartbeat went away (that tab closed). A heartbeat
+      // merely renewed is not worth a look: a late one is found by this tab's own heartbeat.
+      if (event.key !== null && !this.outbox.concerns(event.key)) return;
+      if (event.key?.startsWith(this.outbox.alivePrefix) && event.newValue !== null) return;
+      this.outboxChanged();
     };
+    this.onPageHide = () => this.outbox.leave();
+    this.onPageShow = () => this.outbox.beat();
   }
 
   start() {
     globalThis.addEventListener?.('storage', this.onStorageEvent);
+    globalThis.addEventListener?.('pagehide', this.onPageHide);
+    globalThis.addEventListener?.('pageshow', this.onPageShow);
+    this.beat();
     this.connect();
   }
 
   stop() {
     this.stopped = true;
     globalThis.removeEventListener?.('storage', this.onStorageEvent);
+    globalThis.removeEventListener?.('pagehide', this.onPageHide);
+    globalThis.removeEventListener?.('pageshow', this.onPageShow);
+    clearTimeout(this.heartbeat);
+    this.outbox.leave(); // another tab (or the next sign-in) sends what is still waiting
     this.socket?.close(1000);
   }
 
-  /** Another tab changed the shared outbox: show its ops, and send them if this tab is connected. */
+  /** Every HEARTBEAT_MS: says this tab is alive, and adopts the outboxes of tabs that are not. */
+  beat() {
+    this.heartbeat = setTimeout(() => {
+      this.outbox.beat();
+      const ids = () => `${this.outbox.entries.map((entry) => entry.op_id)}|${this.outbox.others.map((entry) => entry.op_id)}`;
+      const before = ids();
+      this.outbox.refresh();
+      if (ids() !== before) this.outboxChanged();
+      this.beat();
+    }, HEARTBEAT_MS);
+  }
+
+  /** The outboxes changed (another tab's, or this one's by adoption): show them, send this tab's. */
   outboxChanged() {
-    const lists = new Set(this.outbox.entries.map((entry) => entry.list));
+    const lists = new Set(this.outbox.all().map((entry) => entry.list));
     this.outbox.refresh();
-    for (const entry of this.outbox.entries) lists.add(entry.list);
+    for (const entry of this.outbox.all()) lists.add(entry.list);
     this.sender.reconcile();
     this.sender.pumpAll();
-    this.handlers.onStatus(this.status, this.outbox.entries.length);
+    this.handlers.onStatus(this.status, this.outbox.waiting);
     for (const list of lists) this.handlers.onChange(list, []);
   }
 
@@ -123,7 +149,7 @@ export class Live {
 
   setStatus(status) {
     this.status = status;
-    this.handlers.onStatus(status, this.outbox.entries.length);
+    this.handlers.onStatus(status, this.outbox.waiting);
   }
 
   send(frame) {
@@ -170,13 +196,14 @@ export class Live {
     const entry = this.outbox.add(list, op);
     if (!entry) return refuse(`${OUTBOX_MAX} changes are already waiting to be sent; try again once connected`);
     this.sender.pump(list);
-    this.handlers.onStatus(this.status, this.outbox.entries.length);
+    this.handlers.onStatus(this.status, this.outbox.waiting);
     this.handlers.onChange(list, []);
     return entry;
   }
 
+  /** The ops of `list` waiting, in this tab or another (shown as sending). */
   pending(list) {
-    return this.outbox.forList(list);
+    return this.outbox.pendingFor(list);
   }
 
   handle(frame) {
@@ -238,7 +265,7 @@ export class Live {
     const settledVote = !error || (error.code === 'conflict' && /already voted|not voted/.test(error.message));
     this.noteVote(entry.list, entry.op.kind, entry.op.item, settledVote);
     this.handlers.onOutcome(entry, error, frame);
-    this.handlers.onStatus(this.status, this.outbox.entries.length);
+    this.handlers.onStatus(this.status, this.outbox.waiting);
     this.handlers.onChange(entry.list, []);
   }
 

@@ -1,20 +1,21 @@
 // The outbox's sending rules (sender.js, outbox.js, store.js) against a fake WebSocket and a
 // fake localStorage, with no browser: ops of a list in order while one waits for a retry,
 // `internal` retried a bounded number of times, growing backoffs, ops too large to send (and
-// drops that are not), an answer that never comes, two tabs sharing one outbox, and a full
-// storage.
+// drops that are not), an answer that never comes, two tabs each with its own outbox (adopting
+// a closed or crashed tab's), and a full storage.
 
 import assert from 'node:assert/strict';
 import { beforeEach, mock, test } from 'node:test';
-import { FakeSocket, list, list2, ops, reset, snapshotState, start } from './fakes.mjs';
+import { FakeSocket, list, list2, ops, reset, snapshotState, start, storedOps } from './fakes.mjs';
 
 const { ANSWER_TIMEOUT_MS, INTERNAL_TRIES_MAX, Sender } = await import('../../web/sender.js');
+const { Outbox, STALE_MS } = await import('../../web/outbox.js');
 const { CACHE_MAX } = await import('../../web/store.js');
 
 beforeEach(() => reset());
 
-const outboxKey = 'listwire.u1.outbox';
-const stored = () => JSON.parse(localStorage.getItem(outboxKey) ?? '[]').map((entry) => entry.op_id);
+const outboxKey = 'listwire.u1.outbox'; // the one shared outbox of an older page
+const stored = storedOps;
 const allOps = () => FakeSocket.all.flatMap((socket) => ops(socket.sent));
 
 test('an op waiting for its retry holds back the later ops of its list, not those of others', () => {
@@ -115,8 +116,8 @@ test('an op too large to send is refused before it is queued', () => {
 });
 
 test('an entry the server closes the connection with 1009 for is dropped; the next one goes', () => {
-  // Entries from an older page: one huge (over the limit), one the server closes 1009 for, one
-  // after which the connection drops each time, and a good one.
+  // Entries from an older page (its one shared outbox key): one huge (over the limit), one the
+  // server closes 1009 for, one after which the connection drops each time, and a good one.
   const entry = (id, op) => ({ op_id: id, list, op });
   localStorage.setItem(outboxKey, JSON.stringify([
     entry('huge', { kind: 'attach_media', item: 'x', url: `https://e.com/${'x'.repeat(2_000_000)}`, media_type: 'file' }),
@@ -125,6 +126,7 @@ test('an entry the server closes the connection with 1009 for is dropped; the ne
     entry('good', { kind: 'edit_item', item: 'x', text: 'c' }),
   ]));
   const { seen, socket } = start();
+  assert.equal(localStorage.getItem(outboxKey), null); // adopted into the tab's own outbox
   socket().accept();
   assert.deepEqual(seen.outcomes, [['huge', 'too_large', false]]);
   assert.deepEqual(ops(socket().sent), ['closes']);
@@ -223,23 +225,78 @@ test('a retry timer for an op no longer in the outbox lets its list go on (stuck
   assert.deepEqual(sent, ['p', 'q', 'r']);
 });
 
-test('two tabs share the outbox: neither overwrites the other’s ops', () => {
+test('two tabs writing at once lose no op (race.mjs: no read-merge-write of a shared key)', () => {
+  const A = new Outbox('u1');
+  const B = new Outbox('u1');
+  // Tab B reads the stored outboxes before tab A's write reaches it.
+  const snapshot = new Map(localStorage.map);
+  const x = A.add(list, { kind: 'add_item', text: 'typed in A' });
+  const real = localStorage.getItem.bind(localStorage);
+  localStorage.getItem = (key) => (key.includes('.outbox') ? snapshot.get(key) ?? null : real(key));
+  const y = B.add(list, { kind: 'add_item', text: 'typed in B' });
+  localStorage.getItem = real;
+  A.refresh();
+  B.refresh();
+  assert.deepEqual(stored().sort(), [x.op_id, y.op_id].sort());
+  assert.ok(A.get(x.op_id), 'A still sends its op');
+  assert.deepEqual(A.all().map((e) => e.op_id), [x.op_id, y.op_id]);
+});
+
+test('each tab sends its own ops and shows the others’; a closed tab’s are adopted and sent', () => {
   const tab1 = start();
   const tab2 = start();
   const a = tab1.live.submit(list, { kind: 'add_item', text: 'a', after: null, item: 'a' });
   const b = tab2.live.submit(list, { kind: 'add_item', text: 'b', after: null, item: 'b' });
   assert.deepEqual(stored(), [a.op_id, b.op_id]);
-  // Tab 1 hears of tab 2's op (a storage event) and sends both once connected.
+  // Tab 1 hears of tab 2's op (a storage event): it shows it, and sends only its own.
   tab1.live.outboxChanged();
+  assert.deepEqual(tab1.live.pending(list).map((e) => e.op_id), [a.op_id, b.op_id]);
+  assert.deepEqual(tab1.seen.statuses.at(-1), ['connecting', 2]);
   tab1.socket().accept();
-  assert.deepEqual(ops(tab1.socket().sent), [a.op_id]);
   tab1.socket().deliver({ type: 'ack', op_id: a.op_id, list, seq: 2 });
+  assert.deepEqual(ops(tab1.socket().sent), [a.op_id]);
+  assert.deepEqual(stored(), [b.op_id]);
+  // Tab 2 makes another op without having heard: nothing of tab 1's comes back, none is lost.
+  const c = tab2.live.submit(list, { kind: 'add_item', text: 'c', after: 'b', item: 'c' });
+  assert.deepEqual(stored(), [b.op_id, c.op_id]);
+  // Tab 2 is closed (pagehide removes its heartbeat): tab 1 adopts its ops and sends them.
+  tab2.live.outbox.leave();
+  tab1.live.outboxChanged();
   assert.deepEqual(ops(tab1.socket().sent), [a.op_id, b.op_id]);
   tab1.socket().deliver({ type: 'ack', op_id: b.op_id, list, seq: 3 });
+  tab1.socket().deliver({ type: 'ack', op_id: c.op_id, list, seq: 4 });
+  assert.deepEqual(ops(tab1.socket().sent), [a.op_id, b.op_id, c.op_id]);
   assert.deepEqual(stored(), []);
-  // Tab 2 makes another op without having heard: what tab 1 settled stays settled.
-  const c = tab2.live.submit(list, { kind: 'add_item', text: 'c', after: null, item: 'c' });
-  assert.deepEqual(stored(), [c.op_id]);
+});
+
+test('adopted ops are sent in the order made: one typed in another tab may come after them', () => {
+  const tab1 = start();
+  const tab2 = start();
+  const a = tab1.live.submit(list, { kind: 'add_item', text: 'a', after: null, item: 'a' });
+  mock.timers.tick(10);
+  tab2.live.outboxChanged(); // tab 2 shows tab 1's item, and adds after it
+  const b = tab2.live.submit(list, { kind: 'add_item', text: 'b', after: 'a', item: 'b' });
+  assert.deepEqual(tab2.live.pending(list).map((e) => e.op_id), [a.op_id, b.op_id]);
+  tab1.live.outbox.leave(); // tab 1 is closed
+  tab2.live.outboxChanged();
+  tab2.socket().accept();
+  assert.deepEqual(ops(tab2.socket().sent), [a.op_id]);
+  tab2.socket().deliver({ type: 'ack', op_id: a.op_id, list, seq: 2 });
+  assert.deepEqual(ops(tab2.socket().sent), [a.op_id, b.op_id]);
+});
+
+test('a crashed tab’s outbox (its heartbeat stale) is adopted by a live tab', () => {
+  const tab1 = start();
+  const tab2 = start();
+  tab1.socket().accept();
+  const b = tab2.live.submit(list, { kind: 'add_item', text: 'b', after: null, item: 'b' });
+  clearTimeout(tab2.live.heartbeat); // tab 2 crashes: no pagehide, no more heartbeats
+  tab2.live.stopped = true;
+  mock.timers.tick(STALE_MS - 2000);
+  assert.deepEqual(ops(tab1.socket().sent), [], 'a late heartbeat is not yet a dead tab');
+  mock.timers.tick(4000);
+  assert.deepEqual(ops(tab1.socket().sent), [b.op_id]);
+  assert.deepEqual(Object.keys(Object.fromEntries(localStorage.map)).filter((key) => key.includes(tab2.live.outbox.tabId)), []);
 });
 
 test('a full storage evicts copies of lists for the outbox, and says when even that fails', () => {
@@ -255,17 +312,19 @@ test('a full storage evicts copies of lists for the outbox, and says when even t
   }
   const cached = () => lists.filter((id) => localStorage.getItem(`listwire.u1.list.${id}`) !== null);
   assert.deepEqual(cached(), lists.slice(1)); // saving the third evicted the first
-  const entry = live.submit(list, { kind: 'add_item', text: 'y'.repeat(20_000), after: null, item: 'y' });
-  assert.deepEqual(stored(), [entry.op_id]);
+  // Ops of the largest item text the server takes (4096 bytes), ~4 KB each in storage.
+  const add = (letter, index) => live.submit(list, { kind: 'add_item', text: letter.repeat(4000), after: null, item: `${letter}${index}` });
+  const small = [0, 1, 2, 3].map((index) => add('y', index));
+  assert.deepEqual(stored(), small.map((entry) => entry.op_id));
   assert.deepEqual(cached(), lists.slice(2)); // the oldest copy made room
   assert.equal(seen.storage.at(-1), true);
-  const big = live.submit(list, { kind: 'add_item', text: 'z'.repeat(30_000), after: null, item: 'z' });
+  const big = [0, 1, 2, 3, 4, 5, 6, 7].map((index) => add('z', index));
   assert.deepEqual(cached(), []);
   assert.equal(seen.storage.at(-1), false); // the page warns: not saved on this device
-  assert.deepEqual(live.pending(list).map((pending) => pending.op_id), [entry.op_id, big.op_id]);
-  socket().deliver({ type: 'ack', op_id: big.op_id, list, seq: 3 });
+  assert.deepEqual(live.pending(list).map((pending) => pending.op_id), [...small, ...big].map((entry) => entry.op_id));
+  for (const entry of big) socket().deliver({ type: 'ack', op_id: entry.op_id, list, seq: 3 });
   assert.equal(seen.storage.at(-1), true);
-  assert.deepEqual(stored(), [entry.op_id]);
+  assert.deepEqual(stored(), small.map((entry) => entry.op_id));
 });
 
 test('at most CACHE_MAX copies of lists are kept, the least recently saved evicted', () => {

@@ -156,7 +156,8 @@ test('a full storage shows that changes are not saved on this device; sign-out f
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('Username').waitFor();
   assert.equal(await warning.isVisible(), false);
-  const left = await page.evaluate((prefix) => Object.keys(localStorage).filter((key) => key.startsWith(prefix) && !key.endsWith('.outbox')), `listwire.${user.user_id}.`);
+  // What stays is the outbox (the op still waiting; another sign-in sends it), nothing else.
+  const left = await page.evaluate((prefix) => Object.keys(localStorage).filter((key) => key.startsWith(prefix) && !key.startsWith(`${prefix}outbox.`)), `listwire.${user.user_id}.`);
   assert.deepEqual(left, []);
   await page.context().close();
 });
