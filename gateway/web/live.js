@@ -11,6 +11,20 @@ import { HEARTBEAT_MS, Outbox, OUTBOX_MAX } from './outbox.js';
 import { FRAME_BYTES_MAX, frameBytes, opFrame, Sender, TOO_LARGE } from './sender.js';
 import { dropCache, loadCache, loadJson, saveCache, saveJson, votesKey } from './store.js';
 
+/** The server's limits on an op's fields (PROTOCOL.md §8): item text and media url in UTF-8 bytes. */
+export const ITEM_TEXT_BYTES_MAX = 4096;
+export const URL_BYTES_MAX = 2048;
+export const TITLE_CHARS_MAX = 200;
+const utf8Bytes = (text) => new TextEncoder().encode(text).length;
+
+/** Whether the server would refuse `op` for a field over its limit (so it is not queued). */
+function overLimit(op) {
+  if (typeof op.text === 'string' && utf8Bytes(op.text) > ITEM_TEXT_BYTES_MAX) return true;
+  if (typeof op.url === 'string' && utf8Bytes(op.url) > URL_BYTES_MAX) return true;
+  // The title's limit is in characters (Unicode scalar values), not bytes.
+  return typeof op.title === 'string' && [...op.title].length > TITLE_CHARS_MAX;
+}
+
 export class Live {
   /**
    * `handlers`: onStatus(status, waiting), onChange(list, lines), onOutcome(entry, error),
@@ -182,15 +196,15 @@ export class Live {
 
   /**
    * Queues an op and sends it when its list's earlier ops are answered; it is resent on every
-   * reconnect until answered. Returns the entry, or null when it was refused here (too large
-   * to send, or the outbox is full) — with an outcome saying why.
+   * reconnect until answered. Returns the entry, or null when it was refused here (a field
+   * over the server's limit, too large to send, or the outbox is full) — with an outcome saying why.
    */
   submit(list, op) {
     const refuse = (message) => {
       this.handlers.onOutcome({ op_id: null, list, op }, { code: 'too_large', message }, null);
       return null;
     };
-    if (frameBytes(opFrame({ list, op_id: '00000000-0000-0000-0000-000000000000', op })) > FRAME_BYTES_MAX) {
+    if (overLimit(op) || frameBytes(opFrame({ list, op_id: '00000000-0000-0000-0000-000000000000', op })) > FRAME_BYTES_MAX) {
       return refuse(TOO_LARGE.message);
     }
     const entry = this.outbox.add(list, op);

@@ -115,6 +115,26 @@ test('an op too large to send is refused before it is queued', () => {
   assert.equal(localStorage.getItem(outboxKey), null);
 });
 
+test('a field over the server’s byte limit (UTF-8, not characters) is refused before it is queued', () => {
+  const { live, seen, socket } = start();
+  socket().accept();
+  // 2 049 characters of 2 bytes: under the input's maxlength of 4 096, over 4 096 bytes.
+  assert.equal(live.submit(list, { kind: 'add_item', text: 'é'.repeat(2049), after: null, item: 'a' }), null);
+  assert.equal(live.submit(list, { kind: 'edit_item', item: 'a', text: '€'.repeat(1366) }), null);
+  assert.equal(live.submit(list, { kind: 'attach_media', item: 'a', url: `https://e.com/${'ü'.repeat(1020)}`, media_type: 'file' }), null);
+  assert.equal(live.submit(list, { kind: 'rename', title: 'x'.repeat(201) }), null);
+  assert.deepEqual(seen.outcomes, Array(4).fill([null, 'too_large', false]));
+  assert.deepEqual(stored(), []);
+  // At the limits they are queued and sent.
+  const ok = [
+    live.submit(list, { kind: 'add_item', text: 'é'.repeat(2048), after: null, item: 'a' }),
+    live.submit(list, { kind: 'attach_media', item: 'a', url: `https://e.com/${'ü'.repeat(1017)}`, media_type: 'file' }),
+    live.submit(list, { kind: 'rename', title: '😀'.repeat(200) }),
+  ];
+  assert.ok(ok.every(Boolean));
+  assert.deepEqual(stored(), ok.map((entry) => entry.op_id));
+});
+
 test('an entry the server closes the connection with 1009 for is dropped; the next one goes', () => {
   // Entries from an older page (its one shared outbox key): one huge (over the limit), one the
   // server closes 1009 for, one after which the connection drops each time, and a good one.

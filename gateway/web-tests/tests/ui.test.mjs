@@ -1,6 +1,7 @@
 // The list page's details: long links wrap on a phone, focus after removing and attaching,
 // row fields named, a double-clicked ✕ removes one item, an op too large for the server does
-// not block the outbox, a full storage shows a warning, and sign-out forgets the lists.
+// not block the outbox, an item text over the byte limit is refused and kept in the field, a
+// full storage shows a warning, and sign-out forgets the lists.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -124,6 +125,18 @@ test('an op too large for the server is dropped with a message and the next op g
   await page.getByRole('alert').filter({ hasText: 'That is too large (this change is larger than the server accepts, so it was not sent).' }).waitFor();
   await waitForItems(page, ['kept and edited']);
   await page.locator('#connection', { hasText: /^Connected$/ }).waitFor();
+  await page.context().close();
+});
+
+test('an item text over the server’s byte limit is refused with a message and stays in the field', async () => {
+  const { user, list } = await listWith(['kept']);
+  const page = await signIn(browser, server.url, user, { hash: `#/list/${list}` });
+  await waitForItems(page, ['kept']);
+  const text = 'é'.repeat(2049); // under the field's 4 096 characters, over the server's 4 096 bytes
+  await addItem(page, text);
+  await page.getByRole('alert').filter({ hasText: 'this change is larger than the server accepts, so it was not sent' }).waitFor();
+  assert.equal(await page.getByLabel('New item').inputValue(), text);
+  await waitForItems(page, ['kept']);
   await page.context().close();
 });
 
