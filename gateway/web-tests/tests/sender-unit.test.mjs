@@ -319,6 +319,27 @@ test('a crashed tab’s outbox (its heartbeat stale) is adopted by a live tab', 
   assert.deepEqual(Object.keys(Object.fromEntries(localStorage.map)).filter((key) => key.includes(tab2.live.outbox.tabId)), []);
 });
 
+test('a tab whose ops another tab adopted (its heartbeat was late) still hears its own outcome', () => {
+  const tab1 = start();
+  const tab2 = start();
+  tab1.socket().accept();
+  tab2.socket().accept();
+  const vote = tab1.live.submit(list, { kind: 'vote', item: 'x' });
+  assert.deepEqual(ops(tab1.socket().sent), [vote.op_id]);
+  // Tab 1's heartbeat looks stale to tab 2 (a throttled background tab): tab 2 adopts and sends.
+  localStorage.setItem(tab1.live.outbox.aliveKey, String(Date.now() - STALE_MS - 1));
+  tab2.live.outboxChanged();
+  assert.deepEqual(ops(tab2.socket().sent), [vote.op_id]);
+  tab2.socket().deliver({ type: 'ack', op_id: vote.op_id, list, seq: 2 });
+  // Tab 1 never takes an op for answered because it is gone from storage: it waits for its own
+  // answer (the server answers the same op_id with the original ack), so its page learns it.
+  assert.deepEqual(tab1.live.pending(list).map((e) => e.op_id), [vote.op_id]);
+  tab1.socket().deliver({ type: 'ack', op_id: vote.op_id, list, seq: 2 });
+  assert.deepEqual(tab1.seen.outcomes, [[vote.op_id, 'ack', false]]);
+  assert.deepEqual(tab2.seen.outcomes, [[vote.op_id, 'ack', false]]);
+  assert.deepEqual(stored(), []);
+});
+
 test('a full storage evicts copies of lists for the outbox, and says when even that fails', () => {
   reset(40_000);
   const { live, seen, socket } = start();
