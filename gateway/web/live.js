@@ -7,9 +7,23 @@ import * as api from './api.js';
 import { backoffMs, RECONNECT, RESUBSCRIBE } from './backoff.js';
 import { RETRYABLE } from './errors.js';
 import { applyEvent, applyTally, describeEvent } from './model.js';
-import { Outbox, OUTBOX_MAX } from './outbox.js';
+import { HEARTBEAT_MS, Outbox, OUTBOX_MAX } from './outbox.js';
 import { FRAME_BYTES_MAX, frameBytes, opFrame, Sender, TOO_LARGE } from './sender.js';
 import { dropCache, loadCache, loadJson, saveCache, saveJson, votesKey } from './store.js';
+
+/** The server's limits on an op's fields (PROTOCOL.md §8): item text and media url in UTF-8 bytes. */
+export const ITEM_TEXT_BYTES_MAX = 4096;
+export const URL_BYTES_MAX = 2048;
+export const TITLE_CHARS_MAX = 200;
+const utf8Bytes = (text) => new TextEncoder().encode(text).length;
+
+/** Whether the server would refuse `op` for a field over its limit (so it is not queued). */
+function overLimit(op) {
+  if (typeof op.text === 'string' && utf8Bytes(op.text) > ITEM_TEXT_BYTES_MAX) return true;
+  if (typeof op.url === 'string' && utf8Bytes(op.url) > URL_BYTES_MAX) return true;
+  // The title's limit is in characters (Unicode scalar values), not bytes.
+  return typeof op.title === 'string' && [...op.title].length > TITLE_CHARS_MAX;
+}
 
 export class Live {
   /**
@@ -25,6 +39,7 @@ export class Live {
       send: (frame) => this.send(frame),
       settle: (entry, error, frame) => this.settle(entry, error, frame),
       retrying: (entry, error) => this.handlers.onOutcome(entry, error, error),
+      stalled: () => this.stall(),
     });
     /** list id → {seq, state}; state null until the first snapshot. */
     this.lists = new Map();
@@ -36,30 +51,65 @@ export class Live {
     this.attempt = 0;
     this.status = 'connecting';
     this.saveTimers = new Map();
+    this.heartbeat = null;
     this.onStorageEvent = (event) => {
-      if (event.key === this.outbox.storageKey) this.outboxChanged();
+      // Another tab's outbox changed, or a heartbeat went away (that tab closed). A heartbeat
+      // merely renewed is not worth a look: a late one is found by this tab's own heartbeat.
+      if (event.key !== null && !this.outbox.concerns(event.key)) return;
+      if (event.key?.startsWith(this.outbox.alivePrefix) && event.newValue !== null) return;
+      this.outboxChanged();
     };
+    this.onPageHide = () => this.outbox.leave();
+    this.onPageShow = () => this.outbox.beat();
   }
 
   start() {
     globalThis.addEventListener?.('storage', this.onStorageEvent);
+    globalThis.addEventListener?.('pagehide', this.onPageHide);
+    globalThis.addEventListener?.('pageshow', this.onPageShow);
+    this.beat();
     this.connect();
   }
 
   stop() {
     this.stopped = true;
     globalThis.removeEventListener?.('storage', this.onStorageEvent);
+    globalThis.removeEventListener?.('pagehide', this.onPageHide);
+    globalThis.removeEventListener?.('pageshow', this.onPageShow);
+    clearTimeout(this.heartbeat);
+    this.outbox.leave(); // another tab (or the next sign-in) sends what is still waiting
     this.socket?.close(1000);
   }
 
-  /** Another tab changed the shared outbox: show its ops, and send them if this tab is connected. */
+  /** Every HEARTBEAT_MS: says this tab is alive, and adopts the outboxes of tabs that are not. */
+  beat() {
+    this.heartbeat = setTimeout(() => {
+      this.outbox.beat();
+      const ids = () => `${this.outbox.entries.map((entry) => entry.op_id)}|${this.outbox.others.map((entry) => entry.op_id)}`;
+      const before = ids();
+      this.outbox.refresh();
+      if (ids() !== before) this.outboxChanged();
+      this.beat();
+    }, HEARTBEAT_MS);
+  }
+
+  /** The outboxes changed (another tab's, or this one's by adoption): show them, send this tab's. */
   outboxChanged() {
-    const lists = new Set(this.outbox.entries.map((entry) => entry.list));
+    const lists = new Set(this.outbox.all().map((entry) => entry.list));
     this.outbox.refresh();
-    for (const entry of this.outbox.entries) lists.add(entry.list);
+    for (const entry of this.outbox.all()) lists.add(entry.list);
+    this.sender.reconcile();
     this.sender.pumpAll();
-    this.handlers.onStatus(this.status, this.outbox.entries.length);
+    this.handlers.onStatus(this.status, this.outbox.waiting);
     for (const list of lists) this.handlers.onChange(list, []);
+  }
+
+  /** An op got no answer in time: the connection is taken as dead and made again. */
+  stall() {
+    const socket = this.socket;
+    if (!socket) return;
+    this.closed(socket, 4000); // not waiting for a closing handshake a half-open socket never ends
+    socket.close(4000, 'no answer in time');
   }
 
   connect() {
@@ -84,17 +134,19 @@ export class Live {
       }
       this.handle(frame);
     };
-    socket.onclose = (event) => {
-      if (this.socket !== socket) return;
-      this.open = false;
-      this.socket = null;
-      this.sender.disconnected(event?.code);
-      if (this.stopped) return;
-      this.setStatus('reconnecting');
-      this.attempt += 1;
-      if (this.attempt >= 2) this.checkSession();
-      setTimeout(() => this.connect(), backoffMs(this.attempt, RECONNECT));
-    };
+    socket.onclose = (event) => this.closed(socket, event?.code);
+  }
+
+  closed(socket, code) {
+    if (this.socket !== socket) return;
+    this.open = false;
+    this.socket = null;
+    this.sender.disconnected(code);
+    if (this.stopped) return;
+    this.setStatus('reconnecting');
+    this.attempt += 1;
+    if (this.attempt >= 2) this.checkSession();
+    setTimeout(() => this.connect(), backoffMs(this.attempt, RECONNECT));
   }
 
   /** A refused upgrade looks like any drop in a browser; ask over HTTP whether it was the token. */
@@ -111,7 +163,7 @@ export class Live {
 
   setStatus(status) {
     this.status = status;
-    this.handlers.onStatus(status, this.outbox.entries.length);
+    this.handlers.onStatus(status, this.outbox.waiting);
   }
 
   send(frame) {
@@ -144,27 +196,28 @@ export class Live {
 
   /**
    * Queues an op and sends it when its list's earlier ops are answered; it is resent on every
-   * reconnect until answered. Returns the entry, or null when it was refused here (too large
-   * to send, or the outbox is full) — with an outcome saying why.
+   * reconnect until answered. Returns the entry, or null when it was refused here (a field
+   * over the server's limit, too large to send, or the outbox is full) — with an outcome saying why.
    */
   submit(list, op) {
     const refuse = (message) => {
       this.handlers.onOutcome({ op_id: null, list, op }, { code: 'too_large', message }, null);
       return null;
     };
-    if (frameBytes(opFrame({ list, op_id: '00000000-0000-0000-0000-000000000000', op })) > FRAME_BYTES_MAX) {
+    if (overLimit(op) || frameBytes(opFrame({ list, op_id: '00000000-0000-0000-0000-000000000000', op })) > FRAME_BYTES_MAX) {
       return refuse(TOO_LARGE.message);
     }
     const entry = this.outbox.add(list, op);
     if (!entry) return refuse(`${OUTBOX_MAX} changes are already waiting to be sent; try again once connected`);
     this.sender.pump(list);
-    this.handlers.onStatus(this.status, this.outbox.entries.length);
+    this.handlers.onStatus(this.status, this.outbox.waiting);
     this.handlers.onChange(list, []);
     return entry;
   }
 
+  /** The ops of `list` waiting, in this tab or another (shown as sending). */
   pending(list) {
-    return this.outbox.forList(list);
+    return this.outbox.pendingFor(list);
   }
 
   handle(frame) {
@@ -226,7 +279,7 @@ export class Live {
     const settledVote = !error || (error.code === 'conflict' && /already voted|not voted/.test(error.message));
     this.noteVote(entry.list, entry.op.kind, entry.op.item, settledVote);
     this.handlers.onOutcome(entry, error, frame);
-    this.handlers.onStatus(this.status, this.outbox.entries.length);
+    this.handlers.onStatus(this.status, this.outbox.waiting);
     this.handlers.onChange(entry.list, []);
   }
 

@@ -24,8 +24,8 @@ export function listView(app, listId) {
     const text = newText.value.trim();
     if (!text) return;
     const last = view?.items.at(-1)?.id ?? null;
-    submit({ kind: 'add_item', text, after: last, item: uuid() });
-    newText.value = '';
+    // Cleared only when queued: a refused add (too large, outbox full) keeps what was typed.
+    if (submit({ kind: 'add_item', text, after: last, item: uuid() })) newText.value = '';
     newText.focus();
   } }, h('label', { for: 'new-item', class: 'sr-only' }, 'New item'), newText, h('button', { type: 'submit', class: 'primary' }, 'Add'));
   const hint = h('p', { class: 'hint', hidden: true }, 'Reorder by dragging an item, or focus its ⇅ handle and press the up and down arrow keys.');

@@ -63,6 +63,12 @@ export function start() {
   return { live, seen, socket: () => live.socket };
 }
 
+/** The op ids in every stored outbox of user u1 (each tab's, and an older page's shared one). */
+export function storedOps() {
+  const keys = [...localStorage.map.keys()].filter((key) => key === 'listwire.u1.outbox' || key.startsWith('listwire.u1.outbox.'));
+  return keys.flatMap((key) => JSON.parse(localStorage.getItem(key)).map((entry) => entry.op_id));
+}
+
 /** The op ids of the op frames in `sent`. */
 export const ops = (sent) => sent.filter((frame) => frame.type === 'op').map((frame) => frame.op_id);
 

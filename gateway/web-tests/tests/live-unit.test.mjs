@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { beforeEach, mock, test } from 'node:test';
 
 import {
-  FakeSocket, list, list2, ops, reset, snapshotState, start,
+  FakeSocket, list, list2, ops, reset, snapshotState, start, storedOps,
 } from './fakes.mjs';
 
 beforeEach(() => reset());
@@ -53,7 +53,7 @@ test('ops made offline are sent once connected, resent with the same op_id until
   const first = live.submit(list, { kind: 'add_item', text: 'tape', after: null, item: 'x' });
   const second = live.submit(list, { kind: 'add_item', text: 'marker', after: 'x', item: 'y' });
   assert.deepEqual(socket().sent, []); // not connected yet
-  assert.equal(JSON.parse(localStorage.getItem('listwire.u1.outbox')).length, 2);
+  assert.deepEqual(storedOps(), [first.op_id, second.op_id]);
   socket().accept();
   // One op of a list at a time: the second waits for the first's outcome.
   assert.deepEqual(ops(socket().sent), [first.op_id]);
@@ -74,7 +74,7 @@ test('ops made offline are sent once connected, resent with the same op_id until
   // A refusal that retrying cannot fix settles the op too.
   socket().deliver({ type: 'error', op_id: second.op_id, list, code: 'too_large', message: 'm' });
   assert.deepEqual(seen.outcomes, [[first.op_id, 'busy', true], [first.op_id, 'ack', false], [second.op_id, 'too_large', false]]);
-  assert.equal(localStorage.getItem('listwire.u1.outbox'), null);
+  assert.deepEqual(storedOps(), []);
 
   // Nothing is resent after a later reconnect.
   socket().drop();

@@ -1,6 +1,7 @@
 // The list page's details: long links wrap on a phone, focus after removing and attaching,
 // row fields named, a double-clicked ✕ removes one item, an op too large for the server does
-// not block the outbox, a full storage shows a warning, and sign-out forgets the lists.
+// not block the outbox, an item text over the byte limit is refused and kept in the field, a
+// full storage shows a warning, and sign-out forgets the lists.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -127,6 +128,18 @@ test('an op too large for the server is dropped with a message and the next op g
   await page.context().close();
 });
 
+test('an item text over the server’s byte limit is refused with a message and stays in the field', async () => {
+  const { user, list } = await listWith(['kept']);
+  const page = await signIn(browser, server.url, user, { hash: `#/list/${list}` });
+  await waitForItems(page, ['kept']);
+  const text = 'é'.repeat(2049); // under the field's 4 096 characters, over the server's 4 096 bytes
+  await addItem(page, text);
+  await page.getByRole('alert').filter({ hasText: 'this change is larger than the server accepts, so it was not sent' }).waitFor();
+  assert.equal(await page.getByLabel('New item').inputValue(), text);
+  await waitForItems(page, ['kept']);
+  await page.context().close();
+});
+
 test('a full storage shows that changes are not saved on this device; sign-out forgets the lists', async () => {
   const { user, list } = await listWith(['first']);
   const page = await signIn(browser, server.url, user, { hash: `#/list/${list}` });
@@ -156,7 +169,8 @@ test('a full storage shows that changes are not saved on this device; sign-out f
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('Username').waitFor();
   assert.equal(await warning.isVisible(), false);
-  const left = await page.evaluate((prefix) => Object.keys(localStorage).filter((key) => key.startsWith(prefix) && !key.endsWith('.outbox')), `listwire.${user.user_id}.`);
+  // What stays is the outbox (the op still waiting; another sign-in sends it), nothing else.
+  const left = await page.evaluate((prefix) => Object.keys(localStorage).filter((key) => key.startsWith(prefix) && !key.startsWith(`${prefix}outbox.`)), `listwire.${user.user_id}.`);
   assert.deepEqual(left, []);
   await page.context().close();
 });
