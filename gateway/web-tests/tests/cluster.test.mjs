@@ -2,19 +2,16 @@
 // edits reach the list wherever it lives.
 
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { addItem, Api, launchBrowser, pageErrors, removeDir, signIn, startDevCluster, tempDir, waitFor, waitForItems } from './support.mjs';
+import { test } from 'node:test';
+import {
+  addItem, Api, cleanUpAfter, launchBrowser, signIn, startDevCluster, tempDir, waitFor, waitForItems,
+} from './support.mjs';
 
 const dir = tempDir('cluster');
 let cluster;
 let browser;
 
-after(async () => {
-  await browser?.close();
-  await cluster?.stop();
-  removeDir(dir);
-  assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
-});
+cleanUpAfter(() => ({ dir, browser, server: cluster }));
 
 test('a page on one node shows edits made through another', async () => {
   cluster = await startDevCluster(dir, 2);

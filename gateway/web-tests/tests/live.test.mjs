@@ -3,10 +3,9 @@
 // poll page counts a vote once acknowledged; error codes read as clear messages.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import {
-  addItem, Api, itemRows, launchBrowser, pageErrors, removeDir, screenshot, signIn, startServe, tempDir,
-  unnamedControls, waitFor, waitForItems,
+  addItem, Api, cleanUpAfter, itemRows, launchBrowser, screenshot, signIn, startServe, tempDir, unnamedControls, waitFor, waitForItems,
 } from './support.mjs';
 
 let dir;
@@ -28,12 +27,7 @@ before(async () => {
   bob = await api.register('bob');
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.kill();
-  removeDir(dir);
-  assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
-});
+cleanUpAfter(() => ({ dir, browser, server }));
 
 test('two users see each other’s edits and votes live', async () => {
   annPage = await signIn(browser, server.url, ann);

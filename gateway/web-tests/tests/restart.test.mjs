@@ -2,22 +2,16 @@
 // meanwhile, and once the server is back sends it with its op_id — applied exactly once.
 
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  addItem, Api, itemRows, launchBrowser, pageErrors, removeDir, restartServe, screenshot, signIn, startServe, tempDir,
-  waitFor, waitForItems,
+  addItem, Api, cleanUpAfter, itemRows, launchBrowser, restartServe, screenshot, signIn, startServe, tempDir, waitFor, waitForItems,
 } from './support.mjs';
 
 const dir = tempDir('restart');
 let server;
 let browser;
 
-after(async () => {
-  await browser?.close();
-  await server?.kill();
-  removeDir(dir);
-  assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
-});
+cleanUpAfter(() => ({ dir, browser, server }));
 
 const count = (snapshot, text) => snapshot.items.filter((item) => item.text === text).length;
 

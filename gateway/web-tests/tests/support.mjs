@@ -1,11 +1,13 @@
 // Test support: real `listwire serve` and `listwire dev-cluster` processes, headless Chromium,
 // an HTTP client of the API, polling with deadlines, and screenshots.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -242,4 +244,17 @@ export function unnamedControls(page) {
       return !(labelled || named);
     })
     .map((element) => element.outerHTML));
+}
+
+// After a file's tests: closes its browser, then its server (or dev-cluster), removes its data
+// directory, and fails if a page had an uncaught error. `resources` is read then, so the
+// file's variables may be set later.
+export function cleanUpAfter(resources) {
+  after(async () => {
+    const { dir, browser, server } = resources();
+    await browser?.close();
+    await (server?.kill ?? server?.stop)?.call(server);
+    if (dir) removeDir(dir);
+    assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
+  });
 }

@@ -3,21 +3,16 @@
 // other tab adopts the closed tab's outbox).
 
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  addItem, Api, launchBrowser, pageErrors, removeDir, restartServe, signIn, startServe, tempDir, waitForItems,
+  addItem, Api, cleanUpAfter, launchBrowser, restartServe, signIn, startServe, tempDir, waitForItems,
 } from './support.mjs';
 
 const dir = tempDir('tabs');
 let server;
 let browser;
 
-after(async () => {
-  await browser?.close();
-  await server?.kill();
-  removeDir(dir);
-  assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
-});
+cleanUpAfter(() => ({ dir, browser, server }));
 
 test('two tabs offline: both tabs’ items arrive exactly once after one tab is closed', async () => {
   server = await startServe(dir);

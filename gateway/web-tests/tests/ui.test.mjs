@@ -4,9 +4,9 @@
 // full storage shows a warning, and sign-out forgets the lists.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import {
-  addItem, Api, itemRows, launchBrowser, pageErrors, removeDir, signIn, startServe, tempDir, waitFor, waitForItems,
+  addItem, Api, cleanUpAfter, itemRows, launchBrowser, signIn, startServe, tempDir, waitFor, waitForItems,
 } from './support.mjs';
 
 let dir;
@@ -21,12 +21,7 @@ before(async () => {
   browser = await launchBrowser();
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.kill();
-  removeDir(dir);
-  assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
-});
+cleanUpAfter(() => ({ dir, browser, server }));
 
 let users = 0;
 /** A new user with a list of `texts`; returns the user, the list and the item ids. */
