@@ -19,4 +19,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 ./ops/with-postgres.sh cargo test --workspace --locked
 echo "==> web client tests (headless Chromium)"
-./ops/web-test.sh
+LISTWIRE_BIN="$PWD/target/debug/listwire" ./ops/web-test.sh

@@ -3,6 +3,7 @@
 # `listwire dev-cluster` processes and headless Chromium driven by playwright-core.
 #
 #   ops/web-test.sh                   # builds the binary if needed, then runs every browser test
+#   LISTWIRE_BIN=path ops/web-test.sh # tests that binary instead (ops/test.sh passes its own)
 #
 # Needs Node.js 20 or later with npm (ops/ensure-node.sh installs it from PyPI into
 # target/node-venv when missing or older; LISTWIRE_NODE_FROM_PYPI=1 forces that), the npm
@@ -18,9 +19,15 @@ echo "==> node $(node --version), npm $(npm --version)"
 
 LISTWIRE_CHROMIUM=$(./ops/ensure-chromium.sh)
 export LISTWIRE_CHROMIUM
-echo "==> cargo build -p listwire (the binary the browser tests start)"
-cargo build -p listwire --locked
-export LISTWIRE_BIN="$PWD/target/debug/listwire"
+if [ -n "${LISTWIRE_BIN:-}" ] && [ -x "$LISTWIRE_BIN" ]; then
+    # ops/test.sh passes the binary `cargo test --workspace` just built; building it again
+    # with `-p listwire` alone would recompile crates whose features differ.
+    echo "==> the browser tests start $LISTWIRE_BIN"
+else
+    echo "==> cargo build -p listwire (the binary the browser tests start)"
+    cargo build -p listwire --locked
+    export LISTWIRE_BIN="$PWD/target/debug/listwire"
+fi
 
 cd gateway/web-tests
 echo "==> npm ci (gateway/web-tests)"
