@@ -34,11 +34,16 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a holder that failed a settle request is not asked again.
 pub const SKIP_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
+/// The most settle requests sent in the background at once (to holders not waited for); past
+/// it a request is not sent — only an early handoff is lost, which the fencing covers.
+const BACKGROUND_SETTLES_MAX: usize = 32;
+
 /// Placement plus the settle handshake.
 pub struct ClusterOwnership {
     state: Arc<ClusterState>,
     forwarder: Arc<Forwarder>,
     failures: Arc<Mutex<Failures>>,
+    background: Arc<tokio::sync::Semaphore>,
 }
 
 impl ClusterOwnership {
@@ -48,6 +53,7 @@ impl ClusterOwnership {
             state,
             forwarder,
             failures: Arc::new(Mutex::new(Failures::default())),
+            background: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_SETTLES_MAX)),
         })
     }
 
@@ -58,9 +64,13 @@ impl ClusterOwnership {
     /// Sends `Settle` to a holder that was skipped, without waiting: it still hands the list
     /// off and flushes if it can, and its answer clears its failure.
     fn settle_in_background(&self, list: Uuid, (node, addr): (NodeId, String)) {
+        let Ok(permit) = self.background.clone().try_acquire_owned() else {
+            return;
+        };
         let forwarder = self.forwarder.clone();
         let failures = self.failures.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let answer = forwarder
                 .request_within(&node, &addr, &Request::Settle { list }, SETTLE_TIMEOUT)
                 .await;
@@ -157,7 +167,32 @@ impl Ownership for ClusterOwnership {
 
 #[cfg(test)]
 mod tests {
+    use listwire_cluster::membership::View;
+    use listwire_cluster::transport::{Client, ClusterSecret, TcpConnector, TransportConfig};
+
     use super::*;
+
+    /// Goal (review): settles sent in the background to a holder that does not answer are
+    /// bounded: past [`BACKGROUND_SETTLES_MAX`] in flight, no more are started.
+    #[tokio::test]
+    async fn background_settles_are_bounded() {
+        // A holder that accepts connections and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let me = NodeId::new("a").unwrap();
+        let state = Arc::new(ClusterState::new(me.clone(), View::new(me.clone(), [])));
+        let transport =
+            TransportConfig::new("unit", me, ClusterSecret::new(vec![7u8; 32]).unwrap(), 1);
+        let client = Client::new(transport, Arc::new(TcpConnector)).unwrap();
+        let ownership =
+            ClusterOwnership::new(state, Forwarder::new(client, Duration::from_secs(5)));
+        let holder = NodeId::new("b").unwrap();
+        for n in 0..(BACKGROUND_SETTLES_MAX as u128 + 10) {
+            ownership.settle_in_background(Uuid::from_u128(n), (holder.clone(), addr.clone()));
+        }
+        assert_eq!(ownership.background.available_permits(), 0);
+        drop(silent);
+    }
 
     /// Goal (third review, finding b): a holder that failed to settle is skipped for a while
     /// (one dead or frozen holder costs the timeout once, not on every activation), then asked

@@ -49,8 +49,20 @@ impl Picture {
         let now = Instant::now();
         let mut earlier = match before {
             Some(before) if before.view.serving_hosts() != view.serving_hosts() => {
+                // One entry per serving set: a host that flaps adds nothing new, so it cannot
+                // push the placement from before a join out of memory.
+                let replaced = before.placement.hosts();
+                let current = placement.hosts();
                 std::iter::once((now, before.placement.clone()))
-                    .chain(before.earlier.iter().cloned())
+                    .chain(
+                        before
+                            .earlier
+                            .iter()
+                            .filter(|(_, earlier)| {
+                                earlier.hosts() != replaced && earlier.hosts() != current
+                            })
+                            .cloned(),
+                    )
                     .collect()
             }
             Some(before) => before.earlier.clone(),
@@ -392,6 +404,36 @@ mod tests {
             state.update(view_with(serving, false));
             state.update(view_with(serving, true));
             state.update(view_with(serving, false));
+        }
+        let (old_owner, asked) = old_owner_and_asked(&state, &["a", "b", "c"], &names, 5);
+        assert!(
+            asked.contains(&old_owner),
+            "{old_owner} not asked: {asked:?}"
+        );
+    }
+
+    /// Goal (review of the fix above): a host flapping many times after a join adds no new
+    /// serving set, so the placement from before the join stays remembered.
+    #[test]
+    fn a_flapping_host_does_not_push_out_the_placement_before_a_join() {
+        let me = NodeId::new("d").unwrap();
+        let names = ["a", "b", "c", "d", "e", "f", "g"];
+        let view_with = |serving: usize, flap: bool| {
+            let members = names.iter().enumerate().map(|(index, name)| {
+                let state = if index < serving {
+                    NodeState::Serving
+                } else {
+                    NodeState::Joining
+                };
+                host(name, state, !(flap && *name == "b"))
+            });
+            View::new(me.clone(), members)
+        };
+        let state = ClusterState::new(me.clone(), view_with(3, false));
+        state.update(view_with(7, false));
+        for _ in 0..20 {
+            state.update(view_with(7, true));
+            state.update(view_with(7, false));
         }
         let (old_owner, asked) = old_owner_and_asked(&state, &["a", "b", "c"], &names, 5);
         assert!(
