@@ -60,6 +60,10 @@ pub fn describe_metrics() {
         HAS_MAJORITY,
         "1 when live hosts are a strict majority of known hosts"
     );
+    describe_gauge!(
+        CONNECTIONS,
+        "authenticated internode connections open now (dialled and accepted)"
+    );
     describe_counter!(
         CONNECTIONS_OPENED_TOTAL,
         "authenticated internode connections opened"

@@ -16,8 +16,8 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use axum::extract::ws::Message;
+use futures_util::{Sink, Stream, StreamExt};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,36 +29,33 @@ use crate::frames::{self, ClientFrame};
 use crate::gateway::Inner;
 use crate::metrics as names;
 use crate::router::{Principal, Reply};
-use crate::sink::{FrameSink, Outbound};
-
-/// Most queued frames written before one flush; bounds the latency a big backlog adds to pings.
-const BURST_FRAMES_MAX: usize = 256;
+use crate::sink::FrameSink;
 
 /// Close codes (RFC 6455) and reasons.
-const CLOSE_GOING_AWAY: (u16, &str) = (1001, "server shutting down");
+pub(crate) const CLOSE_GOING_AWAY: (u16, &str) = (1001, "server shutting down");
 const CLOSE_IDLE: (u16, &str) = (1008, "idle timeout");
-const CLOSE_WRITE_TIMEOUT: (u16, &str) = (1008, "write timeout");
+pub(crate) const CLOSE_WRITE_TIMEOUT: (u16, &str) = (1008, "write timeout");
 const CLOSE_TOO_BIG: (u16, &str) = (1009, "message too large");
-const CLOSE_SLOW: (u16, &str) = (1013, "slow consumer: resubscribe with since");
+pub(crate) const CLOSE_SLOW: (u16, &str) = (1013, "slow consumer: resubscribe with since");
 
 /// Process-wide connection ids, unique for the life of the process.
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What the reader and writer of one connection share.
-struct Shared {
-    connection_id: u64,
+pub(crate) struct Shared {
+    pub(crate) connection_id: u64,
     principal: Principal,
-    inner: Arc<Inner>,
-    sink: FrameSink,
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) sink: FrameSink,
     /// Cancelled when the connection must end: shutdown (parent), slow consumer (the sink),
     /// the reader or the writer finishing.
-    cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
     subscriptions: Mutex<HashSet<Uuid>>,
     /// A close reason chosen before cancelling; the first one chosen wins.
-    close_reason: Mutex<Option<(u16, &'static str)>>,
+    pub(crate) close_reason: Mutex<Option<(u16, &'static str)>>,
     ops_in_flight: Arc<Semaphore>,
     /// Unanswered ops and when they are answered `unavailable` if their owner stays silent.
-    deadlines: Deadlines,
+    pub(crate) deadlines: Deadlines,
 }
 
 /// How the reader stopped.
@@ -103,7 +100,11 @@ where
         inner,
     });
     tracing::debug!(connection_id, user_id = %shared.principal.user_id, "connection opened");
-    let writer_task = tokio::spawn(write_loop(Arc::clone(&shared), writer, outbound_rx));
+    let writer_task = tokio::spawn(crate::writer::write_loop(
+        Arc::clone(&shared),
+        writer,
+        outbound_rx,
+    ));
     let read_end = read_loop(&shared, &mut reader).await;
     match read_end {
         ReadEnd::Idle => shared.set_close_reason(CLOSE_IDLE),
@@ -127,7 +128,7 @@ where
 }
 
 impl Shared {
-    fn set_close_reason(&self, reason: (u16, &'static str)) {
+    pub(crate) fn set_close_reason(&self, reason: (u16, &'static str)) {
         let mut close_reason = self.close_reason.lock().expect("close reason lock");
         close_reason.get_or_insert(reason);
     }
@@ -261,7 +262,7 @@ async fn unsubscribe(shared: &Shared, list: Uuid) {
 }
 
 /// Removes `list` from the connection's subscriptions, if present.
-fn forget_subscription(shared: &Shared, list: Uuid) {
+pub(crate) fn forget_subscription(shared: &Shared, list: Uuid) {
     let removed = shared
         .subscriptions
         .lock()
@@ -283,7 +284,9 @@ async fn submit(shared: &Shared, list: Uuid, op_id: Uuid, op: Box<serde_json::va
     };
     let sink = shared.sink.clone();
     let pending = shared.deadlines.track(op_id, list, permit);
+    let timer = shared.inner.op_seconds.start(list, op_id, &op);
     let reply = Reply::new(move |outcome| {
+        timer.finish(&outcome);
         if !pending.claim() {
             // Already answered `unavailable` at its deadline.
             return;
@@ -320,134 +323,6 @@ async fn end_subscriptions(shared: &Shared) {
             .unsubscribe(list, shared.connection_id)
             .await;
     }
-}
-
-/// Drains the outbound queue into the socket, one flush per burst, and pings on schedule.
-async fn write_loop<W>(shared: Arc<Shared>, mut writer: W, outbound_rx: flume::Receiver<Outbound>)
-where
-    W: Sink<Message> + Unpin,
-    W::Error: std::fmt::Display,
-{
-    let config = &shared.inner.config;
-    let mut ping =
-        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
-    let burst_rx = outbound_rx.clone();
-    let mut outbound = outbound_rx.into_stream();
-    loop {
-        let next_deadline = shared.deadlines.next();
-        let burst = tokio::select! {
-            biased;
-            _ = shared.cancel.cancelled() => break,
-            _ = ping.tick() => vec![Message::Ping(bytes::Bytes::new())],
-            () = tokio::time::sleep_until(next_deadline.unwrap_or_else(Instant::now)),
-                if next_deadline.is_some() => expired_ops(&shared),
-            () = shared.deadlines.armed.notified(), if next_deadline.is_none() => continue,
-            first = outbound.next() => match first {
-                Some(first) => collect_burst(&shared, first, &burst_rx),
-                None => break,
-            },
-        };
-        if burst.is_empty() {
-            continue;
-        }
-        let frame_count = burst
-            .iter()
-            .filter(|message| matches!(message, Message::Text(_)))
-            .count();
-        match tokio::time::timeout(config.write_timeout, write_burst(&mut writer, burst)).await {
-            Ok(Ok(())) => metrics::counter!(names::FRAMES_SENT_TOTAL).increment(frame_count as u64),
-            Ok(Err(error)) => {
-                tracing::debug!(connection_id = shared.connection_id, %error, "websocket write failed");
-                shared.cancel.cancel();
-                return;
-            }
-            Err(_elapsed) => {
-                shared.set_close_reason(CLOSE_WRITE_TIMEOUT);
-                break;
-            }
-        }
-    }
-    shared.cancel.cancel();
-    send_close(&shared, &mut writer).await;
-}
-
-/// Error frames for the ops whose deadline passed unanswered: their outcome is unknown.
-fn expired_ops(shared: &Shared) -> Vec<Message> {
-    let error = EdgeError::unavailable(
-        "no answer in time; the outcome is unknown, retry with the same op_id",
-    );
-    shared
-        .deadlines
-        .expire(Instant::now())
-        .into_iter()
-        .filter_map(|op| {
-            names::count_error(error.code);
-            let frame = frames::error_frame(&error, Some(op.op_id), Some(op.list));
-            Utf8Bytes::try_from(frame).ok().map(Message::Text)
-        })
-        .collect()
-}
-
-/// `first` and whatever else is queued now (up to [`BURST_FRAMES_MAX`]), as messages.
-fn collect_burst(
-    shared: &Shared,
-    first: Outbound,
-    burst_rx: &flume::Receiver<Outbound>,
-) -> Vec<Message> {
-    let mut burst = Vec::new();
-    let mut next = Some(first);
-    while let Some(outbound) = next {
-        let frame = match outbound {
-            Outbound::Frame(frame) => frame,
-            Outbound::SubscriptionEnded { list, frame } => {
-                forget_subscription(shared, list);
-                frame
-            }
-        };
-        // Frames are encoded once by their owner and shared; this only checks UTF-8.
-        match Utf8Bytes::try_from(frame) {
-            Ok(text) => burst.push(Message::Text(text)),
-            Err(error) => tracing::error!(%error, "dropping an outbound frame that is not utf-8"),
-        }
-        next = if burst.len() < BURST_FRAMES_MAX {
-            burst_rx.try_recv().ok()
-        } else {
-            None
-        };
-    }
-    burst
-}
-
-async fn write_burst<W: Sink<Message> + Unpin>(
-    writer: &mut W,
-    burst: Vec<Message>,
-) -> Result<(), W::Error> {
-    for message in burst {
-        writer.feed(message).await?;
-    }
-    writer.flush().await
-}
-
-/// Sends the close frame the connection's end calls for, if any.
-async fn send_close<W: Sink<Message> + Unpin>(shared: &Shared, writer: &mut W) {
-    let chosen = *shared.close_reason.lock().expect("close reason lock");
-    let reason = chosen.or_else(|| {
-        if shared.sink.is_slow() {
-            Some(CLOSE_SLOW)
-        } else if shared.inner.shutdown.is_cancelled() {
-            Some(CLOSE_GOING_AWAY)
-        } else {
-            None
-        }
-    });
-    let Some((code, reason)) = reason else {
-        return;
-    };
-    let close = Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    }));
-    let _ = tokio::time::timeout(shared.inner.config.write_timeout, writer.send(close)).await;
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub tokens: Tokens,
     pub passwords: Passwords,
     pub limits: RateLimits,
+    /// Op latency handles, resolved once.
+    pub op_seconds: names::OpSeconds,
     /// Cancelled when the server shuts down; every connection's token is a child of it.
     pub shutdown: CancellationToken,
     /// Tracks WebSocket connection tasks, which axum's graceful shutdown does not see.
@@ -65,6 +67,7 @@ impl Gateway {
         let inner = Inner {
             tokens: Tokens::new(&config.jwt_secret, config.token_ttl),
             limits: RateLimits::new(&config),
+            op_seconds: names::OpSeconds::new(),
             passwords,
             config,
             router,

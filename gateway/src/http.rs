@@ -299,6 +299,7 @@ async fn submit_op(
     let request: LooseOpRequest<'_> = body.parse()?;
     let (op_id, op) = request.parse()?;
     gateway.inner.limits.check_op(principal.user_id)?;
+    let timer = gateway.inner.op_seconds.start(list, op_id, &op);
     let (outcome_tx, outcome_rx) = oneshot::channel();
     let reply = Reply::new(move |outcome| {
         let _ = outcome_tx.send(outcome);
@@ -317,6 +318,7 @@ async fn submit_op(
         }
         Err(_elapsed) => Err(outcome_unknown()),
     };
+    timer.finish(&outcome);
     let seq = outcome?;
     Ok(json(StatusCode::OK, frames::encode(&SeqBody { seq })))
 }

@@ -44,16 +44,17 @@ pub mod router;
 mod server;
 pub mod sink;
 mod web;
+mod writer;
 mod ws;
 
 pub use auth::Tokens;
 pub use config::{GatewayConfig, ADMIN_TOKEN_BYTES_MIN, JWT_SECRET_BYTES_MIN};
 pub use error::{EdgeError, ErrorCode};
 pub use gateway::Gateway;
-pub use metrics::describe_metrics;
+pub use metrics::{describe_metrics, register_metrics};
 pub use router::{Account, Accounts, Admin, OpOutcome, Principal, Reply, Router};
 pub use server::serve;
-pub use sink::{FrameSink, Outbound, PushError};
+pub use sink::{FrameSink, Outbound, OutboundReceiver, PushError};
 
 /// The gateway's own errors (as opposed to [`EdgeError`], which clients see).
 #[derive(Debug, thiserror::Error)]

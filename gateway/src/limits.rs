@@ -8,11 +8,12 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use uuid::Uuid;
 
 use crate::config::GatewayConfig;
 use crate::error::EdgeError;
+use crate::metrics as names;
 
 /// The gateway's keyed rate limiters.
 pub(crate) struct RateLimits {
@@ -46,21 +47,31 @@ impl RateLimits {
     pub fn check_op(&self, user: Uuid) -> Result<(), EdgeError> {
         self.ops_per_user
             .check_key(&user)
-            .map_err(|not_until| rate_limited(not_until.wait_time_from(self.clock.now())))
+            .map_err(|not_until| self.refuse("ops", not_until))
     }
 
     /// Admits one register or login attempt from `ip`.
     pub fn check_auth(&self, ip: IpAddr) -> Result<(), EdgeError> {
         self.auth_per_ip
             .check_key(&ip)
-            .map_err(|not_until| rate_limited(not_until.wait_time_from(self.clock.now())))
+            .map_err(|not_until| self.refuse("auth", not_until))
     }
 
     /// Admits one admin call from `ip` (checked before the token, so guessing is slow too).
     pub fn check_admin(&self, ip: IpAddr) -> Result<(), EdgeError> {
         self.admin_per_ip
             .check_key(&ip)
-            .map_err(|not_until| rate_limited(not_until.wait_time_from(self.clock.now())))
+            .map_err(|not_until| self.refuse("admin", not_until))
+    }
+
+    /// Counts a refusal by its limiter (`reason`) and says when to retry.
+    fn refuse(
+        &self,
+        reason: &'static str,
+        not_until: NotUntil<<DefaultClock as Clock>::Instant>,
+    ) -> EdgeError {
+        metrics::counter!(names::RATE_LIMITED_TOTAL, names::LABEL_REASON => reason).increment(1);
+        rate_limited(not_until.wait_time_from(self.clock.now()))
     }
 
     /// Drops keys whose limiter state is back to full capacity.

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,46 @@ pub enum Outbound {
     },
 }
 
+/// An outbound item and when it was queued: the writer measures delivery from that moment.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub(crate) outbound: Outbound,
+    pub(crate) at: Instant,
+}
+
+/// The receiving end of a connection's outbound queue, drained by its writer (or by a test, or
+/// a simulated client, standing in for one).
+#[derive(Debug, Clone)]
+pub struct OutboundReceiver {
+    rx: flume::Receiver<Queued>,
+}
+
+impl OutboundReceiver {
+    /// The next item, if one is queued now.
+    pub fn try_recv(&self) -> Result<Outbound, flume::TryRecvError> {
+        self.rx.try_recv().map(|queued| queued.outbound)
+    }
+
+    /// The next item, waiting for one; fails once every sink is dropped and the queue is empty.
+    pub async fn recv_async(&self) -> Result<Outbound, flume::RecvError> {
+        self.rx.recv_async().await.map(|queued| queued.outbound)
+    }
+
+    /// Items queued now.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether nothing is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    pub(crate) fn queued(&self) -> &flume::Receiver<Queued> {
+        &self.rx
+    }
+}
+
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
@@ -40,7 +81,7 @@ pub enum PushError {
 pub struct FrameSink {
     connection_id: u64,
     user_id: Uuid,
-    tx: flume::Sender<Outbound>,
+    tx: flume::Sender<Queued>,
     slow: Arc<AtomicBool>,
     cancel: CancellationToken,
 }
@@ -52,7 +93,7 @@ impl FrameSink {
         user_id: Uuid,
         capacity: usize,
         cancel: CancellationToken,
-    ) -> (Self, flume::Receiver<Outbound>) {
+    ) -> (Self, OutboundReceiver) {
         let (tx, rx) = flume::bounded(capacity.max(1));
         let sink = Self {
             connection_id,
@@ -61,7 +102,7 @@ impl FrameSink {
             slow: Arc::new(AtomicBool::new(false)),
             cancel,
         };
-        (sink, rx)
+        (sink, OutboundReceiver { rx })
     }
 
     /// The connection this sink belongs to (unique per gateway process).
@@ -98,12 +139,16 @@ impl FrameSink {
         if self.cancel.is_cancelled() {
             return Err(PushError::Closed);
         }
-        match self.tx.try_send(outbound) {
+        let queued = Queued {
+            outbound,
+            at: Instant::now(),
+        };
+        match self.tx.try_send(queued) {
             Ok(()) => Ok(()),
             Err(flume::TrySendError::Full(_)) => {
                 self.slow.store(true, Ordering::Relaxed);
                 self.cancel.cancel();
-                metrics::counter!("listwire_gateway_slow_consumer_closes_total").increment(1);
+                metrics::counter!(crate::metrics::SLOW_CONSUMER_CLOSES_TOTAL).increment(1);
                 Err(PushError::Full)
             }
             Err(flume::TrySendError::Disconnected(_)) => Err(PushError::Closed),

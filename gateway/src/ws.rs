@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use crate::error::{EdgeError, ErrorCode};
 use crate::gateway::Gateway;
 use crate::http::{bearer_token, ApiError};
+use crate::metrics as names;
 
 /// Upgrades an authenticated request (bearer header or `?token=`) to a WebSocket connection.
 /// Missing or invalid token → 401; `connections_max` open or shutting down → 503.
@@ -19,16 +20,21 @@ pub(crate) async fn upgrade(
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let token = bearer_token(&headers)
+    let principal = bearer_token(&headers)
         .map(str::to_owned)
         .or_else(|| query.as_deref().and_then(query_token))
-        .ok_or_else(|| EdgeError::new(ErrorCode::Unauthorized, "missing bearer token"))?;
-    let principal = gateway.verify_token(&token)?;
+        .ok_or_else(|| EdgeError::new(ErrorCode::Unauthorized, "missing bearer token"))
+        .and_then(|token| gateway.verify_token(&token))
+        .map_err(|error| refused("unauthorized", error))?;
     let inner = gateway.inner;
     if inner.shutdown.is_cancelled() {
-        return Err(EdgeError::unavailable("server shutting down").into());
+        let error = EdgeError::unavailable("server shutting down");
+        return Err(refused("shutting_down", error));
     }
-    let slot = inner.try_reserve_connection()?;
+    let slot = inner
+        .try_reserve_connection()
+        .map_err(|error| refused("limit", error))?;
+    metrics::counter!(names::CONNECTIONS_ACCEPTED_TOTAL).increment(1);
     let message_bytes_max = inner.config.ws_message_bytes_hard_max;
     let tracker = inner.connections.clone();
     let response = upgrade
@@ -44,6 +50,12 @@ pub(crate) async fn upgrade(
             })
         });
     Ok(response)
+}
+
+/// Counts a refused upgrade by `reason`.
+fn refused(reason: &'static str, error: EdgeError) -> ApiError {
+    metrics::counter!(names::CONNECTIONS_REFUSED_TOTAL, names::LABEL_REASON => reason).increment(1);
+    error.into()
 }
 
 /// The `token` query parameter. Tokens are URL-safe (base64url and dots), so no decoding is

@@ -23,6 +23,18 @@ pub enum StoreKind {
     Postgres,
 }
 
+impl StoreKind {
+    /// The backend's name as the `backend` label of storage metrics spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            StoreKind::Embedded => "embedded",
+            StoreKind::Memory => "memory",
+            StoreKind::Scylla => "scylla",
+            StoreKind::Postgres => "postgres",
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -145,8 +157,9 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "LISTWIRE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `listwire=debug`.
-    #[arg(long, env = "LISTWIRE_LOG", default_value = "info")]
+    /// Log filter (tracing EnvFilter syntax, per-module levels), e.g. `warn,listwire=debug`.
+    /// The default shows listwire's own lines at info and libraries' only when they warn.
+    #[arg(long, env = "LISTWIRE_LOG", default_value = crate::telemetry::DEFAULT_LOG_FILTER)]
     pub log: String,
 
     /// Maximum list title length in characters.

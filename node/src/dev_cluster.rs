@@ -49,8 +49,8 @@ pub struct DevClusterArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, default_value = "info")]
+    /// Log filter (tracing EnvFilter syntax, per-module levels).
+    #[arg(long, env = "LISTWIRE_LOG", default_value = crate::telemetry::DEFAULT_LOG_FILTER)]
     pub log: String,
     /// More `listwire serve` flags for every node, after `--` (for example `-- --no-fsync`);
     /// not the ones dev-cluster sets itself (addresses, ids, secrets, seeds).

@@ -33,3 +33,4 @@ pub mod metrics;
 pub mod router;
 pub mod secret;
 pub mod server;
+pub mod telemetry;

@@ -1,12 +1,27 @@
 //! The `listwire` binary: `listwire serve` runs a node, `listwire dev-cluster` a cluster of
 //! nodes in one process; the other subcommands are a client.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use listwire::cli::{run_client, Cli, Command};
-use listwire::config::LogFormat;
+use listwire::telemetry::init_logging;
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command. A failure (a refusal the server gave, a node that cannot start) prints one
+/// line, `listwire: error: …` with its causes, and exits 1; never a backtrace, whatever
+/// `RUST_BACKTRACE` says: the line is the whole message.
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("listwire: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -20,18 +35,6 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(listwire::dev_cluster::run(args, shutdown_signal()))
         }
         _ => runtime.block_on(run_client(cli)),
-    }
-}
-
-fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }
 

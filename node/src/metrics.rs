@@ -226,3 +226,39 @@ impl Default for ListMetrics {
         Self::new()
     }
 }
+
+/// Registers the node's series at zero, so `/metrics` shows each (and a dashboard or an alert
+/// can rely on it) before its first event. Labelled series appear once their label is seen.
+pub fn register() {
+    for name in [
+        OPS_APPLIED,
+        VOTES_APPLIED,
+        ACTIVATIONS,
+        PASSIVATIONS,
+        ADMISSION_REJECTIONS,
+        STALE_OWNER,
+        SNAPSHOTS,
+        SNAPSHOT_FAILURES,
+        HANDOFFS,
+        NOT_OWNER,
+        STALE_READS,
+        NODE_SUBSCRIBER_SLOW_TOTAL,
+        DUPLICATE_OPS,
+    ] {
+        counter!(name).increment(0);
+    }
+    for kind in ["delta", "tally"] {
+        frames_published(kind).increment(0);
+    }
+    active_lists().increment(0.0);
+    for name in [
+        ACK_LATENCY,
+        COMMIT_LATENCY,
+        COMMIT_EVENTS,
+        FANOUT_SUBSCRIBERS,
+        ACTIVATION_SECONDS,
+    ] {
+        // Registering a histogram makes it render (empty) without recording a sample.
+        drop(histogram!(name));
+    }
+}

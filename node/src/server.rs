@@ -5,15 +5,15 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use listwire_gateway::{Gateway, GatewayConfig, Router};
 use listwire_storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use listwire_storage::memory::MemoryStore;
+use listwire_storage::metered::Metered;
 use listwire_storage::{AccountStore, EventStore};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -206,7 +206,7 @@ impl Prepared {
 async fn prepare(args: &ServeArgs, stores: Option<Stores>) -> anyhow::Result<Prepared> {
     args.validate().map_err(anyhow::Error::msg)?;
     // Installed first: the host resolves its metric handles from it.
-    let metrics = metrics_handle();
+    let metrics = crate::telemetry::metrics_handle();
     let owns_stores = stores.is_none();
     let (events, accounts) = match stores {
         Some(stores) => stores,
@@ -217,6 +217,9 @@ async fn prepare(args: &ServeArgs, stores: Option<Stores>) -> anyhow::Result<Pre
             open_stores(args).await?
         }
     };
+    let backend = args.store.label();
+    let events: Arc<dyn EventStore> = Arc::new(Metered::new(backend, events));
+    let accounts: Arc<dyn AccountStore> = Arc::new(Metered::new(backend, accounts));
     let jwt_secret = jwt_secret(args)?;
     let listener = TcpListener::bind(args.listen)
         .await
@@ -399,31 +402,4 @@ fn gateway_config(args: &ServeArgs, jwt_secret: Vec<u8>) -> GatewayConfig {
         connections_max: args.connections_max,
         ..GatewayConfig::default()
     }
-}
-
-/// The process-wide Prometheus recorder (installed once; later nodes in the same process share it).
-fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-            let builder = PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets);
-            let recorder = match builder {
-                Ok(builder) => builder.build_recorder(),
-                Err(_) => PrometheusBuilder::new().build_recorder(),
-            };
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /metrics shows only this node's recorder");
-            }
-            crate::metrics::describe();
-            crate::cluster::metrics::describe();
-            listwire_cluster::metrics::describe_metrics();
-            listwire_gateway::describe_metrics();
-            listwire_storage::embedded::describe_metrics();
-            listwire_storage::postgres::describe_metrics();
-            // Histogram upkeep runs in `listwire_gateway::serve`, which owns the handle's route.
-            handle
-        })
-        .clone()
 }

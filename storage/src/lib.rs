@@ -22,6 +22,7 @@
 pub mod embedded;
 mod error;
 pub mod memory;
+pub mod metered;
 pub mod mutants;
 pub mod postgres;
 pub mod record;

@@ -101,8 +101,31 @@ pub fn print_state(state: &Value) {
             .take(8)
             .collect();
         println!(
-            "  [{mark}] {} ({votes} votes)  {id}",
-            item["text"].as_str().unwrap_or_default()
+            "  [{mark}] {} ({})  {id}",
+            item["text"].as_str().unwrap_or_default(),
+            count(votes, "vote", "votes")
         );
+    }
+}
+
+/// `n` with the noun that agrees with it: "1 vote", "0 votes", "2 votes".
+pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::count;
+
+    // Goal: one vote reads "1 vote", every other count the plural.
+    #[test]
+    fn the_noun_agrees_with_the_count() {
+        assert_eq!(count(0, "vote", "votes"), "0 votes");
+        assert_eq!(count(1, "vote", "votes"), "1 vote");
+        assert_eq!(count(2, "vote", "votes"), "2 votes");
     }
 }

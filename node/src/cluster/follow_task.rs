@@ -96,7 +96,7 @@ impl Follow {
                     }
                 }
                 () = sleep_until(grace_ends) => {
-                    tracing::debug!(list = %self.list, "the list's old owner kept its subscription past the grace; moving on");
+                    tracing::debug!(list_id = %self.list, "the list's old owner kept its subscription past the grace; moving on");
                     self.upstream = None;
                 }
                 _ = sweep.tick() => self.followers.retain(|_, follower| !follower.sink.is_closed()),
@@ -234,7 +234,7 @@ impl Follow {
             let wait = backoff(attempt, self.list.as_u128() as u64);
             attempt += 1;
             if !error.code.is_retryable() || Instant::now() + wait >= give_up_at {
-                tracing::warn!(list = %self.list, %error, "list follow lost its owner; ending its subscriptions");
+                tracing::warn!(list_id = %self.list, %error, "list follow lost its owner; ending its subscriptions");
                 self.end_all(
                     ErrorCode::Unavailable,
                     "list unavailable; resubscribe with since",

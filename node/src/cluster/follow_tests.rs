@@ -34,7 +34,7 @@ fn text_of(outbound: &Outbound) -> String {
     }
 }
 
-async fn drain_for(rx: &flume::Receiver<Outbound>, wait: Duration) -> Vec<String> {
+async fn drain_for(rx: &listwire_gateway::OutboundReceiver, wait: Duration) -> Vec<String> {
     let mut seen = Vec::new();
     while let Ok(Ok(outbound)) = tokio::time::timeout(wait, rx.recv_async()).await {
         seen.push(text_of(&outbound));

@@ -154,11 +154,11 @@ impl Ownership for ClusterOwnership {
             match answer {
                 Ok(Response::Settled) => {}
                 Ok(_) => {
-                    tracing::warn!(%list, node = %node, "unexpected answer to a settle request")
+                    tracing::warn!(list_id = %list, node = %node, "unexpected answer to a settle request")
                 }
                 Err(error) => {
                     metrics::counter!(super::metrics::SETTLE_FAILURES_TOTAL).increment(1);
-                    tracing::debug!(%list, node = %node, %error, "a likely holder of the list did not settle it; loading anyway");
+                    tracing::debug!(list_id = %list, node = %node, %error, "a likely holder of the list did not settle it; loading anyway");
                 }
             }
         }

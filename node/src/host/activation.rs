@@ -85,7 +85,7 @@ impl Host {
                 Ok(actor)
             }
             Err(error) => {
-                tracing::warn!(list = %list, %error, "list activation failed");
+                tracing::warn!(list_id = %list, %error, "list activation failed");
                 self.inner.retire(list, slot);
                 Err(EdgeError::unavailable("list could not be loaded; retry"))
             }

@@ -288,7 +288,7 @@ impl ListActorState {
                 // Events are plain data; failing to encode one is a bug. `head` already holds the
                 // event, so this actor cannot go on: stop it (not the node); the next request
                 // reloads the list from storage.
-                tracing::error!(list = %self.list, %error, "event failed to encode; stopping the list");
+                tracing::error!(list_id = %self.list, %error, "event failed to encode; stopping the list");
                 waiter.reply.send(Err(EdgeError::internal()));
                 self.abort(EdgeError::unavailable("list restarted; retry"));
                 return;
@@ -326,7 +326,7 @@ impl ListActorState {
         // no successor for this list before that (see `Slot::start_append`).
         let guard = self.slot.start_append();
         if guard.is_none() {
-            tracing::error!(list = %self.list, "an append was already marked in flight");
+            tracing::error!(list_id = %self.list, "an append was already marked in flight");
         }
         tokio::spawn(async move {
             let result = store.append(list, batch).await;
@@ -338,7 +338,7 @@ impl ListActorState {
 
     async fn on_durable(&mut self, result: Result<(), listwire_storage::Error>) {
         let Some((batching, started)) = self.in_flight.take() else {
-            tracing::error!(list = %self.list, "durable notice without a batch in flight");
+            tracing::error!(list_id = %self.list, "durable notice without a batch in flight");
             return;
         };
         self.context
@@ -440,11 +440,11 @@ impl ListActorState {
         let edge = match error {
             listwire_storage::Error::AppendConflict { .. } => {
                 m::stale_owner().increment(1);
-                tracing::warn!(list = %self.list, %error, "lost the conditional append; another writer owns this list");
+                tracing::warn!(list_id = %self.list, %error, "lost the conditional append; another writer owns this list");
                 EdgeError::new(ErrorCode::Moved, "list changed owner; retry")
             }
             error => {
-                tracing::error!(list = %self.list, %error, "append failed; stopping the list");
+                tracing::error!(list_id = %self.list, %error, "append failed; stopping the list");
                 EdgeError::unavailable("storage unavailable; retry")
             }
         };

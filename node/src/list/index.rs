@@ -149,7 +149,7 @@ async fn write_entries(
         });
         for (user, result) in futures_util::future::join_all(writes).await {
             if let Err(error) = result {
-                tracing::warn!(list = %list, %error, "membership index update failed; will retry");
+                tracing::warn!(list_id = %list, %error, "membership index update failed; will retry");
                 outcome.failed.push(user);
             }
         }

@@ -115,7 +115,7 @@ impl ListActorState {
     /// next activation replays it from the older snapshot.
     pub(super) async fn passivate(&mut self, myself: &ActorRef<ListMsg>) {
         if !self.write_final_snapshot().await {
-            tracing::warn!(list = %self.list, "passivating without a final snapshot");
+            tracing::warn!(list_id = %self.list, "passivating without a final snapshot");
         }
         if self.context.try_release(self.list, &self.slot) {
             myself.stop(Some("passivated".into()));
@@ -141,7 +141,7 @@ impl ListActorState {
         }
         if self.index.is_busy() {
             // No snapshot, so the next activation replays these changes into the index.
-            tracing::warn!(list = %self.list, "index not synced at shutdown; it is repaired on next activation");
+            tracing::warn!(list_id = %self.list, "index not synced at shutdown; it is repaired on next activation");
         } else {
             self.write_final_snapshot().await;
         }
@@ -236,12 +236,12 @@ async fn write_snapshot_and_prune(
 ) -> bool {
     let seq = snapshot.seq;
     if let Err(error) = store.write_snapshot(list, snapshot).await {
-        tracing::warn!(list = %list, %error, "snapshot write failed");
+        tracing::warn!(list_id = %list, %error, "snapshot write failed");
         return false;
     }
     m::snapshots().increment(1);
     if let Err(error) = store.prune(list, seq).await {
-        tracing::warn!(list = %list, %error, "pruning history before the snapshot failed");
+        tracing::warn!(list_id = %list, %error, "pruning history before the snapshot failed");
     }
     true
 }

@@ -85,7 +85,7 @@ pub async fn load(context: &ListContext, list: Uuid) -> Result<Loaded, LoadError
             Ok(loaded) => return Ok(loaded),
             Err(Attempt::Failed(error)) => return Err(error),
             Err(Attempt::Raced(reason)) => {
-                tracing::info!(list = %list, attempt, %reason, "history moved while loading; loading again");
+                tracing::info!(list_id = %list, attempt, %reason, "history moved while loading; loading again");
                 last_race = reason;
             }
         }

@@ -87,14 +87,14 @@ impl ListActorState {
             return Ok(());
         }
         let head = self.context.events.head(self.list).await.map_err(|error| {
-            tracing::warn!(list = %self.list, %error, "head check failed");
+            tracing::warn!(list_id = %self.list, %error, "head check failed");
             EdgeError::unavailable("storage unavailable; retry")
         })?;
         if head <= self.durable.seq() {
             return Ok(());
         }
         m::stale_reads().increment(1);
-        tracing::warn!(list = %self.list, since, head, durable = self.durable.seq(), "a follower is ahead of this owner; reloading");
+        tracing::warn!(list_id = %self.list, since, head, durable = self.durable.seq(), "a follower is ahead of this owner; reloading");
         let moved = EdgeError::new(
             ErrorCode::Moved,
             "this node's copy of the list is behind; retry",
@@ -150,7 +150,7 @@ impl ListActorState {
         let head = match result {
             Ok(head) => head,
             Err(error) => {
-                tracing::debug!(list = %self.list, %error, "head recheck failed");
+                tracing::debug!(list_id = %self.list, %error, "head recheck failed");
                 return;
             }
         };
@@ -158,7 +158,7 @@ impl ListActorState {
             return;
         }
         m::stale_reads().increment(1);
-        tracing::warn!(list = %self.list, head, durable = self.durable.seq(), "the store is ahead of this copy (the previous owner flushed after it loaded); reloading");
+        tracing::warn!(list_id = %self.list, head, durable = self.durable.seq(), "the store is ahead of this copy (the previous owner flushed after it loaded); reloading");
         self.abort(EdgeError::new(
             ErrorCode::Moved,
             "this node's copy of the list was behind; retry",

@@ -25,9 +25,9 @@ const OPS_PER_WRITER: usize = 30;
 const CLUSTER_SECRET: &str = "cluster-processes-test-secret";
 
 /// A node process, SIGKILLed when dropped.
-struct Node {
-    child: Child,
-    url: String,
+pub(crate) struct Node {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl Drop for Node {
@@ -37,16 +37,16 @@ impl Drop for Node {
     }
 }
 
-struct Spec {
-    index: usize,
-    dir: std::path::PathBuf,
-    gossip_port: u16,
-    seed_port: u16,
-    database: String,
-    schema: String,
+pub(crate) struct Spec {
+    pub(crate) index: usize,
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) gossip_port: u16,
+    pub(crate) seed_port: u16,
+    pub(crate) database: String,
+    pub(crate) schema: String,
 }
 
-fn spawn(spec: &Spec) -> Node {
+pub(crate) fn spawn(spec: &Spec) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_listwire"))
         .arg("serve")
         .args(test_flags(&spec.dir))

@@ -220,7 +220,7 @@ async fn missing_lists_leave_no_actor_behind() {
 
 fn sink() -> (
     listwire_gateway::FrameSink,
-    flume::Receiver<listwire_gateway::Outbound>,
+    listwire_gateway::OutboundReceiver,
 ) {
     listwire_gateway::FrameSink::new(
         7,
@@ -354,7 +354,7 @@ async fn check_live(
     router: &LocalRouter,
     host: &Host,
     list: Uuid,
-    frames: flume::Receiver<listwire_gateway::Outbound>,
+    frames: listwire_gateway::OutboundReceiver,
 ) {
     assert!(
         matches!(

@@ -21,6 +21,8 @@ mod index;
 mod limits;
 mod live;
 mod loading;
+mod logs;
+mod ops_metrics;
 mod ownership;
 mod permissions;
 mod postgres;

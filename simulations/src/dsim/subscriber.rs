@@ -134,7 +134,7 @@ impl Clients {
         node: usize,
         user: &Principal,
         (list, since): (Uuid, Option<u64>),
-    ) -> Option<flume::Receiver<Outbound>> {
+    ) -> Option<listwire_gateway::OutboundReceiver> {
         let cancel = CancellationToken::new();
         let (sink, frames) = FrameSink::new(connection, user.user_id, SINK_CAPACITY, cancel);
         let answer = call(&self.gateways, node, |done| Request::Subscribe {
@@ -151,7 +151,7 @@ impl Clients {
 
 async fn read_frames(
     record: &mut SubRecord,
-    frames: &flume::Receiver<Outbound>,
+    frames: &listwire_gateway::OutboundReceiver,
     until: Instant,
 ) -> Ended {
     loop {

@@ -1,0 +1,269 @@
+//! A decorator that measures every request to a store, whatever its backend: latency by
+//! operation, and failures by operation and kind. It gives the same storage golden signals for
+//! the embedded store, PostgreSQL and ScyllaDB, so one dashboard and one set of alerts serve all.
+//!
+//! Labels are fixed sets (backend, operation, error kind); never a list or user id. Handles are
+//! resolved once, when the decorator is built, so the request path never hashes a metric name.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::metrics::{
+    counter, describe_counter, describe_histogram, histogram, Counter, Histogram, Unit,
+};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::{AccountStore, Batch, Error, EventStore, Membership, Snapshot, UserRecord};
+
+/// Histogram, labels `backend` and `op`: wall time of one store request, until its answer.
+pub const REQUEST_SECONDS: &str = "listwire_storage_request_seconds";
+/// Counter, labels `backend`, `op` and `kind`: store requests that failed.
+pub const ERRORS_TOTAL: &str = "listwire_storage_errors_total";
+
+/// The operations measured, as their `op` label spells them.
+const OPS: [&str; 8] = [
+    "append",
+    "head",
+    "read",
+    "write_snapshot",
+    "latest_snapshot",
+    "prune",
+    "account_read",
+    "account_write",
+];
+/// The failure kinds, as their `kind` label spells them.
+const KINDS: [&str; 5] = ["unavailable", "conflict", "backend", "corrupt", "other"];
+
+/// Registers help text and units with the installed recorder. Call once at startup.
+pub fn describe_metrics() {
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "Wall time of one store request, by backend and operation."
+    );
+    describe_counter!(
+        ERRORS_TOTAL,
+        "Store requests that failed, by backend, operation and kind (conflict = a stale owner fenced off)."
+    );
+}
+
+/// The `kind` label of an error.
+fn kind(error: &Error) -> &'static str {
+    match error {
+        Error::Unavailable(_) | Error::ShuttingDown => "unavailable",
+        Error::AppendConflict { .. } => "conflict",
+        Error::Backend(_) | Error::Poisoned => "backend",
+        Error::Corrupt(_) => "corrupt",
+        Error::AlreadyExists(_) | Error::InvalidArgument(_) => "other",
+    }
+}
+
+/// The handles of one operation.
+struct OpMetrics {
+    seconds: Histogram,
+    /// One counter per entry of [`KINDS`], in order.
+    errors: Vec<Counter>,
+}
+
+impl OpMetrics {
+    fn new(backend: &'static str, op: &'static str) -> Self {
+        let error = |kind: &&'static str| counter!(ERRORS_TOTAL, "backend" => backend, "op" => op, "kind" => *kind);
+        Self {
+            seconds: histogram!(REQUEST_SECONDS, "backend" => backend, "op" => op),
+            errors: KINDS.iter().map(error).collect(),
+        }
+    }
+
+    async fn measure<T>(
+        &self,
+        request: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let result = request.await;
+        self.seconds.record(started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            let kind = kind(error);
+            let index = KINDS.iter().position(|k| *k == kind);
+            if let Some(counter) = index.and_then(|i| self.errors.get(i)) {
+                counter.increment(1);
+            }
+        }
+        result
+    }
+}
+
+/// The handles of every operation of one backend, one field per entry of [`OPS`].
+struct Handles {
+    append: OpMetrics,
+    head: OpMetrics,
+    read: OpMetrics,
+    write_snapshot: OpMetrics,
+    latest_snapshot: OpMetrics,
+    prune: OpMetrics,
+    account_read: OpMetrics,
+    account_write: OpMetrics,
+}
+
+impl Handles {
+    fn new(backend: &'static str) -> Self {
+        let [append, head, read, write_snapshot, latest_snapshot, prune, account_read, account_write] =
+            OPS.map(|op| OpMetrics::new(backend, op));
+        Self {
+            append,
+            head,
+            read,
+            write_snapshot,
+            latest_snapshot,
+            prune,
+            account_read,
+            account_write,
+        }
+    }
+}
+
+/// A store whose every request is measured. Wraps an event store, an account store, or both.
+pub struct Metered<S: ?Sized> {
+    inner: Arc<S>,
+    handles: Arc<Handles>,
+}
+
+impl<S: ?Sized> Metered<S> {
+    /// Measures `inner`'s requests under the label `backend` (`embedded`, `postgres`, …).
+    /// Build it after installing the recorder, and the series exist (at zero) from then on.
+    pub fn new(backend: &'static str, inner: Arc<S>) -> Self {
+        Self {
+            inner,
+            handles: Arc::new(Handles::new(backend)),
+        }
+    }
+}
+
+#[async_trait]
+impl<S: EventStore + ?Sized> EventStore for Metered<S> {
+    async fn append(&self, list: Uuid, batch: Batch) -> Result<(), Error> {
+        let request = self.inner.append(list, batch);
+        self.handles.append.measure(request).await
+    }
+
+    async fn head(&self, list: Uuid) -> Result<u64, Error> {
+        self.handles.head.measure(self.inner.head(list)).await
+    }
+
+    async fn read_batches(
+        &self,
+        list: Uuid,
+        after_seq: u64,
+        max_batches: usize,
+    ) -> Result<Vec<Batch>, Error> {
+        let request = self.inner.read_batches(list, after_seq, max_batches);
+        self.handles.read.measure(request).await
+    }
+
+    async fn write_snapshot(&self, list: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+        let request = self.inner.write_snapshot(list, snapshot);
+        self.handles.write_snapshot.measure(request).await
+    }
+
+    async fn latest_snapshot(&self, list: Uuid) -> Result<Option<Snapshot>, Error> {
+        let request = self.inner.latest_snapshot(list);
+        self.handles.latest_snapshot.measure(request).await
+    }
+
+    async fn prune(&self, list: Uuid, up_to_seq: u64) -> Result<(), Error> {
+        let request = self.inner.prune(list, up_to_seq);
+        self.handles.prune.measure(request).await
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        self.inner.close().await
+    }
+}
+
+#[async_trait]
+impl<S: AccountStore + ?Sized> AccountStore for Metered<S> {
+    async fn create_user(&self, user: UserRecord) -> Result<(), Error> {
+        let request = self.inner.create_user(user);
+        self.handles.account_write.measure(request).await
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, Error> {
+        let request = self.inner.user_by_name(username);
+        self.handles.account_read.measure(request).await
+    }
+
+    async fn user_by_id(&self, user_id: Uuid) -> Result<Option<UserRecord>, Error> {
+        let request = self.inner.user_by_id(user_id);
+        self.handles.account_read.measure(request).await
+    }
+
+    async fn put_membership(&self, user_id: Uuid, membership: Membership) -> Result<(), Error> {
+        let request = self.inner.put_membership(user_id, membership);
+        self.handles.account_write.measure(request).await
+    }
+
+    async fn remove_membership(
+        &self,
+        user_id: Uuid,
+        list_id: Uuid,
+        version: u64,
+    ) -> Result<(), Error> {
+        let request = self.inner.remove_membership(user_id, list_id, version);
+        self.handles.account_write.measure(request).await
+    }
+
+    async fn memberships(&self, user_id: Uuid, limit: usize) -> Result<Vec<Membership>, Error> {
+        let request = self.inner.memberships(user_id, limit);
+        self.handles.account_read.measure(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use bytes::Bytes;
+
+    fn batch(first_seq: u64) -> Batch {
+        Batch {
+            first_seq,
+            last_seq: first_seq,
+            body: Bytes::from_static(b"x"),
+        }
+    }
+
+    /// The decorator passes every answer through unchanged, a lost conditional append included.
+    #[tokio::test]
+    async fn answers_pass_through_unchanged() -> Result<(), Error> {
+        let store = Metered::new("memory", Arc::new(MemoryStore::new()));
+        let list = Uuid::new_v4();
+        store.append(list, batch(1)).await?;
+        assert_eq!(store.head(list).await?, 1);
+        match store.append(list, batch(1)).await {
+            Err(lost @ Error::AppendConflict { head: 1, .. }) => {
+                assert_eq!(kind(&lost), "conflict")
+            }
+            other => panic!("expected the append to lose, got {other:?}"),
+        }
+        assert_eq!(store.read_batches(list, 0, 10).await?.len(), 1);
+        Ok(())
+    }
+
+    /// Every error maps to one of the label's fixed kinds.
+    #[test]
+    fn every_error_has_a_known_kind() {
+        let errors = [
+            Error::Unavailable("x".into()),
+            Error::ShuttingDown,
+            Error::Backend("x".into()),
+            Error::Poisoned,
+            Error::Corrupt("x".into()),
+            Error::AlreadyExists("x".into()),
+            Error::InvalidArgument("x".into()),
+        ];
+        for error in &errors {
+            assert!(KINDS.contains(&kind(error)), "{error}");
+        }
+    }
+}
