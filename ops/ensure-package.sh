@@ -4,7 +4,11 @@
 #
 #   ops/ensure-package.sh PACKAGE BINARY [BINARY...] [-- EXTRA_PACKAGE...]
 #
-# Used by ops/ensure-chromium.sh and ops/ensure-iptables.sh.
+# Used by ops/ensure-chromium.sh, ops/ensure-iptables.sh and ops/check-ops.sh (promtool from
+# `prometheus`, `docker-compose`). Only the binaries are wanted: a service the package would
+# start on install (the prometheus server) is not started. Without a /usr/sbin/policy-rc.d of
+# its own, the machine gets one that refuses every start (invoke-rc.d and deb-systemd-invoke
+# ask it) for the time of the install.
 set -euo pipefail
 
 package="$1"
@@ -40,6 +44,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "==> installing $package from the distribution's packages" >&2
 export DEBIAN_FRONTEND=noninteractive
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    trap 'rm -f "$policy"' EXIT
+    printf '#!/bin/sh\n# ops/ensure-package.sh: no service starts while it installs.\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+fi
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "$package" "${extra[@]}" >/dev/null
 if ! found; then

@@ -4,6 +4,9 @@
 # the PostgreSQL server the PostgreSQL storage and node tests run against: ops/with-postgres.sh
 # starts a throwaway one (installing Debian's package first if it is missing, which needs root)
 # and stops it at the end. Set LISTWIRE_POSTGRES_URL to use a server of your own instead.
+# Before the tests, ops/check-ops.sh checks the Prometheus config, alerts and their unit tests,
+# the Grafana dashboard and the compose files (Debian's prometheus and docker-compose packages
+# are installed when missing, for promtool and docker-compose; no server is started).
 # Last, ops/web-test.sh runs the web client in headless Chromium (Node.js and npm needed;
 # Debian's chromium is installed when missing).
 set -euo pipefail
@@ -16,6 +19,8 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> ops artifacts (Prometheus, Grafana, compose)"
+./ops/check-ops.sh
 echo "==> cargo test"
 ./ops/with-postgres.sh cargo test --workspace --locked
 echo "==> web client tests (headless Chromium)"
