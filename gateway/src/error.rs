@@ -48,22 +48,24 @@ impl ErrorCode {
         }
     }
 
+    /// Every code.
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::Invalid,
+        ErrorCode::TooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::Conflict,
+        ErrorCode::Busy,
+        ErrorCode::Moved,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
     /// The code with this wire spelling, if any (the inverse of [`ErrorCode::as_str`]).
     pub fn parse(text: &str) -> Option<ErrorCode> {
-        const ALL: [ErrorCode; 11] = [
-            ErrorCode::Unauthorized,
-            ErrorCode::Forbidden,
-            ErrorCode::NotFound,
-            ErrorCode::Invalid,
-            ErrorCode::TooLarge,
-            ErrorCode::RateLimited,
-            ErrorCode::Conflict,
-            ErrorCode::Busy,
-            ErrorCode::Moved,
-            ErrorCode::Unavailable,
-            ErrorCode::Internal,
-        ];
-        ALL.into_iter().find(|code| code.as_str() == text)
+        Self::ALL.into_iter().find(|code| code.as_str() == text)
     }
 
     /// Whether a request answered with this code may succeed if sent again (with the same

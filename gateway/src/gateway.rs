@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     pub limits: RateLimits,
     /// Op latency handles, resolved once.
     pub op_seconds: names::OpSeconds,
+    /// The `process_*` metrics (CPU, memory, threads, file descriptors), read at each scrape.
+    pub process: metrics_process::Collector,
     /// Cancelled when the server shuts down; every connection's token is a child of it.
     pub shutdown: CancellationToken,
     /// Tracks WebSocket connection tasks, which axum's graceful shutdown does not see.
@@ -68,6 +70,7 @@ impl Gateway {
             tokens: Tokens::new(&config.jwt_secret, config.token_ttl),
             limits: RateLimits::new(&config),
             op_seconds: names::OpSeconds::new(),
+            process: names::process_collector(),
             passwords,
             config,
             router,

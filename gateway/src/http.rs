@@ -342,6 +342,8 @@ async fn render_metrics(State(gateway): State<Gateway>) -> ApiResult {
         .metrics
         .as_ref()
         .ok_or_else(|| EdgeError::new(ErrorCode::NotFound, "metrics are not enabled"))?;
+    // The process's CPU, memory, threads and file descriptors, read now (`process_*`).
+    gateway.inner.process.collect();
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
     Ok(([(header::CONTENT_TYPE, content_type)], handle.render()).into_response())
 }

@@ -106,6 +106,9 @@ pub fn register_metrics() {
     ] {
         metrics::counter!(name).increment(0);
     }
+    for code in ErrorCode::ALL {
+        metrics::counter!(ERRORS_TOTAL, LABEL_CODE => code.as_str()).increment(0);
+    }
     for reason in ["ops", "auth", "admin"] {
         metrics::counter!(RATE_LIMITED_TOTAL, LABEL_REASON => reason).increment(0);
     }
@@ -117,6 +120,13 @@ pub fn register_metrics() {
     }
     drop(metrics::histogram!(DELIVERY_SECONDS));
     drop(metrics::histogram!(OUTBOUND_QUEUE_FRAMES));
+}
+
+/// The collector of the `process_*` metrics, described with the installed recorder.
+pub(crate) fn process_collector() -> metrics_process::Collector {
+    let collector = metrics_process::Collector::default();
+    collector.describe();
+    collector
 }
 
 /// An op's kind, for the [`LABEL_KIND`] label.

@@ -98,7 +98,12 @@ pub fn register() {
         PAUSES_TOTAL,
         SETTLE_FAILURES_TOTAL,
         SETTLE_SKIPPED_TOTAL,
+        FOLLOW_RESUBSCRIBES_TOTAL,
         listwire_cluster::metrics::CONNECT_ERRORS_TOTAL,
+        listwire_cluster::metrics::REQUESTS_FAILED_TOTAL,
+        listwire_cluster::metrics::REQUESTS_TIMED_OUT_TOTAL,
+        listwire_cluster::metrics::BUSY_REJECTIONS_TOTAL,
+        listwire_cluster::metrics::QUEUE_FULL_TOTAL,
     ];
     for name in counters {
         counter!(name).increment(0);
@@ -108,6 +113,7 @@ pub fn register() {
         listwire_cluster::metrics::LABEL_REASON => "auth"
     )
     .increment(0);
+    metrics::gauge!(FOLLOWED_LISTS).increment(0.0);
     crate::metrics::stale_owner().increment(0);
     crate::metrics::not_owner_refusals().increment(0);
     for name in [
