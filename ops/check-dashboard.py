@@ -58,6 +58,10 @@ ROWS = [
         "Rate-limited by reason",
         "Busy (admission) rejections",
     ]),
+    ("Node", [
+        "CPU per node",
+        "Resident memory per node",
+    ]),
 ]
 
 PANEL_TYPES = {"timeseries", "stat"}
@@ -71,7 +75,7 @@ SUBSTITUTIONS = {
     "instance": ".*",
 }
 VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
-SELECTOR = re.compile(r"\b(listwire_[a-z0-9_]+)(\{[^}]*\})?")
+SELECTOR = re.compile(r"\b((?:listwire|process)_[a-z0-9_]+)(\{[^}]*\})?")
 RANGE = re.compile(r"\[([^\]]*)\]")
 
 
@@ -136,7 +140,7 @@ def check_expr(expr, where, problems):
     is $__rate_interval, histogram_quantile goes over buckets summed by le."""
     selectors = SELECTOR.findall(expr)
     if not selectors:
-        problems.add(where, "uses no listwire_ metric")
+        problems.add(where, "uses no listwire_ or process_ metric")
     for metric, matchers in selectors:
         if 'instance=~"$instance"' not in matchers:
             problems.add(where, f'{metric} is not filtered by instance=~"$instance"')

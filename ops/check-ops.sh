@@ -17,7 +17,7 @@
 # installed by ops/ensure-package.sh when missing (needs root, as in CI), which starts no
 # service; the script also checks that no Prometheus server was left running.
 #
-# --list-metrics prints each base metric name (`listwire_…`, without _bucket, _sum or _count)
+# --list-metrics prints each base metric name (`listwire_…` or `process_…`, without _bucket, _sum or _count)
 # referenced by the dashboard or the alert rules, sorted, one a line and nothing else, so a
 # test can compare them with a live node's /metrics. It installs nothing.
 set -euo pipefail
@@ -27,7 +27,7 @@ DASHBOARD=ops/grafana/dashboards/listwire.json
 ALERTS=ops/prometheus/alerts.yml
 
 list_metrics() {
-    grep -ohE 'listwire_[a-z0-9_]+' "$DASHBOARD" "$ALERTS" \
+    grep -ohE '\b(listwire|process)_[a-z0-9_]+' "$DASHBOARD" "$ALERTS" \
         | sed -E 's/_(bucket|sum|count)$//' \
         | LC_ALL=C sort -u
 }

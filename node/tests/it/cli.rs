@@ -93,7 +93,7 @@ fn tour(url: &str, alice: &Path, bob: &Path) {
     lw(url, alice, &["add", &poll, "Talk A"]);
     lw(url, bob, &["vote", &poll, "Talk A"]);
     let shown = lw(url, alice, &["show", &poll]);
-    assert!(shown.contains("Talk A (1 votes)"), "{shown}");
+    assert!(shown.contains("Talk A (1 vote)"), "{shown}");
     let shown = lw(url, alice, &["show", &list]);
     assert!(shown.contains("[x] milk"), "{shown}");
 }
