@@ -125,21 +125,71 @@ pub fn describe_metrics() {
 
 /// Sets the membership gauges from a freshly published view.
 pub(crate) fn record_view(view: &View) {
-    let states = [
-        NodeState::Joining,
-        NodeState::Serving,
-        NodeState::Draining,
-        NodeState::Left,
-    ];
-    for state in states {
-        let count = view
-            .members()
-            .filter(|member| member.is_live() && member.state() == state)
-            .count();
-        metrics::gauge!(MEMBERS, LABEL_STATE => state.as_str()).set(count as f64);
+    for (state, count) in members_by_state(view) {
+        metrics::gauge!(MEMBERS, LABEL_STATE => state).set(count as f64);
     }
-    let dead_count = view.members().filter(|member| !member.is_live()).count();
-    metrics::gauge!(MEMBERS, LABEL_STATE => "dead").set(dead_count as f64);
     metrics::gauge!(SERVING_HOSTS).set(view.serving_hosts().len() as f64);
     metrics::gauge!(HAS_MAJORITY).set(if view.has_majority() { 1.0 } else { 0.0 });
+}
+
+/// The members of `view` by [`LABEL_STATE`]: the live ones by their state; a member that
+/// announced `left` as `left`, live or not (it left on purpose: a drained, stopped node); every
+/// other member that is not live as `dead` (it stopped without leaving, or is cut off).
+fn members_by_state(view: &View) -> [(&'static str, usize); 5] {
+    let count = |keep: &dyn Fn(&crate::membership::Member) -> bool| {
+        view.members().filter(|m| keep(m)).count()
+    };
+    let live_in = |state: NodeState| count(&|m| m.is_live() && m.state() == state);
+    [
+        ("joining", live_in(NodeState::Joining)),
+        ("serving", live_in(NodeState::Serving)),
+        ("draining", live_in(NodeState::Draining)),
+        ("left", count(&|m| m.state() == NodeState::Left)),
+        (
+            "dead",
+            count(&|m| !m.is_live() && m.state() != NodeState::Left),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::{Member, Roles};
+    use crate::NodeId;
+
+    fn host(name: &str, state: NodeState, is_live: bool) -> Member {
+        Member::new(NodeId::new(name).unwrap(), 1)
+            .with_roles(Roles::HOST)
+            .with_state(state)
+            .with_liveness(is_live)
+    }
+
+    // Goal: a node drained and stopped on purpose (it announced `left`, then went quiet) is
+    // `left`, not `dead`, so a planned scale-in does not page anyone; a node that stopped
+    // without leaving is `dead`.
+    #[test]
+    fn a_node_that_left_is_not_dead() {
+        let view = View::new(
+            NodeId::new("a").unwrap(),
+            [
+                host("a", NodeState::Serving, true),
+                host("b", NodeState::Draining, true),
+                host("c", NodeState::Left, false),
+                host("d", NodeState::Serving, false),
+                host("e", NodeState::Joining, true),
+            ],
+        );
+        let counts = members_by_state(&view);
+        assert_eq!(
+            counts,
+            [
+                ("joining", 1),
+                ("serving", 1),
+                ("draining", 1),
+                ("left", 1),
+                ("dead", 1)
+            ]
+        );
+    }
 }

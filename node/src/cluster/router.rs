@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use listwire_cluster::membership::NodeState;
 use listwire_gateway::{EdgeError, ErrorCode, FrameSink, OpOutcome, Principal, Reply, Router};
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
@@ -22,7 +23,7 @@ use uuid::Uuid;
 
 use super::follow::Follows;
 use super::owners::{backoff, Owners};
-use super::state::Route;
+use super::state::{Picture, Route};
 use super::wire::{WireOp, WireOpBody, WirePrincipal};
 use crate::domain::parse_create;
 use crate::list::rejection_to_edge;
@@ -292,10 +293,20 @@ impl Router for ClusterRouter {
 
     async fn ready(&self) -> bool {
         let picture = self.inner.owners.state.picture();
-        picture.has_majority()
-            && !picture.view.serving_hosts().is_empty()
-            && self.inner.owners.local.ready().await
+        takes_new_clients(&picture) && self.inner.owners.local.ready().await
     }
+}
+
+/// Whether a load balancer should send this node new clients (`/readyz`): the cluster has a
+/// majority and someone to serve lists, and this node is not draining or gone. A draining node
+/// still serves the connections it has until they close, but answers not ready, so new ones
+/// go to the nodes that stay.
+pub(crate) fn takes_new_clients(picture: &Picture) -> bool {
+    let leaving = picture
+        .view
+        .self_member()
+        .is_some_and(|member| matches!(member.state(), NodeState::Draining | NodeState::Left));
+    picture.has_majority() && !picture.view.serving_hosts().is_empty() && !leaving
 }
 
 #[cfg(test)]

@@ -56,3 +56,36 @@ fn the_unknown_outcome_is_noted_once() {
     let already = outcome_unknown(marked.clone());
     assert_eq!(already.message, marked.message, "marked once");
 }
+
+/// Goal: `/readyz` turns away new clients from a draining (or departed) node while the cluster
+/// still has a majority, so a load balancer sends them to the nodes that stay; a serving node
+/// of the same cluster is ready.
+#[test]
+fn a_draining_node_takes_no_new_clients() {
+    use listwire_cluster::membership::{Member, Roles, View};
+    use listwire_cluster::NodeId;
+
+    use super::super::state::ClusterState;
+
+    let host = |name: &str, state: NodeState| {
+        Member::new(NodeId::new(name).unwrap(), 1)
+            .with_roles(Roles::ALL)
+            .with_state(state)
+            .with_liveness(true)
+    };
+    let picture = |me: NodeState| {
+        let members = [
+            host("a", me),
+            host("b", NodeState::Serving),
+            host("c", NodeState::Serving),
+        ];
+        ClusterState::new(
+            NodeId::new("a").unwrap(),
+            View::new(NodeId::new("a").unwrap(), members),
+        )
+        .picture()
+    };
+    assert!(takes_new_clients(&picture(NodeState::Serving)));
+    assert!(!takes_new_clients(&picture(NodeState::Draining)));
+    assert!(!takes_new_clients(&picture(NodeState::Left)));
+}

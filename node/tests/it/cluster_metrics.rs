@@ -63,6 +63,18 @@ async fn cluster_metrics_show_on_metrics_after_cluster_activity() {
     cluster.stop(owner).await;
 
     let url = format!("{}/metrics", cluster.node(via).http_url());
+    // The drained node announced `left`: it counts as left, not dead (no page for a scale-in).
+    eventually(Duration::from_secs(30), || async {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let members = |state: &str| {
+            let series = format!("listwire_cluster_members{{state=\"{state}\"}} ");
+            text.lines()
+                .find_map(|line| line.strip_prefix(&series))
+                .and_then(|value| value.parse::<f64>().ok())
+        };
+        members("left") == Some(1.0) && members("dead") == Some(0.0)
+    })
+    .await;
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     for (name, counted) in CLUSTER_METRICS {
         assert!(
