@@ -1,4 +1,5 @@
-//! The operator routes: `GET /v1/admin/cluster[?list=<uuid>]` and `POST /v1/admin/stop`.
+//! The operator routes: `GET /v1/admin/cluster[?list=<uuid>]`, `GET /v1/admin/lists[?limit=N]`
+//! (the busiest lists on this node) and `POST /v1/admin/stop`.
 //!
 //! They are authenticated with the admin token ([`crate::GatewayConfig::admin_token`]), never
 //! with a user's session token, and the token is compared in constant time. A node without a
@@ -19,7 +20,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::error::{EdgeError, ErrorCode};
-use crate::frames::{self, ClusterQuery, StoppingBody};
+use crate::frames::{self, ClusterQuery, ListsQuery, StoppingBody};
 use crate::gateway::Gateway;
 use crate::http::{bearer_token, json, ApiResult, ClientIp};
 use crate::router::Admin;
@@ -28,6 +29,7 @@ use crate::router::Admin;
 pub(crate) fn routes() -> axum::Router<Gateway> {
     axum::Router::new()
         .route("/v1/admin/cluster", get(cluster))
+        .route("/v1/admin/lists", get(lists))
         .route("/v1/admin/stop", post(stop))
 }
 
@@ -40,6 +42,22 @@ async fn cluster(
     let admin = authorize(&gateway, ip, &headers)?;
     let list = list_param(query)?;
     let body = within_op_timeout(&gateway, admin.cluster(list)).await?;
+    Ok(json(StatusCode::OK, body))
+}
+
+/// Lists shown when the caller gives no `limit`, and the most it may ask for.
+const LISTS_DEFAULT: usize = 20;
+const LISTS_MAX: usize = 1000;
+
+async fn lists(
+    State(gateway): State<Gateway>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    query: Result<Query<ListsQuery>, QueryRejection>,
+) -> ApiResult {
+    let admin = authorize(&gateway, ip, &headers)?;
+    let limit = limit_param(query)?;
+    let body = within_op_timeout(&gateway, admin.lists(limit)).await?;
     Ok(json(StatusCode::OK, body))
 }
 
@@ -106,6 +124,18 @@ fn list_param(
     }
 }
 
+/// The optional `limit` parameter: 1 to [`LISTS_MAX`], [`LISTS_DEFAULT`] when absent.
+fn limit_param(query: Result<Query<ListsQuery>, QueryRejection>) -> Result<usize, EdgeError> {
+    let Query(query) = query.map_err(|_| EdgeError::invalid("limit must be a number"))?;
+    match query.limit {
+        None => Ok(LISTS_DEFAULT),
+        Some(limit @ 1..=LISTS_MAX) => Ok(limit),
+        Some(_) => Err(EdgeError::invalid(format!(
+            "limit must be 1 to {LISTS_MAX}"
+        ))),
+    }
+}
+
 /// Every wait has a deadline: an admin call that takes longer than an op is `unavailable`.
 async fn within_op_timeout<T>(
     gateway: &Gateway,
@@ -140,5 +170,16 @@ mod tests {
         assert_eq!(list_param(query(Some(list.to_string()))), Ok(Some(list)));
         let refused = list_param(query(Some("seven".into()))).unwrap_err();
         assert_eq!(refused, EdgeError::invalid("list must be a uuid"));
+    }
+
+    // Goal: the limit defaults to 20 and must be 1 to 1000.
+    #[test]
+    fn limit_param_is_bounded() {
+        let query = |limit: Option<usize>| Ok(Query(ListsQuery { limit }));
+        assert_eq!(limit_param(query(None)), Ok(20));
+        assert_eq!(limit_param(query(Some(1))), Ok(1));
+        assert_eq!(limit_param(query(Some(1000))), Ok(1000));
+        assert!(limit_param(query(Some(0))).is_err());
+        assert!(limit_param(query(Some(1001))).is_err());
     }
 }

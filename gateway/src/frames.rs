@@ -275,6 +275,12 @@ pub(crate) struct ClusterQuery {
     pub list: Option<String>,
 }
 
+/// `GET /v1/admin/lists?limit=N`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListsQuery {
+    pub limit: Option<usize>,
+}
+
 /// Encodes a wire value; our wire types always serialize.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("wire types serialize infallibly"))

@@ -137,6 +137,10 @@ pub trait Admin: Send + Sync + 'static {
     /// `list`, it also says which node owns that list.
     async fn cluster(&self, list: Option<Uuid>) -> Result<Bytes, EdgeError>;
 
+    /// The `limit` busiest lists this node hosts, as a JSON object (for `GET /v1/admin/lists`):
+    /// how an operator finds a hot list, since no metric names a list.
+    async fn lists(&self, limit: usize) -> Result<Bytes, EdgeError>;
+
     /// Begins a graceful stop of this node (in a cluster: drain, then stop) and returns at
     /// once, before the stop completes: the request that asked must still get its answer.
     async fn stop(&self) -> Result<(), EdgeError>;

@@ -13,6 +13,7 @@ use crate::client::{Client, ServerFrame};
 use crate::config::ServeArgs;
 use crate::dev_cluster::DevClusterArgs;
 
+mod busiest;
 mod status;
 mod watch;
 
@@ -52,8 +53,11 @@ pub enum Command {
         #[arg(long, env = "LISTWIRE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
         /// Print only the owner of this list.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "busiest")]
         list: Option<Uuid>,
+        /// Print the N lists this node is busiest with now (two samples, a second apart).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+        busiest: Option<u16>,
         /// How long to wait for the node's answer, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
@@ -161,12 +165,14 @@ pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
             url,
             admin_token,
             list,
+            busiest,
             timeout_ms,
         } => {
             let request = status::StatusRequest {
                 url: url.as_deref().unwrap_or(&cli.server),
                 admin_token: admin_token.as_deref(),
                 list,
+                busiest: busiest.map(usize::from),
                 timeout: std::time::Duration::from_millis(timeout_ms),
             };
             status::run(request).await?;

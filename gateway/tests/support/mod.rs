@@ -164,6 +164,12 @@ impl Admin for FakeAdmin {
         ))
     }
 
+    async fn lists(&self, limit: usize) -> Result<Bytes, EdgeError> {
+        Ok(Bytes::from(
+            serde_json::json!({"node": "fake", "limit": limit, "lists": []}).to_string(),
+        ))
+    }
+
     async fn stop(&self) -> Result<(), EdgeError> {
         self.stops.fetch_add(1, Ordering::SeqCst);
         Ok(())

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::cluster::ClusterNode;
 use crate::host::Host;
-use report::{ClusterReport, SingleNode};
+use report::{BusiestReport, ClusterReport, SingleNode};
 
 /// A one-way "please stop" for one node. Cheap to clone; clones share the signal.
 #[derive(Clone, Debug)]
@@ -118,6 +118,19 @@ impl Admin for NodeAdmin {
             .map(Bytes::from)
             .map_err(|error| {
                 tracing::error!(%error, "encoding the admin view failed");
+                EdgeError::internal()
+            })
+    }
+
+    async fn lists(&self, limit: usize) -> Result<Bytes, EdgeError> {
+        let report = BusiestReport {
+            node: self.identity.node_id.clone(),
+            lists: self.host.busiest(limit),
+        };
+        serde_json::to_vec(&report)
+            .map(Bytes::from)
+            .map_err(|error| {
+                tracing::error!(%error, "encoding the busiest lists failed");
                 EdgeError::internal()
             })
     }

@@ -6,6 +6,15 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The JSON of `GET /v1/admin/lists`: the busiest lists the answering node hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusiestReport {
+    /// The id of the node that answered.
+    pub node: String,
+    /// Its busiest active lists, most admitted messages first.
+    pub lists: Vec<crate::host::ListLoad>,
+}
+
 /// The cluster as the answering node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterReport {

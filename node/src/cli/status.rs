@@ -17,6 +17,8 @@ pub struct StatusRequest<'a> {
     pub admin_token: Option<&'a str>,
     /// Only this list's owner.
     pub list: Option<Uuid>,
+    /// Instead, this many of the node's busiest lists.
+    pub busiest: Option<usize>,
     /// How long to wait for the answer.
     pub timeout: Duration,
 }
@@ -28,15 +30,20 @@ pub async fn run(request: StatusRequest<'_>) -> anyhow::Result<()> {
         Some(token) => anonymous.with_token(token),
         None => anonymous,
     };
+    if let Some(top) = request.busiest {
+        let timeout = request.timeout + super::busiest::INTERVAL;
+        let (node, busiest) =
+            match tokio::time::timeout(timeout, super::busiest::sample(&client, top)).await {
+                Err(_elapsed) => return Err(no_answer(&request)),
+                Ok(Err(error)) => return Err(explain(&request, error)),
+                Ok(Ok(sampled)) => sampled,
+            };
+        print!("{}", super::busiest::render(&node, &busiest));
+        return Ok(());
+    }
     let asked = tokio::time::timeout(request.timeout, client.admin_cluster(request.list)).await;
     let report = match asked {
-        Err(_elapsed) => {
-            return Err(anyhow!(
-                "no answer from {} within {} ms",
-                request.url,
-                request.timeout.as_millis()
-            ))
-        }
+        Err(_elapsed) => return Err(no_answer(&request)),
         Ok(Err(error)) => return Err(explain(&request, error)),
         Ok(Ok(report)) => report,
     };
@@ -45,6 +52,14 @@ pub async fn run(request: StatusRequest<'_>) -> anyhow::Result<()> {
         None => print!("{}", render(&report)),
     }
     Ok(())
+}
+
+fn no_answer(request: &StatusRequest<'_>) -> anyhow::Error {
+    anyhow!(
+        "no answer from {} within {} ms",
+        request.url,
+        request.timeout.as_millis()
+    )
 }
 
 /// The error as an operator can act on it.
@@ -154,7 +169,7 @@ fn yes_no(value: bool) -> &'static str {
 }
 
 /// Left-aligned columns two spaces apart, the numbers (the last two columns) right-aligned.
-fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 pub use live::{Live, ServerFrame};
 
-use crate::admin::report::ClusterReport;
+use crate::admin::report::{BusiestReport, ClusterReport};
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +172,13 @@ impl Client {
             Some(list) => format!("/v1/admin/cluster?list={list}"),
             None => "/v1/admin/cluster".to_owned(),
         };
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
+    /// `GET /v1/admin/lists?limit=`: the busiest lists the node hosts. Needs the admin token,
+    /// as [`Client::admin_cluster`].
+    pub async fn admin_lists(&self, limit: usize) -> Result<BusiestReport, ClientError> {
+        let path = format!("/v1/admin/lists?limit={limit}");
         self.call(reqwest::Method::GET, &path, None).await
     }
 

@@ -30,7 +30,7 @@ mod ownership;
 mod slot;
 use crate::metrics as m;
 pub use ownership::{Owner, Ownership, SingleNode};
-pub use slot::{Admitted, AppendGuard, Slot};
+pub use slot::{Admitted, AppendGuard, ListLoad, Slot};
 
 /// Settings of the host and its list actors.
 #[derive(Debug, Clone)]
@@ -191,6 +191,20 @@ impl Host {
         &self.inner.context
     }
 
+    /// The `limit` busiest active lists on this node, most admitted messages first.
+    pub fn busiest(&self, limit: usize) -> Vec<ListLoad> {
+        let mut loads: Vec<ListLoad> = {
+            let slots = self.inner.slots_lock();
+            slots
+                .iter()
+                .map(|(list, slot)| ListLoad::of(*list, slot))
+                .collect()
+        };
+        loads.sort_unstable_by(|a, b| b.admitted.cmp(&a.admitted).then(a.list.cmp(&b.list)));
+        loads.truncate(limit);
+        loads
+    }
+
     /// Number of active lists.
     pub fn active_lists(&self) -> usize {
         self.inner.slots_lock().len()
@@ -345,7 +359,11 @@ impl HostInner {
         };
         if !control && slot.inflight.load(Ordering::Acquire) >= config.list_inflight_max {
             m::admission_rejections().increment(1);
+            slot.refused.fetch_add(1, Ordering::Relaxed);
             return Err(EdgeError::new(ErrorCode::Busy, "list is overloaded; retry"));
+        }
+        if !control {
+            slot.admitted.fetch_add(1, Ordering::Relaxed);
         }
         slot.inflight.fetch_add(1, Ordering::AcqRel);
         let admitted = Admitted { slot: slot.clone() };

@@ -1,12 +1,14 @@
 //! What the host keeps per active list: the admission counter, the actor, and the append in
 //! flight that a successor actor must wait for.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use listwire_gateway::EdgeError;
 use ractor::ActorRef;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
 
 use crate::list::ListMsg;
 
@@ -29,6 +31,39 @@ pub struct Slot {
     /// asked (and counted) once per slot; a slot still activating hands off as soon as its
     /// actor exists.
     pub(super) handoff_requested: AtomicBool,
+    /// Messages admitted since activation (ops, subscribes, reads): how busy the list is.
+    pub(super) admitted: AtomicU64,
+    /// Messages refused `busy` since activation because the list had too many in flight.
+    pub(super) refused: AtomicU64,
+    /// When the slot was made.
+    pub(super) since: Instant,
+}
+
+/// How busy one active list is, for the operator's busiest-lists view (`GET /v1/admin/lists`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListLoad {
+    /// The list.
+    pub list: Uuid,
+    /// Messages admitted since it was activated here (ops, subscribes, reads).
+    pub admitted: u64,
+    /// Messages refused `busy` since then: more than `--list-inflight-max` unanswered.
+    pub refused: u64,
+    /// Messages admitted and not yet answered.
+    pub inflight: u64,
+    /// Seconds since it was activated here.
+    pub active_secs: u64,
+}
+
+impl ListLoad {
+    pub(super) fn of(list: Uuid, slot: &Slot) -> ListLoad {
+        ListLoad {
+            list,
+            admitted: slot.admitted.load(Ordering::Relaxed),
+            refused: slot.refused.load(Ordering::Relaxed),
+            inflight: slot.inflight.load(Ordering::Relaxed) as u64,
+            active_secs: slot.since.elapsed().as_secs(),
+        }
+    }
 }
 
 /// Proof that the list's one append is in flight; dropping it (once the store has answered)
@@ -46,6 +81,9 @@ impl Slot {
             appending: Arc::new(Semaphore::new(1)),
             predecessor,
             handoff_requested: AtomicBool::new(false),
+            admitted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            since: Instant::now(),
         }
     }
 

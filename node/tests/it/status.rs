@@ -107,3 +107,53 @@ async fn status_explains_what_went_wrong() {
         "{unreachable}"
     );
 }
+
+/// `GET /v1/admin/lists` ranks a node's lists by what they were asked, and `listwire status
+/// --busiest` names the list that is busy now: the way to find a hot list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn busiest_names_the_hot_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), &["--admin-token", ADMIN_TOKEN]).await;
+    let alice = user(&node, "alice").await;
+    let quiet = list(&alice, "quiet").await;
+    let hot = list(&alice, "hot").await;
+    alice
+        .op(quiet, uuid::Uuid::new_v4(), add("one"))
+        .await
+        .unwrap();
+    for k in 0..30 {
+        alice
+            .op(hot, uuid::Uuid::new_v4(), add(&format!("item {k}")))
+            .await
+            .unwrap();
+    }
+    let admin = listwire::client::Client::new(&node.http_url()).with_token(ADMIN_TOKEN);
+    let report = admin.admin_lists(10).await.unwrap();
+    let ranked: Vec<uuid::Uuid> = report.lists.iter().map(|load| load.list).collect();
+    assert_eq!(ranked, vec![hot, quiet], "{report:?}");
+    assert!(report.lists[0].admitted >= 30, "{report:?}");
+
+    // Ops on the hot list while the command samples (bounded: it samples for one second).
+    let writer = {
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            for k in 0..2_000 {
+                // A refusal (the per-user rate) only slows the writer down.
+                let _ = alice
+                    .op(hot, uuid::Uuid::new_v4(), add(&format!("more {k}")))
+                    .await;
+            }
+        })
+    };
+    let url = node.http_url();
+    let table = stdout(&status(&["--url", &url, "--busiest", "2"], Some(ADMIN_TOKEN)).await);
+    writer.abort();
+    let first = table.lines().nth(3).unwrap_or_default();
+    assert!(
+        first.starts_with(&hot.to_string()),
+        "the hot list first:\n{table}"
+    );
+    let rate: f64 = first.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(rate > 0.0, "{table}");
+    node.stop().await.unwrap();
+}
