@@ -19,6 +19,8 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# check-ops.sh also installs promtool and prometheus (Debian's package), which the cargo tests
+# ops_metrics and ops_prometheus run against a live cluster.
 echo "==> ops artifacts (Prometheus, Grafana, compose)"
 ./ops/check-ops.sh
 echo "==> cargo test"

@@ -23,6 +23,7 @@ mod live;
 mod loading;
 mod logs;
 mod ops_metrics;
+mod ops_prometheus;
 mod ownership;
 mod permissions;
 mod postgres;

@@ -18,7 +18,7 @@ use crate::cluster_processes::{spawn, Node, Spec};
 use crate::support::cluster::free_udp_port;
 use crate::support::*;
 
-const NODES: usize = 3;
+pub(crate) const NODES: usize = 3;
 
 /// Series only the embedded store has; this cluster runs on PostgreSQL.
 const EMBEDDED_ONLY: [&str; 2] = [
@@ -93,7 +93,7 @@ fn base_name(name: &str) -> String {
         .to_owned()
 }
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -158,7 +158,7 @@ fn names_ops_reads() -> BTreeSet<String> {
     names
 }
 
-fn start(database: &str, schema: &str, dirs: &[tempfile::TempDir]) -> Vec<Node> {
+pub(crate) fn start(database: &str, schema: &str, dirs: &[tempfile::TempDir]) -> Vec<Node> {
     let ports: Vec<u16> = (0..NODES).map(|_| free_udp_port()).collect();
     (0..NODES)
         .map(|index| {
@@ -175,7 +175,7 @@ fn start(database: &str, schema: &str, dirs: &[tempfile::TempDir]) -> Vec<Node> 
 }
 
 /// Until every node's view has all three serving (so ops are forwarded, not refused).
-async fn until_serving(urls: &[String]) {
+pub(crate) async fn until_serving(urls: &[String]) {
     eventually(Duration::from_secs(60), || async {
         let mut all = true;
         for url in urls {
@@ -189,7 +189,7 @@ async fn until_serving(urls: &[String]) {
 
 /// Edits over HTTP through every node, and edits and votes over a WebSocket on node 1 that
 /// also follows the list; returns once the follower saw its last vote's tally or delta.
-async fn traffic(urls: &[String], token: &str) {
+pub(crate) async fn traffic(urls: &[String], token: &str) {
     let owner = Client::new(&urls[0]).with_token(token);
     let list = poll_list(&owner, false, 1, true).await;
     for (index, url) in urls.iter().enumerate() {
