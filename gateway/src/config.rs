@@ -63,6 +63,10 @@ pub struct GatewayConfig {
     pub op_timeout: Duration,
     /// Concurrent WebSocket connections; past it an upgrade gets `503 unavailable`.
     pub connections_max: usize,
+    /// Concurrent WebSocket connections of one user on this node; past it an upgrade gets
+    /// `429 rate_limited`, so one account (a stolen token, a runaway script) cannot take the
+    /// node's connections.
+    pub connections_per_user_max: usize,
     /// Bytes each WebSocket reads from its socket at a time. Allocated per connection for its
     /// whole life (tungstenite's default is 128 KiB, which dominated the memory of idle
     /// connections); bigger messages are still assembled, in more reads.
@@ -100,6 +104,7 @@ impl Default for GatewayConfig {
             op_timeout: Duration::from_secs(10),
             ws_read_buffer_bytes: 4096,
             connections_max: 100_000,
+            connections_per_user_max: 100,
             close_linger: Duration::from_secs(1),
             shutdown_drain_timeout: Duration::from_secs(10),
             maintenance_interval: Duration::from_secs(5),
@@ -139,6 +144,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("connections_max", &self.connections_max)
+            .field("connections_per_user_max", &self.connections_per_user_max)
             .field("close_linger", &self.close_linger)
             .field("shutdown_drain_timeout", &self.shutdown_drain_timeout)
             .field("maintenance_interval", &self.maintenance_interval)
@@ -179,6 +185,7 @@ impl GatewayConfig {
                 self.ops_in_flight_per_connection_max,
             ),
             ("connections_max", self.connections_max),
+            ("connections_per_user_max", self.connections_per_user_max),
         ];
         for (name, value) in positive_counts {
             if value == 0 {

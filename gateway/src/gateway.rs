@@ -1,11 +1,13 @@
 //! The [`Gateway`] handle: validated settings plus everything the routes share.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use uuid::Uuid;
 
 use crate::auth::{Passwords, Tokens};
 use crate::config::GatewayConfig;
@@ -42,6 +44,8 @@ pub(crate) struct Inner {
     /// Tracks WebSocket connection tasks, which axum's graceful shutdown does not see.
     pub connections: TaskTracker,
     connection_count: AtomicUsize,
+    /// Open connections per user; a user's entry goes when its last connection closes.
+    connections_per_user: Mutex<HashMap<Uuid, usize>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -80,6 +84,7 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             connection_count: AtomicUsize::new(0),
+            connections_per_user: Mutex::new(HashMap::new()),
         };
         Ok(Gateway {
             inner: Arc::new(inner),
@@ -119,6 +124,33 @@ impl Gateway {
 }
 
 impl Inner {
+    /// Takes one of `user`'s connection slots: `rate_limited` when the user has
+    /// `connections_per_user_max` open on this node.
+    pub fn try_reserve_user_connection(
+        self: &Arc<Self>,
+        user: Uuid,
+    ) -> Result<UserSlot, EdgeError> {
+        let mut counts = self.user_counts();
+        let count = counts.entry(user).or_insert(0);
+        if *count >= self.config.connections_per_user_max {
+            return Err(EdgeError::new(
+                ErrorCode::RateLimited,
+                "too many connections for this user; close some first",
+            ));
+        }
+        *count += 1;
+        Ok(UserSlot {
+            inner: Arc::clone(self),
+            user,
+        })
+    }
+
+    fn user_counts(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, usize>> {
+        self.connections_per_user
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Takes a connection slot, or `unavailable` when `connections_max` are open.
     pub fn try_reserve_connection(self: &Arc<Self>) -> Result<ConnectionSlot, EdgeError> {
         let reserved =
@@ -145,6 +177,24 @@ impl Inner {
 /// fails and the connection never starts).
 pub(crate) struct ConnectionSlot {
     inner: Arc<Inner>,
+}
+
+/// One of a user's `connections_per_user_max` slots; released on drop.
+pub(crate) struct UserSlot {
+    inner: Arc<Inner>,
+    user: Uuid,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut counts = self.inner.user_counts();
+        if let Some(count) = counts.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl Drop for ConnectionSlot {

@@ -42,7 +42,7 @@ pub const LABEL_CODE: &str = "code";
 /// Label: the matched route template (`/v1/lists/{id}`).
 pub const LABEL_ROUTE: &str = "route";
 /// Label: why something was refused (a rate limiter: `ops`, `auth`, `admin`; a connection:
-/// `limit`, `unauthorized`, `shutting_down`).
+/// `limit`, `user_limit`, `unauthorized`, `shutting_down`).
 pub const LABEL_REASON: &str = "reason";
 /// Label: an op's kind, `edit` or `vote`.
 pub const LABEL_KIND: &str = "kind";
@@ -112,7 +112,7 @@ pub fn register_metrics() {
     for reason in ["ops", "auth", "admin"] {
         metrics::counter!(RATE_LIMITED_TOTAL, LABEL_REASON => reason).increment(0);
     }
-    for reason in ["limit", "unauthorized", "shutting_down"] {
+    for reason in ["limit", "user_limit", "unauthorized", "shutting_down"] {
         metrics::counter!(CONNECTIONS_REFUSED_TOTAL, LABEL_REASON => reason).increment(0);
     }
     for kind in OpKind::ALL {

@@ -13,7 +13,8 @@ use crate::http::{bearer_token, ApiError};
 use crate::metrics as names;
 
 /// Upgrades an authenticated request (bearer header or `?token=`) to a WebSocket connection.
-/// Missing or invalid token → 401; `connections_max` open or shutting down → 503.
+/// Missing or invalid token → 401; the user's `connections_per_user_max` open → 429;
+/// `connections_max` open or shutting down → 503.
 pub(crate) async fn upgrade(
     State(gateway): State<Gateway>,
     headers: HeaderMap,
@@ -31,6 +32,9 @@ pub(crate) async fn upgrade(
         let error = EdgeError::unavailable("server shutting down");
         return Err(refused("shutting_down", error));
     }
+    let user_slot = inner
+        .try_reserve_user_connection(principal.user_id)
+        .map_err(|error| refused("user_limit", error))?;
     let slot = inner
         .try_reserve_connection()
         .map_err(|error| refused("limit", error))?;
@@ -44,7 +48,7 @@ pub(crate) async fn upgrade(
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
                 // Held for the connection's life; released on drop.
-                let _slot = slot;
+                let _slots = (slot, user_slot);
                 let (writer, reader) = socket.split();
                 crate::connection::run(inner, principal, writer, reader).await;
             })

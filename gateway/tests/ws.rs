@@ -250,3 +250,43 @@ async fn connection_limit() {
     send_json(&mut second, subscribe(Uuid::now_v7())).await;
     assert_eq!(next_json(&mut second).await["type"], "snapshot");
 }
+
+// Goal: past `connections_per_user_max` a user's next upgrade gets 429 while other users still
+// connect, and a closed connection frees the user's slot.
+#[tokio::test]
+async fn per_user_connection_limit() {
+    let config = listwire_gateway::GatewayConfig {
+        connections_per_user_max: 2,
+        ..test_config()
+    };
+    let server = TestServer::start(config).await;
+    let token = server.token();
+    let mut first = ws_connect(&server, &token).await;
+    let _second = ws_connect(&server, &token).await;
+    let url = format!("ws://{}/v1/ws?token={token}", server.addr);
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("expected a 429, got {other:?}"),
+    }
+    let other = server.token();
+    let _other = ws_connect(&server, &other).await;
+    first.close(None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((mut again, _)) => {
+                send_json(&mut again, subscribe(Uuid::now_v7())).await;
+                assert_eq!(next_json(&mut again).await["type"], "snapshot");
+                break;
+            }
+            Err(tungstenite::Error::Http(response)) if response.status() == 429 => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the slot was not released"
+                );
+                tokio::task::yield_now().await;
+            }
+            Err(error) => panic!("unexpected {error}"),
+        }
+    }
+}

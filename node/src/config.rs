@@ -274,6 +274,9 @@ pub struct ServeArgs {
     /// Maximum concurrent WebSocket connections.
     #[arg(long, env = "LISTWIRE_CONNECTIONS_MAX", default_value_t = 100_000)]
     pub connections_max: usize,
+    /// Maximum concurrent WebSocket connections of one user on this node (429 past it).
+    #[arg(long, env = "LISTWIRE_CONNECTIONS_PER_USER_MAX", default_value_t = 100)]
+    pub connections_per_user_max: usize,
 
     /// Operator credential for the admin API (`/v1/admin/*`, sent as `Authorization: Bearer`;
     /// at least 16 printable bytes). Without it the admin API is off (404).
@@ -316,6 +319,7 @@ impl ServeArgs {
             ),
             ("outbound-queue-frames", self.outbound_queue_frames),
             ("connections-max", self.connections_max),
+            ("connections-per-user-max", self.connections_per_user_max),
             (
                 "store-request-timeout-ms",
                 self.store_request_timeout_ms as usize,

@@ -400,6 +400,7 @@ fn gateway_config(args: &ServeArgs, jwt_secret: Vec<u8>) -> GatewayConfig {
         argon2_memory_kib: args.argon2_memory_kib,
         argon2_iterations: args.argon2_iterations,
         connections_max: args.connections_max,
+        connections_per_user_max: args.connections_per_user_max,
         ..GatewayConfig::default()
     }
 }

@@ -34,6 +34,8 @@ pub const BENCH_NODE_FLAGS: &[&str] = &[
     "100000",
     "--connections-max",
     "200000",
+    "--connections-per-user-max",
+    "200000",
     "--log",
     "warn",
 ];
