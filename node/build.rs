@@ -28,6 +28,8 @@ fn main() {
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
         watched.push(git(&["rev-parse", "--git-path", &branch]));
     }
+    // A branch ref packed by `git pack-refs` (or gc) lives here instead.
+    watched.push(git(&["rev-parse", "--git-path", "packed-refs"]));
     for path in watched.into_iter().flatten() {
         if std::path::Path::new(&path).exists() {
             println!("cargo:rerun-if-changed={path}");

@@ -40,6 +40,7 @@ mod gateway;
 mod http;
 mod limits;
 pub mod metrics;
+mod op_metrics;
 pub mod router;
 mod server;
 pub mod sink;

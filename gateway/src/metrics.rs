@@ -4,11 +4,9 @@
 //! user id.
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-use serde_json::value::RawValue;
-use uuid::Uuid;
 
 use crate::error::ErrorCode;
-use crate::router::OpOutcome;
+pub(crate) use crate::op_metrics::{OpKind, OpSeconds};
 
 /// Gauge: open WebSocket connections.
 pub const CONNECTIONS: &str = "listwire_gateway_connections";
@@ -25,10 +23,15 @@ pub const HTTP_REQUESTS_TOTAL: &str = "listwire_gateway_http_requests_total";
 /// Counter: requests and ops refused by a rate limiter, labelled by [`LABEL_REASON`].
 pub const RATE_LIMITED_TOTAL: &str = "listwire_gateway_rate_limited_total";
 /// Histogram, label [`LABEL_KIND`]: an op's arrival at the gateway (HTTP or WebSocket) to its
-/// answer, forwarding to a remote owner included: the ack latency a user sees.
+/// answer, forwarding to a remote owner included. On a WebSocket the answer is then queued for
+/// the socket; that wait is in [`DELIVERY_SECONDS`].
 pub const OP_SECONDS: &str = "listwire_gateway_op_seconds";
-/// Histogram: a frame's wait from reaching this node's outbound queue for a connection (from a
-/// local owner, or a follow stream from a remote one) until it is written to the socket.
+/// Counter, labels [`LABEL_KIND`] and [`LABEL_CODE`]: ops answered with an error, by code.
+/// With [`OP_SECONDS`]' count (every op answered) it gives the op error ratio.
+pub const OP_ERRORS_TOTAL: &str = "listwire_gateway_op_errors_total";
+/// Histogram, one sample per socket write: how long the oldest frame in it waited, from
+/// reaching this node's outbound queue for a connection (from a local owner, a follow stream
+/// from a remote one, an ack) until the write finished or timed out.
 pub const DELIVERY_SECONDS: &str = "listwire_gateway_delivery_seconds";
 /// Histogram: frames waiting in a connection's outbound queue when its writer wakes.
 pub const OUTBOUND_QUEUE_FRAMES: &str = "listwire_gateway_outbound_queue_frames";
@@ -78,6 +81,10 @@ pub fn describe_metrics() {
         Unit::Seconds,
         "op arrival at the gateway to its answer (ack or error), forwarding included, by kind"
     );
+    describe_counter!(
+        OP_ERRORS_TOTAL,
+        "ops and votes answered with an error, by kind and protocol error code"
+    );
     describe_histogram!(
         DELIVERY_SECONDS,
         Unit::Seconds,
@@ -117,6 +124,9 @@ pub fn register_metrics() {
     }
     for kind in OpKind::ALL {
         drop(metrics::histogram!(OP_SECONDS, LABEL_KIND => kind.as_str()));
+        for code in ErrorCode::ALL {
+            crate::op_metrics::op_errors(kind, code).increment(0);
+        }
     }
     drop(metrics::histogram!(DELIVERY_SECONDS));
     drop(metrics::histogram!(OUTBOUND_QUEUE_FRAMES));
@@ -129,125 +139,7 @@ pub(crate) fn process_collector() -> metrics_process::Collector {
     collector
 }
 
-/// An op's kind, for the [`LABEL_KIND`] label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OpKind {
-    /// Anything but a vote.
-    Edit,
-    /// A vote or an unvote.
-    Vote,
-}
-
-impl OpKind {
-    const ALL: [OpKind; 2] = [OpKind::Edit, OpKind::Vote];
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            OpKind::Edit => "edit",
-            OpKind::Vote => "vote",
-        }
-    }
-}
-
 /// Counts one error answered to a client.
 pub(crate) fn count_error(code: ErrorCode) {
     metrics::counter!(ERRORS_TOTAL, LABEL_CODE => code.as_str()).increment(1);
-}
-
-/// The [`OP_SECONDS`] handles, one per kind.
-pub(crate) struct OpSeconds {
-    edit: metrics::Histogram,
-    vote: metrics::Histogram,
-}
-
-impl OpSeconds {
-    pub(crate) fn new() -> Self {
-        Self {
-            edit: metrics::histogram!(OP_SECONDS, LABEL_KIND => OpKind::Edit.as_str()),
-            vote: metrics::histogram!(OP_SECONDS, LABEL_KIND => OpKind::Vote.as_str()),
-        }
-    }
-
-    /// Starts timing `op` (its JSON body) of `list`, labelled by its kind.
-    pub(crate) fn start(&self, list: Uuid, op_id: Uuid, op: &RawValue) -> OpTimer {
-        let kind = OpKind::of(op);
-        let histogram = match kind {
-            OpKind::Edit => self.edit.clone(),
-            OpKind::Vote => self.vote.clone(),
-        };
-        OpTimer {
-            histogram,
-            kind,
-            list,
-            op_id,
-            started: std::time::Instant::now(),
-        }
-    }
-}
-
-/// A running op's clock; [`OpTimer::finish`] records it, and logs the answer, when the op is
-/// answered.
-pub(crate) struct OpTimer {
-    histogram: metrics::Histogram,
-    kind: OpKind,
-    list: Uuid,
-    op_id: Uuid,
-    started: std::time::Instant,
-}
-
-impl OpTimer {
-    /// Records the op's latency and logs its answer (at debug; an internal error at warn).
-    pub(crate) fn finish(self, outcome: &OpOutcome) {
-        let elapsed = self.started.elapsed();
-        self.histogram.record(elapsed.as_secs_f64());
-        let (list_id, op_id, kind) = (self.list, self.op_id, self.kind.as_str());
-        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-        match outcome {
-            Ok(seq) => {
-                tracing::debug!(%list_id, %op_id, kind, seq, elapsed_ms, "op acked");
-            }
-            Err(error) if error.code == ErrorCode::Internal => {
-                tracing::warn!(%list_id, %op_id, kind, code = error.code.as_str(), elapsed_ms, "op failed");
-            }
-            Err(error) => {
-                let code = error.code.as_str();
-                tracing::debug!(%list_id, %op_id, kind, code, elapsed_ms, message = %error.message, "op refused");
-            }
-        }
-    }
-}
-
-impl OpKind {
-    /// The kind of an op body: its `kind` field says `vote` or `unvote`, or anything else.
-    fn of(op: &RawValue) -> Self {
-        #[derive(serde::Deserialize)]
-        struct Peek<'a> {
-            #[serde(borrow)]
-            kind: std::borrow::Cow<'a, str>,
-        }
-        match serde_json::from_str::<Peek<'_>>(op.get()) {
-            Ok(peek) if peek.kind == "vote" || peek.kind == "unvote" => OpKind::Vote,
-            _ => OpKind::Edit,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Goal: votes and unvotes are told from every other op by their `kind` alone, whatever
-    // else the op says (an item's text may well be "vote").
-    #[test]
-    fn op_kind_reads_the_kind_field() {
-        let kind = |json: &str| {
-            let raw = RawValue::from_string(json.to_owned()).unwrap();
-            OpKind::of(&raw)
-        };
-        assert_eq!(kind(r#"{"kind":"vote","item":"x"}"#), OpKind::Vote);
-        assert_eq!(kind(r#"{"item":"x", "kind" : "unvote"}"#), OpKind::Vote);
-        assert_eq!(kind(r#"{"kind":"add_item","text":"vote"}"#), OpKind::Edit);
-        assert_eq!(kind(r#"{"text":"\"kind\":\"vote\""}"#), OpKind::Edit);
-        assert_eq!(kind("[]"), OpKind::Edit);
-    }
 }

@@ -117,12 +117,18 @@ impl FrameSink {
 
     /// Queues a frame without waiting.
     pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
-        self.push_outbound(Outbound::Frame(frame))
+        self.push_outbound(Outbound::Frame(frame), Instant::now())
+    }
+
+    /// Queues a frame without waiting, stamped `at`: a publisher pushing one frame to many
+    /// sinks reads the clock once for all of them.
+    pub fn push_at(&self, frame: Bytes, at: Instant) -> Result<(), PushError> {
+        self.push_outbound(Outbound::Frame(frame), at)
     }
 
     /// Queues the end of a subscription without waiting.
     pub fn end_subscription(&self, list: Uuid, frame: Bytes) -> Result<(), PushError> {
-        self.push_outbound(Outbound::SubscriptionEnded { list, frame })
+        self.push_outbound(Outbound::SubscriptionEnded { list, frame }, Instant::now())
     }
 
     /// Whether the connection is closed or closing; owners drop such subscribers.
@@ -135,14 +141,11 @@ impl FrameSink {
         self.slow.load(Ordering::Relaxed)
     }
 
-    fn push_outbound(&self, outbound: Outbound) -> Result<(), PushError> {
+    fn push_outbound(&self, outbound: Outbound, at: Instant) -> Result<(), PushError> {
         if self.cancel.is_cancelled() {
             return Err(PushError::Closed);
         }
-        let queued = Queued {
-            outbound,
-            at: Instant::now(),
-        };
+        let queued = Queued { outbound, at };
         match self.tx.try_send(queued) {
             Ok(()) => Ok(()),
             Err(flume::TrySendError::Full(_)) => {

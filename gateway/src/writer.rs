@@ -1,6 +1,8 @@
 //! A connection's writer: drains its outbound queue into the socket (one flush per burst),
 //! pings on schedule, answers ops whose deadline passed, and sends the close frame. It measures
-//! delivery (queued to written) per frame and the queue's depth when it wakes.
+//! delivery once per burst (from when the burst's oldest frame was queued until the burst is
+//! written, or its write timed out) and the queue's depth when it wakes: one sample per write,
+//! not per frame, so a node fanning out millions of frames a second records thousands.
 
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
@@ -21,26 +23,33 @@ use crate::sink::{Outbound, OutboundReceiver, Queued};
 /// Most queued frames written before one flush; bounds the latency a big backlog adds to pings.
 const BURST_FRAMES_MAX: usize = 256;
 
-/// One burst: the messages to write and when each text frame among them was queued.
+/// One burst: the messages to write and when its oldest queued frame was queued.
 #[derive(Default)]
 struct Burst {
     messages: Vec<Message>,
-    queued_at: Vec<StdInstant>,
+    oldest: Option<StdInstant>,
 }
 
 impl Burst {
     fn control(message: Message) -> Self {
         Self {
             messages: vec![message],
-            queued_at: Vec::new(),
+            oldest: None,
         }
     }
 
     fn texts(messages: Vec<Message>) -> Self {
         Self {
             messages,
-            queued_at: Vec::new(),
+            oldest: None,
         }
+    }
+}
+
+/// Records how long a burst's oldest frame waited, until now.
+fn record_delivery(oldest: Option<StdInstant>, delivery: &Histogram) {
+    if let Some(oldest) = oldest {
+        delivery.record(oldest.elapsed().as_secs_f64());
     }
 }
 
@@ -90,15 +99,14 @@ where
             .iter()
             .filter(|message| matches!(message, Message::Text(_)))
             .count();
-        let written = write_burst(&mut writer, burst.messages);
-        match tokio::time::timeout(config.write_timeout, written).await {
+        let Burst { messages, oldest } = burst;
+        let written = write_burst(&mut writer, messages);
+        let result = tokio::time::timeout(config.write_timeout, written).await;
+        // A write that timed out still delivered late (or never): its wait counts too.
+        record_delivery(oldest, &metrics.delivery);
+        match result {
             Ok(Ok(())) => {
                 metrics::counter!(names::FRAMES_SENT_TOTAL).increment(frame_count as u64);
-                let now = StdInstant::now();
-                for queued_at in burst.queued_at {
-                    let waited = now.saturating_duration_since(queued_at);
-                    metrics.delivery.record(waited.as_secs_f64());
-                }
             }
             Ok(Err(error)) => {
                 tracing::debug!(connection_id = shared.connection_id, %error, "websocket write failed");
@@ -148,7 +156,7 @@ fn collect_burst(shared: &Shared, first: Queued, queue: &flume::Receiver<Queued>
         match Utf8Bytes::try_from(frame) {
             Ok(text) => {
                 burst.messages.push(Message::Text(text));
-                burst.queued_at.push(at);
+                burst.oldest.get_or_insert(at);
             }
             Err(error) => tracing::error!(%error, "dropping an outbound frame that is not utf-8"),
         }

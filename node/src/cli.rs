@@ -19,7 +19,7 @@ mod watch;
 
 /// listwire: real-time collaborative lists.
 #[derive(Debug, Parser)]
-#[command(name = "listwire", version, about)]
+#[command(name = "listwire", version = crate::telemetry::LONG_VERSION, about)]
 pub struct Cli {
     /// Server URL for client commands.
     #[arg(

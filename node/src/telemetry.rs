@@ -13,9 +13,11 @@ const SECONDS_BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
-/// Buckets of the histograms that count things (batch sizes, fan-out, queue depths).
-const COUNT_BUCKETS: [f64; 13] = [
-    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+/// Buckets of the histograms that count things (batch sizes, fan-out, queue depths): powers
+/// of two up to 65,536 (a full vote batch holds about 4,700; a list may have 10,000 members).
+const COUNT_BUCKETS: [f64; 17] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0,
+    16384.0, 32768.0, 65536.0,
 ];
 /// The suffixes of the histograms that count things.
 const COUNT_SUFFIXES: [&str; 5] = ["_events", "_requests", "_ops", "_subscribers", "_frames"];
@@ -24,6 +26,13 @@ const COUNT_SUFFIXES: [&str; 5] = ["_events", "_requests", "_ops", "_subscribers
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git commit this binary was built from (`unknown` outside a checkout).
 pub const COMMIT: &str = env!("LISTWIRE_GIT_COMMIT");
+/// What `listwire --version` prints after the name: the version and the commit.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LISTWIRE_GIT_COMMIT"),
+    ")"
+);
 
 /// The process-wide Prometheus recorder, installed once; later nodes in the same process share
 /// it. Every metric is described, and every series an operator's dashboard or alert reads is
@@ -87,8 +96,8 @@ pub const DEFAULT_LOG_FILTER: &str =
     "warn,listwire=info,listwire_cluster=info,listwire_gateway=info,listwire_storage=info";
 
 /// Installs the log subscriber: `filter` in tracing's EnvFilter syntax (per-module levels, e.g.
-/// `warn,listwire=debug,fjall=info`). A JSON line carries the event's fields at top level and
-/// the spans it is in under `spans`: a line about an op names its `list_id` and `op_id` there.
+/// `warn,listwire=debug,fjall=info`). A JSON line carries the event's fields at top level
+/// (a line about an op names its `list_id` and `op_id`), and any spans it is in under `spans`.
 pub fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|error| {
         eprintln!("listwire: ignoring the log filter {filter:?} ({error}); using the default");

@@ -33,8 +33,16 @@ const OPS: [&str; 8] = [
     "account_read",
     "account_write",
 ];
-/// The failure kinds, as their `kind` label spells them.
-const KINDS: [&str; 5] = ["unavailable", "conflict", "backend", "corrupt", "other"];
+/// The failure kinds, as their `kind` label spells them. `cancelled`: the caller stopped
+/// waiting (its own deadline passed) before the store answered.
+const KINDS: [&str; 6] = [
+    "unavailable",
+    "conflict",
+    "backend",
+    "corrupt",
+    "cancelled",
+    "other",
+];
 
 /// Registers help text and units with the installed recorder. Call once at startup.
 pub fn describe_metrics() {
@@ -49,14 +57,16 @@ pub fn describe_metrics() {
     );
 }
 
-/// The `kind` label of an error.
-fn kind(error: &Error) -> &'static str {
+/// The `kind` label of an error, or `None` for an answer that is no failure of the store: a
+/// taken username (`AlreadyExists`) is the store saying no, as a lookup that finds nothing is.
+fn kind(error: &Error) -> Option<&'static str> {
     match error {
-        Error::Unavailable(_) | Error::ShuttingDown => "unavailable",
-        Error::AppendConflict { .. } => "conflict",
-        Error::Backend(_) | Error::Poisoned => "backend",
-        Error::Corrupt(_) => "corrupt",
-        Error::AlreadyExists(_) | Error::InvalidArgument(_) => "other",
+        Error::Unavailable(_) | Error::ShuttingDown => Some("unavailable"),
+        Error::AppendConflict { .. } => Some("conflict"),
+        Error::Backend(_) | Error::Poisoned => Some("backend"),
+        Error::Corrupt(_) => Some("corrupt"),
+        Error::InvalidArgument(_) => Some("other"),
+        Error::AlreadyExists(_) => None,
     }
 }
 
@@ -80,17 +90,43 @@ impl OpMetrics {
         &self,
         request: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let started = Instant::now();
+        let mut timing = Timing {
+            op: self,
+            started: Instant::now(),
+            outcome: Some("cancelled"),
+        };
         let result = request.await;
-        self.seconds.record(started.elapsed().as_secs_f64());
-        if let Err(error) = &result {
-            let kind = kind(error);
-            let index = KINDS.iter().position(|k| *k == kind);
-            if let Some(counter) = index.and_then(|i| self.errors.get(i)) {
-                counter.increment(1);
-            }
-        }
+        timing.outcome = match &result {
+            Ok(_) => None,
+            Err(error) => kind(error),
+        };
         result
+    }
+
+    fn count(&self, kind: &str) {
+        let index = KINDS.iter().position(|k| *k == kind);
+        if let Some(counter) = index.and_then(|i| self.errors.get(i)) {
+            counter.increment(1);
+        }
+    }
+}
+
+/// One request's clock. Dropped when the request ends, answered or not: a caller that stops
+/// waiting (a load's deadline, the readiness probe's) drops the request, and the time it waited
+/// still counts, as a `cancelled` failure, so a store that hangs shows in both signals.
+struct Timing<'a> {
+    op: &'a OpMetrics,
+    started: Instant,
+    /// The failure kind to count, if the request failed (`cancelled` until it is answered).
+    outcome: Option<&'static str>,
+}
+
+impl Drop for Timing<'_> {
+    fn drop(&mut self) {
+        self.op.seconds.record(self.started.elapsed().as_secs_f64());
+        if let Some(kind) = self.outcome {
+            self.op.count(kind);
+        }
     }
 }
 
@@ -242,7 +278,7 @@ mod tests {
         assert_eq!(store.head(list).await?, 1);
         match store.append(list, batch(1)).await {
             Err(lost @ Error::AppendConflict { head: 1, .. }) => {
-                assert_eq!(kind(&lost), "conflict")
+                assert_eq!(kind(&lost), Some("conflict"))
             }
             other => panic!("expected the append to lose, got {other:?}"),
         }
@@ -250,20 +286,54 @@ mod tests {
         Ok(())
     }
 
-    /// Every error maps to one of the label's fixed kinds.
+    /// Every failure maps to one of the label's fixed kinds; a taken username is no failure
+    /// (review: it paged ListwireStorageErrors whenever someone picked a taken name).
     #[test]
-    fn every_error_has_a_known_kind() {
+    fn every_failure_has_a_known_kind_and_a_taken_name_is_none() {
         let errors = [
             Error::Unavailable("x".into()),
             Error::ShuttingDown,
             Error::Backend("x".into()),
             Error::Poisoned,
             Error::Corrupt("x".into()),
-            Error::AlreadyExists("x".into()),
             Error::InvalidArgument("x".into()),
         ];
         for error in &errors {
-            assert!(KINDS.contains(&kind(error)), "{error}");
+            assert!(
+                kind(error).is_some_and(|kind| KINDS.contains(&kind)),
+                "{error}"
+            );
         }
+        assert_eq!(kind(&Error::AlreadyExists("x".into())), None);
+    }
+
+    /// A request its caller stops waiting for still counts: its time, and a `cancelled`
+    /// failure (review: a hung store showed neither latency nor errors).
+    #[tokio::test]
+    async fn a_request_given_up_on_counts_as_cancelled() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _local = ::metrics::set_default_local_recorder(&recorder);
+        let op = OpMetrics::new("memory", "head");
+        let hung = op.measure(std::future::pending::<Result<u64, Error>>());
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(5), hung).await;
+        assert!(gave_up.is_err());
+        let taken = op.measure(async { Err::<(), _>(Error::AlreadyExists("alice".into())) });
+        assert!(taken.await.is_err());
+        let mut counted = Vec::new();
+        let mut samples = 0;
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            match value {
+                DebugValue::Counter(n) if n > 0 => {
+                    let kind = key.key().labels().find(|label| label.key() == "kind");
+                    counted.push((kind.map(|label| label.value().to_owned()), n));
+                }
+                DebugValue::Histogram(values) => samples += values.len(),
+                _ => {}
+            }
+        }
+        assert_eq!(counted, vec![(Some("cancelled".to_owned()), 1)]);
+        assert_eq!(samples, 2, "both requests' times are recorded");
     }
 }

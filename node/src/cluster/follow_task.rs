@@ -262,6 +262,7 @@ impl Follow {
                 }
                 self.forwarded = Some(self.forwarded.map_or(seq, |forwarded| forwarded.max(seq)));
                 let list = self.list;
+                let received = std::time::Instant::now();
                 self.followers.retain(|_, follower| {
                     if follower.queued_to >= seq {
                         return true;
@@ -279,7 +280,7 @@ impl Follow {
                         return false;
                     }
                     follower.queued_to = seq;
-                    follower.sink.push(frame.clone()).is_ok()
+                    follower.sink.push_at(frame.clone(), received).is_ok()
                 });
                 if let Some(access) = access {
                     // As the owner does for its own connections: the frame, then the end.

@@ -191,15 +191,20 @@ impl Host {
         &self.inner.context
     }
 
-    /// The `limit` busiest active lists on this node, most admitted messages first.
+    /// The `limit` busiest active lists on this node, most admitted messages first. The slots
+    /// lock, which every admission takes, is held only to copy the slots' handles out.
     pub fn busiest(&self, limit: usize) -> Vec<ListLoad> {
-        let mut loads: Vec<ListLoad> = {
+        let slots: Vec<(Uuid, Arc<Slot>)> = {
             let slots = self.inner.slots_lock();
             slots
                 .iter()
-                .map(|(list, slot)| ListLoad::of(*list, slot))
+                .map(|(list, slot)| (*list, Arc::clone(slot)))
                 .collect()
         };
+        let mut loads: Vec<ListLoad> = slots
+            .iter()
+            .map(|(list, slot)| ListLoad::of(*list, slot))
+            .collect();
         loads.sort_unstable_by(|a, b| b.admitted.cmp(&a.admitted).then(a.list.cmp(&b.list)));
         loads.truncate(limit);
         loads

@@ -159,7 +159,10 @@ impl Fanout {
                 FrameSpan::delta(next_from, seq, None)
             };
             next_from = seq + 1;
-            if sink.push_frame(frame, span).is_err() {
+            if sink
+                .push_frame(frame, span, std::time::Instant::now())
+                .is_err()
+            {
                 return false;
             }
         }
@@ -286,6 +289,7 @@ impl Fanout {
         self.metrics
             .fanout_subscribers
             .record(self.subscribers.len() as f64);
+        let at = std::time::Instant::now();
         self.subscribers.retain(|_, subscriber| {
             if subscriber.queued_to >= to {
                 // It caught up past this frame when it subscribed (e.g. a tally of votes it
@@ -296,7 +300,7 @@ impl Fanout {
             // A full queue closes that subscriber (the sink marks it); either way it leaves.
             subscriber
                 .sink
-                .push_frame(frame.clone(), span.clone())
+                .push_frame(frame.clone(), span.clone(), at)
                 .is_ok()
         });
     }

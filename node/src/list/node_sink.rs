@@ -254,8 +254,14 @@ impl SubscriberSink {
         }
     }
 
-    /// Queues a frame covering `from..=seq` (`from` is `None` for a tally or snapshot).
-    pub fn push_frame(&self, frame: Bytes, span: FrameSpan) -> Result<(), PushError> {
+    /// Queues a frame covering `from..=seq` (`from` is `None` for a tally or snapshot),
+    /// published `at`.
+    pub fn push_frame(
+        &self,
+        frame: Bytes,
+        span: FrameSpan,
+        at: std::time::Instant,
+    ) -> Result<(), PushError> {
         let FrameSpan {
             from,
             seq,
@@ -263,7 +269,7 @@ impl SubscriberSink {
             access,
         } = span;
         match self {
-            SubscriberSink::Connection(sink) => sink.push(frame),
+            SubscriberSink::Connection(sink) => sink.push_at(frame, at),
             SubscriberSink::Node(sink) => sink.push(NodeItem::Frame {
                 from,
                 seq,

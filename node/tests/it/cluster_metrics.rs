@@ -63,7 +63,22 @@ async fn cluster_metrics_show_on_metrics_after_cluster_activity() {
     cluster.stop(owner).await;
 
     let url = format!("{}/metrics", cluster.node(via).http_url());
-    // The drained node announced `left`: it counts as left, not dead (no page for a scale-in).
+    // The drained node announced `left`, then went quiet. First both remaining nodes must see
+    // it not live (until then even a gauge that called every non-live member dead reads
+    // left 1, dead 0); then it must count as left, not dead: no page for a planned scale-in.
+    let gone = format!("node-{owner}");
+    eventually(Duration::from_secs(30), || async {
+        let mut not_live = true;
+        for index in (0..3).filter(|index| *index != owner) {
+            let report = cluster.admin(index).admin_cluster(None).await.unwrap();
+            not_live &= report
+                .members
+                .iter()
+                .any(|member| member.node_id == gone && !member.live && member.state == "left");
+        }
+        not_live
+    })
+    .await;
     eventually(Duration::from_secs(30), || async {
         let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
         let members = |state: &str| {

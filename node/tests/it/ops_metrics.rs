@@ -133,6 +133,48 @@ fn check_with_promtool(promtool: &Path, node: usize, text: &str) {
     );
 }
 
+/// Every histogram is a Prometheus histogram (no summary quantiles, which cannot be summed
+/// over nodes) with the configured buckets: `*_seconds` from 0.1 ms to 10 s, counts to 65,536.
+fn check_buckets(node: usize, scrape: &Scrape) {
+    assert!(
+        !scrape.text.contains("quantile=\""),
+        "node {node} renders a summary instead of a histogram"
+    );
+    let mut histograms = BTreeMap::<String, BTreeSet<String>>::new();
+    for (series, _) in &scrape.samples {
+        let Some((name, labels)) = series.split_once("_bucket{") else {
+            continue;
+        };
+        if let Some(le) = labels
+            .split("le=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        {
+            histograms
+                .entry(name.to_owned())
+                .or_default()
+                .insert(le.to_owned());
+        }
+    }
+    assert!(
+        histograms.len() >= 15,
+        "node {node} has histograms: {histograms:?}"
+    );
+    for (name, bounds) in &histograms {
+        let wanted: &[&str] = if name.ends_with("_seconds") {
+            &["0.0001", "0.001", "0.1", "10", "+Inf"]
+        } else {
+            &["1", "4096", "65536", "+Inf"]
+        };
+        for bound in wanted {
+            assert!(
+                bounds.contains(*bound),
+                "node {node}: {name} lacks le={bound}: {bounds:?}"
+            );
+        }
+    }
+}
+
 /// The metric names the dashboard and the alert rules read.
 fn names_ops_reads() -> BTreeSet<String> {
     let root = repo_root();
@@ -254,6 +296,7 @@ async fn every_nodes_metrics_parse_and_count_real_traffic() {
     }
     for (node, scrape) in after.iter().enumerate() {
         check_with_promtool(&promtool, node, &scrape.text);
+        check_buckets(node, scrape);
         assert_eq!(
             scrape.sum("listwire_build_info", ""),
             1.0,
