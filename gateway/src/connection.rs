@@ -284,12 +284,14 @@ async fn submit(shared: &Shared, list: Uuid, op_id: Uuid, op: Box<serde_json::va
     };
     let sink = shared.sink.clone();
     let pending = shared.deadlines.track(op_id, list, permit);
-    let timer = shared.inner.op_seconds.start(list, op_id, &op);
+    pending.attach_timer(shared.inner.op_seconds.start(list, op_id, &op));
     let reply = Reply::new(move |outcome| {
-        timer.finish(&outcome);
         if !pending.claim() {
-            // Already answered `unavailable` at its deadline.
+            // Already answered `unavailable` at its deadline (which finished its clock).
             return;
+        }
+        if let Some(timer) = pending.take_timer() {
+            timer.finish(&outcome);
         }
         let frame = match outcome {
             Ok(seq) => frames::ack_frame(op_id, list, seq),

@@ -277,3 +277,63 @@ async fn an_unanswered_op_times_out_as_outcome_unknown() {
         .unwrap()
         .unwrap();
 }
+
+// Goal: an op answered "outcome unknown" at its deadline counts as an `unavailable` op error
+// at the time the client heard it, and its late answer counts nothing more (review: timeouts
+// were invisible to the error ratio, and the late reply counted as a success).
+#[tokio::test]
+async fn a_timed_out_op_counts_once_as_unavailable() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let config = GatewayConfig {
+        op_timeout: Duration::from_millis(100),
+        ..GatewayConfig::default()
+    };
+    let (client_tx, client_rx, router, task) = start_with(config);
+    let (list, op_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let frame = format!(
+        r#"{{"type":"op","list":"{list}","op_id":"{op_id}","op":{{"kind":"vote","item":"hang"}}}}"#
+    );
+    client_tx.send_async(text(frame)).await.unwrap();
+    assert_eq!(next_json(&client_rx).await["code"], "unavailable");
+    router
+        .held
+        .lock()
+        .unwrap()
+        .pop()
+        .unwrap()
+        .send(OpOutcome::Ok(9));
+    drop(client_tx);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (mut errors, mut timed) = (Vec::new(), 0);
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let name = key.key().name().to_owned();
+        let label = |wanted: &str| {
+            key.key()
+                .labels()
+                .find(|label| label.key() == wanted)
+                .map(|label| label.value().to_owned())
+        };
+        match value {
+            DebugValue::Counter(n) if n > 0 && name == crate::metrics::OP_ERRORS_TOTAL => {
+                errors.push((label("kind"), label("code"), n));
+            }
+            DebugValue::Histogram(values)
+                if name == crate::metrics::OP_SECONDS && !values.is_empty() =>
+            {
+                assert_eq!(label("kind").as_deref(), Some("vote"));
+                timed += values.len();
+            }
+            _ => {}
+        }
+    }
+    let unavailable = (Some("vote".to_owned()), Some("unavailable".to_owned()), 1);
+    assert_eq!(errors, vec![unavailable]);
+    assert_eq!(timed, 1, "one latency sample, at the deadline");
+}

@@ -16,6 +16,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::op_metrics::OpTimer;
+
 /// One unanswered op.
 pub(crate) struct PendingOp {
     pub(crate) op_id: Uuid,
@@ -23,6 +25,9 @@ pub(crate) struct PendingOp {
     answered: AtomicBool,
     /// The connection's in-flight place, freed by whoever answers.
     permit: Mutex<Option<OwnedSemaphorePermit>>,
+    /// The op's clock, finished by whoever answers: the owner's reply, or the deadline (so an
+    /// op answered "outcome unknown" counts as that error, at the time the client heard it).
+    timer: Mutex<Option<OpTimer>>,
 }
 
 impl PendingOp {
@@ -35,6 +40,18 @@ impl PendingOp {
             permit.take();
         }
         true
+    }
+
+    /// Gives the op its clock (right after it is tracked, before anyone can claim it).
+    pub(crate) fn attach_timer(&self, timer: OpTimer) {
+        if let Ok(mut slot) = self.timer.lock() {
+            *slot = Some(timer);
+        }
+    }
+
+    /// The op's clock, for whoever claimed the op.
+    pub(crate) fn take_timer(&self) -> Option<OpTimer> {
+        self.timer.lock().ok().and_then(|mut slot| slot.take())
     }
 
     fn is_answered(&self) -> bool {
@@ -75,6 +92,7 @@ impl Deadlines {
             list,
             answered: AtomicBool::new(false),
             permit: Mutex::new(Some(permit)),
+            timer: Mutex::new(None),
         });
         let deadline = Instant::now() + self.timeout;
         let was_empty = {

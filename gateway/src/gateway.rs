@@ -133,10 +133,11 @@ impl Inner {
         let mut counts = self.user_counts();
         let count = counts.entry(user).or_insert(0);
         if *count >= self.config.connections_per_user_max {
-            return Err(EdgeError::new(
-                ErrorCode::RateLimited,
-                "too many connections for this user; close some first",
-            ));
+            return Err(EdgeError {
+                code: ErrorCode::RateLimited,
+                message: "too many connections for this user; close some first".into(),
+                retry_after_ms: Some(USER_LIMIT_RETRY_MS),
+            });
         }
         *count += 1;
         Ok(UserSlot {
@@ -178,6 +179,9 @@ impl Inner {
 pub(crate) struct ConnectionSlot {
     inner: Arc<Inner>,
 }
+
+/// The wait a user over its connection limit is told to leave before trying again.
+const USER_LIMIT_RETRY_MS: u64 = 5_000;
 
 /// One of a user's `connections_per_user_max` slots; released on drop.
 pub(crate) struct UserSlot {

@@ -33,6 +33,11 @@ pub const OP_ERRORS_TOTAL: &str = "listwire_gateway_op_errors_total";
 /// reaching this node's outbound queue for a connection (from a local owner, a follow stream
 /// from a remote one, an ack) until the write finished or timed out.
 pub const DELIVERY_SECONDS: &str = "listwire_gateway_delivery_seconds";
+/// Counter: frames written more than [`LATE_AFTER`] after they were queued (frame-weighted:
+/// with [`FRAMES_SENT_TOTAL`] it says what share of frames arrive late).
+pub const FRAMES_LATE_TOTAL: &str = "listwire_gateway_frames_late_total";
+/// A frame written this long after it was queued is late.
+pub const LATE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 /// Histogram: frames waiting in a connection's outbound queue when its writer wakes.
 pub const OUTBOUND_QUEUE_FRAMES: &str = "listwire_gateway_outbound_queue_frames";
 /// Counter: WebSocket connections accepted.
@@ -90,6 +95,10 @@ pub fn describe_metrics() {
         Unit::Seconds,
         "a frame's wait from this node's outbound queue to the client's socket"
     );
+    describe_counter!(
+        FRAMES_LATE_TOTAL,
+        "frames written to a websocket more than 100 ms after they were queued"
+    );
     describe_histogram!(
         OUTBOUND_QUEUE_FRAMES,
         Unit::Count,
@@ -108,6 +117,7 @@ pub fn register_metrics() {
     metrics::gauge!(SUBSCRIPTIONS).increment(0.0);
     for name in [
         FRAMES_SENT_TOTAL,
+        FRAMES_LATE_TOTAL,
         SLOW_CONSUMER_CLOSES_TOTAL,
         CONNECTIONS_ACCEPTED_TOTAL,
     ] {

@@ -1,15 +1,17 @@
 //! A connection's writer: drains its outbound queue into the socket (one flush per burst),
 //! pings on schedule, answers ops whose deadline passed, and sends the close frame. It measures
 //! delivery once per burst (from when the burst's oldest frame was queued until the burst is
-//! written, or its write timed out) and the queue's depth when it wakes: one sample per write,
-//! not per frame, so a node fanning out millions of frames a second records thousands.
+//! written, or its write timed out), counts the frames among them that waited longer than
+//! [`names::LATE_AFTER`] (frame-weighted, for the alert), and samples the queue's depth when it
+//! wakes. A histogram sample per write rather than per frame keeps a backlogged fan-out from
+//! buffering millions of samples between scrapes.
 
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, StreamExt};
-use metrics::Histogram;
+use metrics::{Counter, Histogram};
 use tokio::time::Instant;
 
 use crate::connection::{
@@ -23,40 +25,55 @@ use crate::sink::{Outbound, OutboundReceiver, Queued};
 /// Most queued frames written before one flush; bounds the latency a big backlog adds to pings.
 const BURST_FRAMES_MAX: usize = 256;
 
-/// One burst: the messages to write and when its oldest queued frame was queued.
+/// One burst: the messages to write and when each queued frame among them was queued
+/// (oldest first: the queue is FIFO).
 #[derive(Default)]
 struct Burst {
     messages: Vec<Message>,
-    oldest: Option<StdInstant>,
+    queued_at: Vec<StdInstant>,
 }
 
 impl Burst {
     fn control(message: Message) -> Self {
         Self {
             messages: vec![message],
-            oldest: None,
+            queued_at: Vec::new(),
         }
     }
 
     fn texts(messages: Vec<Message>) -> Self {
         Self {
             messages,
-            oldest: None,
+            queued_at: Vec::new(),
         }
-    }
-}
-
-/// Records how long a burst's oldest frame waited, until now.
-fn record_delivery(oldest: Option<StdInstant>, delivery: &Histogram) {
-    if let Some(oldest) = oldest {
-        delivery.record(oldest.elapsed().as_secs_f64());
     }
 }
 
 /// The writer's handles, resolved once per connection.
 struct WriterMetrics {
     delivery: Histogram,
+    late: Counter,
     queue_depth: Histogram,
+}
+
+impl WriterMetrics {
+    /// Records a written (or timed-out) burst's delivery: its oldest frame's wait, and how
+    /// many of its frames were late.
+    fn delivered(&self, queued_at: &[StdInstant]) {
+        let Some(oldest) = queued_at.first() else {
+            return;
+        };
+        let now = StdInstant::now();
+        self.delivery
+            .record(now.saturating_duration_since(*oldest).as_secs_f64());
+        let late = queued_at
+            .iter()
+            .take_while(|at| now.saturating_duration_since(**at) > names::LATE_AFTER)
+            .count();
+        if late > 0 {
+            self.late.increment(late as u64);
+        }
+    }
 }
 
 /// Drains the outbound queue into the socket, one flush per burst, and pings on schedule.
@@ -68,6 +85,7 @@ where
     let config = &shared.inner.config;
     let metrics = WriterMetrics {
         delivery: metrics::histogram!(names::DELIVERY_SECONDS),
+        late: metrics::counter!(names::FRAMES_LATE_TOTAL),
         queue_depth: metrics::histogram!(names::OUTBOUND_QUEUE_FRAMES),
     };
     let mut ping =
@@ -99,11 +117,14 @@ where
             .iter()
             .filter(|message| matches!(message, Message::Text(_)))
             .count();
-        let Burst { messages, oldest } = burst;
+        let Burst {
+            messages,
+            queued_at,
+        } = burst;
         let written = write_burst(&mut writer, messages);
         let result = tokio::time::timeout(config.write_timeout, written).await;
         // A write that timed out still delivered late (or never): its wait counts too.
-        record_delivery(oldest, &metrics.delivery);
+        metrics.delivered(&queued_at);
         match result {
             Ok(Ok(())) => {
                 metrics::counter!(names::FRAMES_SENT_TOTAL).increment(frame_count as u64);
@@ -134,6 +155,9 @@ fn expired_ops(shared: &Shared) -> Vec<Message> {
         .into_iter()
         .filter_map(|op| {
             names::count_error(error.code);
+            if let Some(timer) = op.take_timer() {
+                timer.finish(&Err(error.clone()));
+            }
             let frame = frames::error_frame(&error, Some(op.op_id), Some(op.list));
             Utf8Bytes::try_from(frame).ok().map(Message::Text)
         })
@@ -156,7 +180,7 @@ fn collect_burst(shared: &Shared, first: Queued, queue: &flume::Receiver<Queued>
         match Utf8Bytes::try_from(frame) {
             Ok(text) => {
                 burst.messages.push(Message::Text(text));
-                burst.oldest.get_or_insert(at);
+                burst.queued_at.push(at);
             }
             Err(error) => tracing::error!(%error, "dropping an outbound frame that is not utf-8"),
         }

@@ -265,7 +265,13 @@ async fn per_user_connection_limit() {
     let _second = ws_connect(&server, &token).await;
     let url = format!("ws://{}/v1/ws?token={token}", server.addr);
     match tokio_tungstenite::connect_async(url.as_str()).await {
-        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert!(
+                response.headers().contains_key("retry-after"),
+                "{response:?}"
+            );
+        }
         other => panic!("expected a 429, got {other:?}"),
     }
     let other = server.token();

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ::metrics::{
     counter, describe_counter, describe_histogram, histogram, Counter, Histogram, Unit,
@@ -57,16 +57,18 @@ pub fn describe_metrics() {
     );
 }
 
-/// The `kind` label of an error, or `None` for an answer that is no failure of the store: a
-/// taken username (`AlreadyExists`) is the store saying no, as a lookup that finds nothing is.
-fn kind(error: &Error) -> Option<&'static str> {
+/// The `kind` label of an error of `op`, or `None` for an answer that is no failure of the
+/// store: on an account write, a taken username (`AlreadyExists`) is the store saying no, as a
+/// lookup that finds nothing is. Anywhere else it is counted (`other`).
+fn kind(op: &str, error: &Error) -> Option<&'static str> {
     match error {
+        Error::AlreadyExists(_) if op == "account_write" => None,
+        Error::AlreadyExists(_) => Some("other"),
         Error::Unavailable(_) | Error::ShuttingDown => Some("unavailable"),
         Error::AppendConflict { .. } => Some("conflict"),
         Error::Backend(_) | Error::Poisoned => Some("backend"),
         Error::Corrupt(_) => Some("corrupt"),
         Error::InvalidArgument(_) => Some("other"),
-        Error::AlreadyExists(_) => None,
     }
 }
 
@@ -75,7 +77,16 @@ struct OpMetrics {
     seconds: Histogram,
     /// One counter per entry of [`KINDS`], in order.
     errors: Vec<Counter>,
+    /// A request given up on counts as `cancelled` only if it waited this long: a client that
+    /// hung up mid-request is no sign of a slow store; a deadline that passed is.
+    cancelled_after: Duration,
+    /// The `op` label.
+    op: &'static str,
 }
+
+/// The shortest wait after which a request given up on counts as `cancelled`: the readiness
+/// probe's deadline, the shortest a node sets on a store request.
+const CANCELLED_AFTER: Duration = Duration::from_secs(1);
 
 impl OpMetrics {
     fn new(backend: &'static str, op: &'static str) -> Self {
@@ -83,6 +94,8 @@ impl OpMetrics {
         Self {
             seconds: histogram!(REQUEST_SECONDS, "backend" => backend, "op" => op),
             errors: KINDS.iter().map(error).collect(),
+            cancelled_after: CANCELLED_AFTER,
+            op,
         }
     }
 
@@ -98,7 +111,7 @@ impl OpMetrics {
         let result = request.await;
         timing.outcome = match &result {
             Ok(_) => None,
-            Err(error) => kind(error),
+            Err(error) => kind(self.op, error),
         };
         result
     }
@@ -123,9 +136,12 @@ struct Timing<'a> {
 
 impl Drop for Timing<'_> {
     fn drop(&mut self) {
-        self.op.seconds.record(self.started.elapsed().as_secs_f64());
-        if let Some(kind) = self.outcome {
-            self.op.count(kind);
+        let waited = self.started.elapsed();
+        self.op.seconds.record(waited.as_secs_f64());
+        match self.outcome {
+            Some("cancelled") if waited < self.op.cancelled_after => {}
+            Some(kind) => self.op.count(kind),
+            None => {}
         }
     }
 }
@@ -278,7 +294,7 @@ mod tests {
         assert_eq!(store.head(list).await?, 1);
         match store.append(list, batch(1)).await {
             Err(lost @ Error::AppendConflict { head: 1, .. }) => {
-                assert_eq!(kind(&lost), Some("conflict"))
+                assert_eq!(kind("append", &lost), Some("conflict"))
             }
             other => panic!("expected the append to lose, got {other:?}"),
         }
@@ -300,25 +316,33 @@ mod tests {
         ];
         for error in &errors {
             assert!(
-                kind(error).is_some_and(|kind| KINDS.contains(&kind)),
+                kind("append", error).is_some_and(|kind| KINDS.contains(&kind)),
                 "{error}"
             );
         }
-        assert_eq!(kind(&Error::AlreadyExists("x".into())), None);
+        let taken = Error::AlreadyExists("x".into());
+        assert_eq!(kind("account_write", &taken), None);
+        assert_eq!(kind("append", &taken), Some("other"));
     }
 
-    /// A request its caller stops waiting for still counts: its time, and a `cancelled`
-    /// failure (review: a hung store showed neither latency nor errors).
+    /// A request its caller stops waiting for still counts: its time, and, once it waited as
+    /// long as a deadline, a `cancelled` failure (review: a hung store showed neither latency
+    /// nor errors; a second review: a client hanging up early is no store failure).
     #[tokio::test]
     async fn a_request_given_up_on_counts_as_cancelled() {
         use metrics_util::debugging::{DebugValue, DebuggingRecorder};
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         let _local = ::metrics::set_default_local_recorder(&recorder);
-        let op = OpMetrics::new("memory", "head");
-        let hung = op.measure(std::future::pending::<Result<u64, Error>>());
-        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(5), hung).await;
-        assert!(gave_up.is_err());
+        let op = OpMetrics {
+            cancelled_after: Duration::from_millis(50),
+            ..OpMetrics::new("memory", "account_write")
+        };
+        let hung = || op.measure(std::future::pending::<Result<u64, Error>>());
+        let hung_up_early = tokio::time::timeout(Duration::from_millis(1), hung()).await;
+        assert!(hung_up_early.is_err());
+        let deadline_passed = tokio::time::timeout(Duration::from_millis(60), hung()).await;
+        assert!(deadline_passed.is_err());
         let taken = op.measure(async { Err::<(), _>(Error::AlreadyExists("alice".into())) });
         assert!(taken.await.is_err());
         let mut counted = Vec::new();
@@ -334,6 +358,6 @@ mod tests {
             }
         }
         assert_eq!(counted, vec![(Some("cancelled".to_owned()), 1)]);
-        assert_eq!(samples, 2, "both requests' times are recorded");
+        assert_eq!(samples, 3, "every request's time is recorded");
     }
 }

@@ -1,7 +1,8 @@
 //! The operator's files against a real Prometheus: a Prometheus server (Debian's, which
 //! `ops/test.sh` installs) scrapes a three-process cluster taking real traffic and evaluates
-//! `ops/prometheus/alerts.yml`. Every query of the Grafana dashboard then returns data, every
-//! alert rule evaluates without error, and none is pending or firing on a healthy cluster.
+//! `ops/prometheus/alerts.yml`. Every query of the Grafana dashboard then finds its series,
+//! every alert rule evaluates without error, and those whose inputs a healthy cluster fixes
+//! (not the latency ones) are neither pending nor firing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,11 +19,23 @@ use crate::support::*;
 /// embedded store.
 const EMPTY_ON_POSTGRES: [&str; 1] = ["Group commit size and latency (embedded)"];
 
+/// The alerts whose inputs this healthy cluster fixes: none may even be pending. The latency
+/// alerts are left out: a handful of ops on a debug build sharing two cores with the rest of
+/// the suite may well have a p99 over 100 ms; `promtool test rules` covers their logic.
+const QUIET_WHEN_HEALTHY: [&str; 6] = [
+    "ListwireNodeDown",
+    "ListwireErrorRatioHigh",
+    "ListwireMemberDead",
+    "ListwireNoMajority",
+    "ListwireStorageErrors",
+    "ListwireStaleOwnerRejectionsRising",
+];
+
 /// A Prometheus server, killed when dropped.
 struct Prometheus {
     child: Child,
     url: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Drop for Prometheus {
@@ -43,8 +56,34 @@ fn prometheus_binary() -> PathBuf {
     path
 }
 
-/// Starts Prometheus scraping `urls` every second and evaluating the project's alert rules.
-fn start_prometheus(urls: &[String]) -> Prometheus {
+/// Starts Prometheus scraping `urls` and waits until it answers. The port is chosen free and
+/// released before Prometheus binds it: should another process take it meanwhile, Prometheus
+/// exits, and it is started again on another port.
+async fn start_prometheus(urls: &[String]) -> Prometheus {
+    for _attempt in 0..5 {
+        let mut prometheus = spawn_prometheus(urls);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(_exited)) = prometheus.child.try_wait() {
+                break;
+            }
+            let ready = reqwest::get(format!("{}/-/ready", prometheus.url)).await;
+            if ready.is_ok_and(|answer| answer.status().is_success()) {
+                return prometheus;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(prometheus.data.path().join("prometheus.log"));
+        eprintln!(
+            "prometheus did not come up; its log:\n{}",
+            log.unwrap_or_default()
+        );
+    }
+    panic!("prometheus did not start (see its logs above)");
+}
+
+/// Spawns Prometheus scraping `urls` every second and evaluating the project's alert rules.
+fn spawn_prometheus(urls: &[String]) -> Prometheus {
     let data = tempfile::tempdir().unwrap();
     let targets: Vec<String> = urls
         .iter()
@@ -52,7 +91,7 @@ fn start_prometheus(urls: &[String]) -> Prometheus {
         .collect();
     let alerts = repo_root().join("ops/prometheus/alerts.yml");
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {:?}\n\
          scrape_configs:\n  - job_name: listwire\n    static_configs:\n      - targets: [{}]\n",
         alerts.display(),
         targets.join(", ")
@@ -71,13 +110,13 @@ fn start_prometheus(urls: &[String]) -> Prometheus {
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(data.path().join("prometheus.log")).unwrap())
         .spawn()
         .expect("start prometheus");
     Prometheus {
         child,
         url: format!("http://127.0.0.1:{port}"),
-        _data: data,
+        data,
     }
 }
 
@@ -150,7 +189,7 @@ async fn prometheus_evaluates_the_dashboard_and_alerts_on_a_live_cluster() {
     let nodes = start(&database, &schema, &dirs);
     let urls: Vec<String> = nodes.iter().map(|node| node.url.clone()).collect();
     until_serving(&urls).await;
-    let prometheus = start_prometheus(&urls);
+    let prometheus = start_prometheus(&urls).await;
     let session = Client::new(&urls[0])
         .register("petra", "correct horse battery")
         .await
@@ -186,12 +225,14 @@ async fn prometheus_evaluates_the_dashboard_and_alerts_on_a_live_cluster() {
         .collect();
     assert_eq!(rules.len(), 9, "the alert rules are loaded: {rules:?}");
     for rule in rules {
-        assert_eq!(rule["health"], "ok", "{} evaluates: {rule}", rule["name"]);
-        assert_eq!(
-            rule["state"], "inactive",
-            "{} is quiet on a healthy cluster: {rule}",
-            rule["name"]
-        );
+        let name = rule["name"].as_str().unwrap_or_default();
+        assert_eq!(rule["health"], "ok", "{name} evaluates: {rule}");
+        if QUIET_WHEN_HEALTHY.contains(&name) {
+            assert_eq!(
+                rule["state"], "inactive",
+                "{name} is quiet on a healthy cluster: {rule}"
+            );
+        }
     }
     drop(prometheus);
     drop(nodes);
