@@ -4,7 +4,6 @@
 //! acknowledged op is in it exactly once at its acknowledged seq, and subscribers (on nodes
 //! that stayed up) converge to it with contiguous frames. No sleeps to wait for conditions.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -70,16 +69,7 @@ pub(crate) fn spawn(spec: &Spec) -> Node {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn listwire");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("node {} did not start: {line:?}", spec.index))
-        .to_owned();
+    let url = listening_url(&mut child);
     Node { child, url }
 }
 

@@ -3,7 +3,6 @@
 //! without gaps.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -29,16 +28,7 @@ fn spawn_node(dir: &Path) -> (Child, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn listwire");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .expect("listening line names the url")
-        .to_owned();
+    let url = listening_url(&mut child);
     (child, url)
 }
 

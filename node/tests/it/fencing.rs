@@ -11,7 +11,6 @@
 //! No sleeps: progress is awaited with deadlines; op ids and texts are fixed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -61,16 +60,7 @@ fn spawn_node(dir: std::path::PathBuf, database: String, schema: String) -> Node
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn listwire");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("the node did not start: {line:?}"))
-        .to_owned();
+    let url = listening_url(&mut child);
     Node { child, url }
 }
 

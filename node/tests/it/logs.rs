@@ -3,7 +3,7 @@
 //! list id and op id; a refused client command prints one line and exits non-zero, even with
 //! `RUST_BACKTRACE=1`; and the list reads "1 vote", not "1 votes".
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -31,15 +31,7 @@ impl Serve {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn listwire serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the listening line");
-        let url = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("the node did not start: {line:?}"))
-            .to_owned();
+        let url = listening_url(&mut child);
         Serve { child, url }
     }
 

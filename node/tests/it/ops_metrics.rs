@@ -97,14 +97,14 @@ pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `promtool`, which `ops/test.sh` installs (Debian's `prometheus` package).
-fn promtool() -> PathBuf {
-    let path =
-        std::env::var_os("PROMTOOL").map_or_else(|| PathBuf::from("promtool"), PathBuf::from);
+/// A program of Debian's `prometheus` package (`promtool`, `prometheus`), which `ops/test.sh`
+/// installs; the environment variable `var` may name another.
+pub(crate) fn prometheus_tool(var: &str, name: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(name), PathBuf::from);
     let found = Command::new(&path).arg("--version").output();
     assert!(
         found.is_ok_and(|output| output.status.success()),
-        "promtool is missing: `ops/ensure-package.sh prometheus promtool` installs it (ops/test.sh does)"
+        "{name} is missing: `ops/ensure-package.sh prometheus promtool` installs it (ops/test.sh does)"
     );
     path
 }
@@ -273,7 +273,7 @@ async fn every_nodes_metrics_parse_and_count_real_traffic() {
     let Some(database) = url_or_skip("listwire it ops_metrics") else {
         return;
     };
-    let promtool = promtool();
+    let promtool = prometheus_tool("PROMTOOL", "promtool");
     let schema = fresh_schema("lw_metrics_");
     let dirs: Vec<tempfile::TempDir> = (0..NODES).map(|_| tempfile::tempdir().unwrap()).collect();
     let nodes = start(&database, &schema, &dirs);

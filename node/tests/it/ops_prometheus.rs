@@ -4,7 +4,7 @@
 //! every alert rule evaluates without error, and those whose inputs a healthy cluster fixes
 //! (not the latency ones) are neither pending nor firing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use listwire::client::Client;
 use listwire_storage::testsuite::postgres::{drop_schema, fresh_schema, url_or_skip};
 use serde_json::Value;
 
-use crate::ops_metrics::{repo_root, start, traffic, until_serving, NODES};
+use crate::ops_metrics::{prometheus_tool, repo_root, start, traffic, until_serving, NODES};
 use crate::support::*;
 
 /// Dashboard panels that may be empty on this cluster: it runs on PostgreSQL, not the
@@ -43,17 +43,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn prometheus_binary() -> PathBuf {
-    let path =
-        std::env::var_os("PROMETHEUS").map_or_else(|| PathBuf::from("prometheus"), PathBuf::from);
-    let found = Command::new(&path).arg("--version").output();
-    assert!(
-        found.is_ok_and(|output| output.status.success()),
-        "prometheus is missing: `ops/ensure-package.sh prometheus promtool` installs it (ops/test.sh does)"
-    );
-    path
 }
 
 /// Starts Prometheus scraping `urls` and waits until it answers. The port is chosen free and
@@ -102,7 +91,7 @@ fn spawn_prometheus(urls: &[String]) -> Prometheus {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let child = Command::new(prometheus_binary())
+    let child = Command::new(prometheus_tool("PROMETHEUS", "prometheus"))
         .arg(format!("--config.file={}", config_path.display()))
         .arg(format!(
             "--storage.tsdb.path={}",

@@ -33,6 +33,20 @@ pub fn test_flags(dir: &Path) -> Vec<String> {
     ]
 }
 
+/// The URL a `listwire serve` child prints on its first stdout line (piped), once it listens.
+pub fn listening_url(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    line.split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("the node did not start: {line:?}"))
+        .to_owned()
+}
+
 /// Starts a node with the test flags plus `extra`.
 pub async fn start_node(dir: &Path, extra: &[&str]) -> RunningNode {
     let mut flags = test_flags(dir);
