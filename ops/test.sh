@@ -25,5 +25,9 @@ echo "==> ops artifacts (Prometheus, Grafana, compose)"
 ./ops/check-ops.sh
 echo "==> cargo test"
 ./ops/with-postgres.sh cargo test --workspace --locked
+# One second of the pgbench vote-ingest comparison, so the script cannot rot (its figures are
+# benchmarks: BENCHMARKS.md, never checked here).
+echo "==> pgbench vote ingest (smoke run)"
+./ops/with-postgres.sh ops/pgbench-votes.sh 1 2
 echo "==> web client tests (headless Chromium)"
 LISTWIRE_BIN="$PWD/target/debug/listwire" ./ops/web-test.sh

@@ -14,6 +14,8 @@
 # or power loss, which no test causes; no test crashes PostgreSQL itself either), and
 # synchronous_commit stays on, so a commit is acknowledged only once its WAL is written, as in
 # production. max_connections=300: tests run in parallel, each with its own small pool.
+# LISTWIRE_PG_FSYNC=on turns fsync and full_page_writes on, as a production server has them:
+# for benchmarks (ops/pgbench-votes.sh, listwire-bench on PostgreSQL), where durability costs.
 set -euo pipefail
 
 if [ "$#" -eq 0 ]; then
@@ -59,6 +61,9 @@ as_server_user() {
     if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+FSYNC=off
+if [ "${LISTWIRE_PG_FSYNC:-off}" = on ]; then FSYNC=on; fi
+
 PGTMP=$(mktemp -d "${TMPDIR:-/tmp}/listwire-pg.XXXXXX")
 STARTED=""
 stop_postgres() {
@@ -92,7 +97,7 @@ free_port() {
 for attempt in 1 2 3 4 5 6 7 8 9 10; do
     PGPORT=$(free_port)
     if as_server_user "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/log" -w -t 60 \
-        -o "-p $PGPORT -k $PGTMP -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=300" \
+        -o "-p $PGPORT -k $PGTMP -c listen_addresses=127.0.0.1 -c fsync=$FSYNC -c full_page_writes=$FSYNC -c max_connections=300" \
         start >/dev/null; then
         STARTED=yes
         break
