@@ -14,6 +14,7 @@ use crate::config::GatewayConfig;
 use crate::error::{EdgeError, ErrorCode};
 use crate::limits::RateLimits;
 use crate::metrics as names;
+use crate::op_metrics::OpSeconds;
 use crate::router::{Accounts, Admin, Principal, Router};
 use crate::Error;
 
@@ -36,7 +37,7 @@ pub(crate) struct Inner {
     pub passwords: Passwords,
     pub limits: RateLimits,
     /// Op latency handles, resolved once.
-    pub op_seconds: names::OpSeconds,
+    pub op_seconds: OpSeconds,
     /// The `process_*` metrics (CPU, memory, threads, file descriptors), read at each scrape.
     pub process: metrics_process::Collector,
     /// Cancelled when the server shuts down; every connection's token is a child of it.
@@ -73,7 +74,7 @@ impl Gateway {
         let inner = Inner {
             tokens: Tokens::new(&config.jwt_secret, config.token_ttl),
             limits: RateLimits::new(&config),
-            op_seconds: names::OpSeconds::new(),
+            op_seconds: OpSeconds::new(),
             process: names::process_collector(),
             passwords,
             config,

@@ -6,7 +6,7 @@
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
 use crate::error::ErrorCode;
-pub(crate) use crate::op_metrics::{OpKind, OpSeconds};
+use crate::op_metrics::OpKind;
 
 /// Gauge: open WebSocket connections.
 pub const CONNECTIONS: &str = "listwire_gateway_connections";

@@ -125,8 +125,9 @@ impl OpMetrics {
 }
 
 /// One request's clock. Dropped when the request ends, answered or not: a caller that stops
-/// waiting (a load's deadline, the readiness probe's) drops the request, and the time it waited
-/// still counts, as a `cancelled` failure, so a store that hangs shows in both signals.
+/// waiting (a load's deadline, the readiness probe's) drops the request: the time it waited
+/// still counts, and, past [`CANCELLED_AFTER`], a `cancelled` failure, so a store that hangs
+/// shows in both signals.
 struct Timing<'a> {
     op: &'a OpMetrics,
     started: Instant,

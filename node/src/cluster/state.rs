@@ -381,24 +381,30 @@ mod tests {
         assert!(!asked.contains(&me));
     }
 
+    /// Seven hosts `a`…`g` as node `me` sees them: the first `serving` serve, the others are
+    /// joining; with `flap`, `b` is not live.
+    const JOINING_SEVEN: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];
+
+    fn seven_joining(me: &NodeId, serving: usize, flap: bool) -> View {
+        let members = JOINING_SEVEN.iter().enumerate().map(|(index, name)| {
+            let state = if index < serving {
+                NodeState::Serving
+            } else {
+                NodeState::Joining
+            };
+            host(name, state, !(flap && *name == "b"))
+        });
+        View::new(me.clone(), members)
+    }
+
     /// Goal (review of the fix above, D4): newcomers that turn `serving` one view at a time,
     /// with a liveness flap in between, do not push the placement from before the join out of
     /// memory: the old owner is still asked.
     #[test]
     fn newcomers_serving_one_view_at_a_time_still_ask_the_old_owner() {
         let me = NodeId::new("d").unwrap();
-        let names = ["a", "b", "c", "d", "e", "f", "g"];
-        let view_with = |serving: usize, flap: bool| {
-            let members = names.iter().enumerate().map(|(index, name)| {
-                let state = if index < serving {
-                    NodeState::Serving
-                } else {
-                    NodeState::Joining
-                };
-                host(name, state, !(flap && *name == "b"))
-            });
-            View::new(me.clone(), members)
-        };
+        let names = JOINING_SEVEN;
+        let view_with = |serving: usize, flap: bool| seven_joining(&me, serving, flap);
         let state = ClusterState::new(me.clone(), view_with(3, false));
         for serving in 4..=7 {
             state.update(view_with(serving, false));
@@ -417,18 +423,8 @@ mod tests {
     #[test]
     fn a_flapping_host_does_not_push_out_the_placement_before_a_join() {
         let me = NodeId::new("d").unwrap();
-        let names = ["a", "b", "c", "d", "e", "f", "g"];
-        let view_with = |serving: usize, flap: bool| {
-            let members = names.iter().enumerate().map(|(index, name)| {
-                let state = if index < serving {
-                    NodeState::Serving
-                } else {
-                    NodeState::Joining
-                };
-                host(name, state, !(flap && *name == "b"))
-            });
-            View::new(me.clone(), members)
-        };
+        let names = JOINING_SEVEN;
+        let view_with = |serving: usize, flap: bool| seven_joining(&me, serving, flap);
         let state = ClusterState::new(me.clone(), view_with(3, false));
         state.update(view_with(7, false));
         for _ in 0..20 {
