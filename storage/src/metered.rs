@@ -59,12 +59,15 @@ pub fn describe_metrics() {
 
 /// The `kind` label of an error of `op`, or `None` for an answer that is no failure of the
 /// store: on an account write, a taken username (`AlreadyExists`) is the store saying no, as a
-/// lookup that finds nothing is. Anywhere else it is counted (`other`).
+/// lookup that finds nothing is (anywhere else it is counted, `other`); `ShuttingDown` is the
+/// node's own graceful stop.
 fn kind(op: &str, error: &Error) -> Option<&'static str> {
     match error {
         Error::AlreadyExists(_) if op == "account_write" => None,
         Error::AlreadyExists(_) => Some("other"),
-        Error::Unavailable(_) | Error::ShuttingDown => Some("unavailable"),
+        // The node's own graceful stop, not the store failing.
+        Error::ShuttingDown => None,
+        Error::Unavailable(_) => Some("unavailable"),
         Error::AppendConflict { .. } => Some("conflict"),
         Error::Backend(_) | Error::Poisoned => Some("backend"),
         Error::Corrupt(_) => Some("corrupt"),
@@ -309,7 +312,6 @@ mod tests {
     fn every_failure_has_a_known_kind_and_a_taken_name_is_none() {
         let errors = [
             Error::Unavailable("x".into()),
-            Error::ShuttingDown,
             Error::Backend("x".into()),
             Error::Poisoned,
             Error::Corrupt("x".into()),
@@ -324,6 +326,11 @@ mod tests {
         let taken = Error::AlreadyExists("x".into());
         assert_eq!(kind("account_write", &taken), None);
         assert_eq!(kind("append", &taken), Some("other"));
+        assert_eq!(
+            kind("append", &Error::ShuttingDown),
+            None,
+            "a graceful stop"
+        );
     }
 
     /// A request its caller stops waiting for still counts: its time, and, once it waited as

@@ -59,15 +59,26 @@ pub fn rank(
         .lists
         .iter()
         .map(|now| {
-            // A list not in the first sample was activated (or turned busy) since: all of its
-            // count is new.
-            let (admitted, refused) = before
-                .get(&now.list)
-                .map_or((0, 0), |was| (was.admitted, was.refused));
+            let (per_second, refused_per_second) = match before.get(&now.list) {
+                Some(was) => (
+                    now.admitted.saturating_sub(was.admitted) as f64 / seconds,
+                    now.refused.saturating_sub(was.refused) as f64 / seconds,
+                ),
+                // Activated since the first sample: all of its count is new.
+                None if now.active_secs as f64 <= seconds.ceil() => {
+                    (now.admitted as f64 / seconds, now.refused as f64 / seconds)
+                }
+                // Active before, but not among the busiest then: its average since activation
+                // (its lifetime count over one second would be no rate at all).
+                None => {
+                    let active = now.active_secs.max(1) as f64;
+                    (now.admitted as f64 / active, now.refused as f64 / active)
+                }
+            };
             Busy {
                 list: now.list,
-                per_second: now.admitted.saturating_sub(admitted) as f64 / seconds,
-                refused_per_second: now.refused.saturating_sub(refused) as f64 / seconds,
+                per_second,
+                refused_per_second,
                 inflight: now.inflight,
                 active_secs: now.active_secs,
             }
@@ -121,6 +132,13 @@ mod tests {
         }
     }
 
+    fn just_activated(list: u128, admitted: u64) -> ListLoad {
+        ListLoad {
+            active_secs: 0,
+            ..load(list, admitted, 0)
+        }
+    }
+
     fn report(lists: Vec<ListLoad>) -> BusiestReport {
         BusiestReport {
             node: "n1".into(),
@@ -136,7 +154,7 @@ mod tests {
         let second = report(vec![
             load(1, 1_000_010, 0),
             load(2, 510, 7),
-            load(3, 100, 0),
+            just_activated(3, 100),
         ]);
         let ranked = rank(&first, &second, Duration::from_secs(1), 2);
         assert_eq!(ranked.len(), 2);
@@ -147,5 +165,20 @@ mod tests {
         let table = render("n1", &ranked);
         assert!(table.contains(&Uuid::from_u128(2).to_string()), "{table}");
         assert!(table.contains("500.0"), "{table}");
+    }
+
+    // Goal (review): a long-active list that was not among the busiest in the first sample
+    // counts its average since activation, not its lifetime count as one second's worth.
+    #[test]
+    fn a_list_new_to_the_second_sample_is_not_counted_whole_unless_just_activated() {
+        let first = report(vec![load(2, 10, 0)]);
+        let second = report(vec![load(2, 510, 0), load(4, 6_000, 0)]);
+        let ranked = rank(&first, &second, Duration::from_secs(1), 2);
+        assert_eq!(ranked[0].list, Uuid::from_u128(2));
+        assert_eq!(ranked[1].list, Uuid::from_u128(4));
+        assert_eq!(
+            ranked[1].per_second, 100.0,
+            "6,000 over its 60 s, not 6,000 a second"
+        );
     }
 }

@@ -78,7 +78,7 @@ pub fn describe() {
     );
     describe_counter!(
         SETTLE_SKIPPED_TOTAL,
-        "settle requests not waited for (sent in the background): the holder failed one within the last 10 s"
+        "settle requests not waited for because the holder failed one within the last 10 s (each is sent in the background when one of 32 slots is free, else not at all)"
     );
     describe_counter!(
         PAUSES_TOTAL,

@@ -191,8 +191,10 @@ impl Host {
         &self.inner.context
     }
 
-    /// The `limit` busiest active lists on this node, most admitted messages first. The slots
-    /// lock, which every admission takes, is held only to copy the slots' handles out.
+    /// The `limit` busiest active lists on this node: the highest average rate of admitted
+    /// messages since each was activated first, so a list that turned hot a minute ago ranks
+    /// above a long-lived one with a larger lifetime count. The slots lock, which every
+    /// admission takes, is held only to copy the slots' handles out.
     pub fn busiest(&self, limit: usize) -> Vec<ListLoad> {
         let slots: Vec<(Uuid, Arc<Slot>)> = {
             let slots = self.inner.slots_lock();
@@ -205,7 +207,8 @@ impl Host {
             .iter()
             .map(|(list, slot)| ListLoad::of(*list, slot))
             .collect();
-        loads.sort_unstable_by(|a, b| b.admitted.cmp(&a.admitted).then(a.list.cmp(&b.list)));
+        let rate = |load: &ListLoad| load.admitted as f64 / load.active_secs.max(1) as f64;
+        loads.sort_unstable_by(|a, b| rate(b).total_cmp(&rate(a)).then(a.list.cmp(&b.list)));
         loads.truncate(limit);
         loads
     }
