@@ -386,7 +386,7 @@ impl ListActorState {
     fn fold_and_publish(&mut self, batching: &Batching) {
         let now = Instant::now();
         let all_votes = batching.events.iter().all(|event| event.change.is_vote());
-        let plan = self.fanout.plan(all_votes, now);
+        let plan = self.fanout.plan(all_votes, batching.events.len(), now);
         if plan == VotePlan::Delta && self.fanout.tally_pending() {
             // The tally stands for every coalesced vote before this batch; it goes out first.
             self.publish_pending_tally(now);
@@ -418,6 +418,9 @@ impl ListActorState {
                     }));
                 }
             }
+            // Covers every vote so far, coalesced ones included (a timer armed for them finds
+            // nothing owed).
+            VotePlan::Tally => self.publish_pending_tally(now),
             VotePlan::Delta => {
                 let (Some(first), Some(last)) = (batching.events.first(), batching.events.last())
                 else {

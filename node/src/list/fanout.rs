@@ -17,6 +17,10 @@ use crate::metrics::ListMetrics;
 
 /// Events per catch-up delta frame, so one resume does not build one enormous frame.
 const CATCH_UP_EVENTS_PER_FRAME: usize = 256;
+/// Most vote events a vote-only batch may publish as a delta; a larger one (a burst after a
+/// quiet moment) goes out as one tally at once, so a burst of thousands of votes never becomes
+/// a delta of thousands of events copied to every subscriber.
+pub const VOTE_DELTA_EVENTS_MAX: usize = 16;
 
 struct Subscriber {
     sink: SubscriberSink,
@@ -44,6 +48,8 @@ pub enum VotePlan {
     Delta,
     /// Fold it into the next tally frame (votes arriving faster than the tally interval).
     Coalesce,
+    /// Publish a tally now (a vote-only batch too large for a delta).
+    Tally,
 }
 
 /// The fan-out state of one list.
@@ -223,13 +229,19 @@ impl Fanout {
         }
     }
 
-    /// Decides how a durable batch goes out; call before folding it into the durable state.
-    pub fn plan(&self, all_votes: bool, now: Instant) -> VotePlan {
+    /// Decides how a durable batch of `events` goes out; call before folding it into the
+    /// durable state.
+    pub fn plan(&self, all_votes: bool, events: usize, now: Instant) -> VotePlan {
+        if !all_votes || self.tally_interval.is_zero() {
+            return VotePlan::Delta;
+        }
         let recent_vote_frame = self
             .last_vote_frame
             .is_some_and(|at| now.duration_since(at) < self.tally_interval);
-        if all_votes && recent_vote_frame {
+        if recent_vote_frame {
             VotePlan::Coalesce
+        } else if events > VOTE_DELTA_EVENTS_MAX {
+            VotePlan::Tally
         } else {
             VotePlan::Delta
         }
@@ -320,5 +332,50 @@ impl Fanout {
                 Some((to, frames::delta(self.list, from, to, &payload)))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fanout(interval_ms: u64) -> Fanout {
+        let interval = Duration::from_millis(interval_ms);
+        Fanout::new(Uuid::nil(), Vec::new(), 16, interval, ListMetrics::new())
+    }
+
+    // Goal: a burst of votes after a quiet moment goes out as one tally, never as a delta of
+    // thousands of events copied to every subscriber; a few votes stay a delta, and votes
+    // within the interval of the previous vote frame are coalesced.
+    #[test]
+    fn a_vote_burst_is_published_as_a_tally() {
+        let now = Instant::now();
+        let mut fanout = fanout(100);
+        assert_eq!(
+            fanout.plan(true, VOTE_DELTA_EVENTS_MAX, now),
+            VotePlan::Delta
+        );
+        assert_eq!(
+            fanout.plan(true, VOTE_DELTA_EVENTS_MAX + 1, now),
+            VotePlan::Tally
+        );
+        assert_eq!(
+            fanout.plan(false, 5_000, now),
+            VotePlan::Delta,
+            "edits are deltas"
+        );
+        fanout.last_vote_frame = Some(now);
+        let soon = now + Duration::from_millis(10);
+        assert_eq!(fanout.plan(true, 1, soon), VotePlan::Coalesce);
+        assert_eq!(fanout.plan(true, 5_000, soon), VotePlan::Coalesce);
+        let later = now + Duration::from_millis(100);
+        assert_eq!(fanout.plan(true, 5_000, later), VotePlan::Tally);
+    }
+
+    // Goal: `--tally-interval-ms 0` disables tallies, bursts included.
+    #[test]
+    fn no_tallies_without_an_interval() {
+        let fanout = fanout(0);
+        assert_eq!(fanout.plan(true, 5_000, Instant::now()), VotePlan::Delta);
     }
 }

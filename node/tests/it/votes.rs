@@ -154,3 +154,59 @@ async fn hot_poll_votes_are_coalesced_into_tallies() {
     assert_eq!(tallies.last(), Some(&20), "the tally covers every vote");
     node.stop().await.unwrap();
 }
+
+/// A burst of votes reaches watchers as tallies and small deltas, never as a delta of many
+/// vote events (which every subscriber would be sent whole): a vote-only delta has at most 16
+/// events, whatever batches the burst formed, and the watcher ends with every vote counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_burst_never_becomes_a_large_delta() {
+    use listwire::client::ServerFrame;
+    const VOTES: usize = 120;
+    let dir = tempfile::tempdir().unwrap();
+    // A 1 ms interval: almost every batch comes after it, so its size alone decides.
+    let node = start_node(dir.path(), &["--tally-interval-ms", "1"]).await;
+    let host = user(&node, "host").await;
+    let list = poll_list(&host, true, VOTES as u32, false).await;
+    let mut items = Vec::new();
+    for index in 0..VOTES {
+        let item = Uuid::new_v4();
+        let op = json!({"kind": "add_item", "text": format!("option {index}"), "after": null, "item": item});
+        host.op(list, Uuid::new_v4(), op).await.unwrap();
+        items.push(item);
+    }
+    let mut watcher = host.connect().await.unwrap();
+    let (mut seen, _) = subscribe_snapshot(&mut watcher, list).await;
+    let mut voter = host.connect().await.unwrap();
+    for item in &items {
+        let vote = json!({"kind": "vote", "item": item});
+        voter.send_op(list, Uuid::new_v4(), &vote).await.unwrap();
+    }
+    let last = seen + VOTES as u64;
+    let mut counted = 0;
+    while seen < last {
+        match watcher.next().await.unwrap() {
+            ServerFrame::Delta { to, events, .. } => {
+                assert!(
+                    events.len() <= 16,
+                    "a vote delta of {} events",
+                    events.len()
+                );
+                counted += events.len();
+                seen = to;
+            }
+            ServerFrame::Tally { seq, counts, .. } => {
+                let total: u64 = counts
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .filter_map(|count| count.as_u64())
+                    .sum();
+                counted = total as usize;
+                seen = seq;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(counted, VOTES, "every vote counted");
+    node.stop().await.unwrap();
+}
