@@ -7,6 +7,12 @@ use clap::Parser;
 use listwire::cli::{run_client, Cli, Command};
 use listwire::telemetry::init_logging;
 
+/// mimalloc instead of the system allocator: a node allocates and frees many small buffers per
+/// op (frames, messages) from many threads, where glibc's malloc spent about 13% of a hot
+/// poll's CPU in its free lists (BENCHMARKS.md, issue 13).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs the command. A failure (a refusal the server gave, a node that cannot start) prints one
 /// line, `listwire: error: …` with its causes, and exits 1; never a backtrace, whatever
 /// `RUST_BACKTRACE` says: the line is the whole message.
