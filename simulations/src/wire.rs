@@ -119,6 +119,22 @@ pub fn number_after(frame: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The string value following `key` (e.g. `"code":"`), up to the next quote.
+pub fn string_after<'a>(frame: &'a str, key: &str) -> Option<&'a str> {
+    let at = frame.find(key)? + key.len();
+    frame.get(at..)?.split('"').next()
+}
+
+/// The highest seq a subscription frame brings its reader to: a tally's or snapshot's `seq`,
+/// a delta's `to`; `None` for other frames.
+pub fn covered_seq(frame: &str) -> Option<u64> {
+    match frame_type(frame) {
+        "tally" | "snapshot" => number_after(frame, r#""seq":"#),
+        "delta" => number_after(frame, r#""to":"#),
+        _ => None,
+    }
+}
+
 /// An `ack` or `error` answer to an op.
 #[derive(Debug, Deserialize)]
 pub struct Answer {
@@ -165,6 +181,14 @@ mod tests {
         assert_eq!(number_after(frame, r#""from":"#), Some(7));
         assert_eq!(markers(frame).collect::<Vec<_>>(), vec![(123, 4), (125, 5)]);
         let ack = r#"{"type":"ack","op_id":"00000000-0000-0000-0000-000000000001","list":"00000000-0000-0000-0000-000000000002","seq":9}"#;
+        assert_eq!(
+            string_after(ack, r#""op_id":""#),
+            Some("00000000-0000-0000-0000-000000000001")
+        );
+        assert_eq!(covered_seq(frame), Some(8));
+        let tally = r#"{"type":"tally","list":"x","seq":12,"counts":{}}"#;
+        assert_eq!(covered_seq(tally), Some(12));
+        assert_eq!(covered_seq(ack), None);
         let parsed = answer(ack).unwrap();
         assert_eq!((parsed.kind.as_str(), parsed.seq), ("ack", Some(9)));
     }

@@ -88,6 +88,32 @@ async fn hot_poll_tally_is_exact() {
     target.shutdown().await.unwrap();
 }
 
+/// A small hot poll over WebSockets: 50 voters follow the tally and vote on 3 items each on
+/// that socket; the stored tally equals the acknowledged votes, item by item, and every
+/// connection's view reaches the last acked seq.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_poll_ws_tally_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = node(dir.path()).await;
+    let params = hot_poll::Params {
+        ws: true,
+        connections: 50,
+        rate: 300.0,
+        items: 3,
+        watchers: 3,
+        ..Default::default()
+    };
+    let outcome = hot_poll::run(&target, &params).await.unwrap();
+    assert_eq!(outcome.votes_acked, 150, "{outcome:?}");
+    assert!(outcome.tally_exact, "{outcome:?}");
+    assert_eq!(outcome.counted, 150);
+    let ws = outcome.ws.as_ref().unwrap();
+    assert_eq!(ws.connections_converged, 50, "{outcome:?}");
+    assert_eq!(outcome.watchers_converged, 3, "{outcome:?}");
+    assert_eq!(outcome.tally_lag.count, 150, "{outcome:?}");
+    target.shutdown().await.unwrap();
+}
+
 /// A small throughput run: every offered op is acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throughput_acks_every_op() {

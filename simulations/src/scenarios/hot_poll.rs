@@ -11,6 +11,9 @@
 //! the gateway nodes. For nodes the bench started, the CPU time each used over the voting
 //! window is reported per vote acknowledged: the owner's figure bounds how many votes per
 //! second one list can take once the edge is spread over many nodes.
+//!
+//! With `ws` set, [`hot_poll_ws`](super::hot_poll_ws) runs instead: voters vote over the
+//! WebSocket on which they follow the tally.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,10 +32,10 @@ use super::setup::{create_lists_placed, Http};
 use crate::pace::Pacer;
 use crate::report::{progress, Latency, LatencySummary};
 use crate::target::Target;
-use crate::wire::{self, frame_type, number_after, subscribe_frame};
+use crate::wire::{self, subscribe_frame};
 
 /// First user index of voters (watchers and the host use small indexes).
-const VOTER_BASE: u64 = 1 << 32;
+pub(super) const VOTER_BASE: u64 = 1 << 32;
 /// Votes in flight at once (HTTP requests outstanding).
 const IN_FLIGHT_MAX: usize = 2048;
 
@@ -53,6 +56,10 @@ pub struct Params {
     pub http2: bool,
     /// Where the poll lives and where voters and watchers connect.
     pub layout: Layout,
+    /// Vote over WebSockets that follow the tally ([`hot_poll_ws`](super::hot_poll_ws)).
+    pub ws: bool,
+    /// WebSocket mode: voter connections, one user each, each voting once per item.
+    pub connections: u64,
 }
 
 impl Default for Params {
@@ -65,6 +72,8 @@ impl Default for Params {
             attempts: 5,
             http2: false,
             layout: Layout::default(),
+            ws: false,
+            connections: 5000,
         }
     }
 }
@@ -90,23 +99,37 @@ pub struct Outcome {
     pub watchers_converged: usize,
     /// CPU time of each node the bench started over the voting window, per vote acked.
     pub cpu: Vec<NodeCpu>,
+    /// WebSocket mode's own figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ws: Option<super::hot_poll_ws::WsFigures>,
     /// The full ack distribution (not serialized).
     #[serde(skip)]
     pub latency: Latency,
 }
 
-struct Shared {
-    ack_at_by_seq: Mutex<HashMap<u64, Instant>>,
+/// When each acknowledged seq was acked, for the watchers' lag.
+#[derive(Default)]
+pub(super) struct Shared {
+    pub(super) ack_at_by_seq: Mutex<HashMap<u64, Instant>>,
 }
 
-/// Runs the scenario.
-pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
-    params.layout.validate(target)?;
-    let (list, items) = prepare(target, params.items.max(1), params.layout.owner).await?;
-    let shared = Arc::new(Shared {
-        ack_at_by_seq: Mutex::new(HashMap::new()),
-    });
-    let (final_tx, final_rx) = watch::channel(None::<u64>);
+impl Shared {
+    pub(super) fn acked(&self, seq: u64, at: Instant) {
+        self.ack_at_by_seq
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(seq, at);
+    }
+}
+
+/// Pure watchers on the layout's gateways (users 1..=count), each following the poll.
+pub(super) async fn spawn_watchers(
+    target: &Target,
+    params: &Params,
+    list: Uuid,
+    shared: &Arc<Shared>,
+    final_rx: &watch::Receiver<Option<u64>>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<(Latency, bool)>>> {
     let mut watchers = Vec::new();
     for index in 0..params.watchers {
         let node = params.layout.gateway(target, index as u64);
@@ -119,6 +142,33 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
             final_rx.clone(),
         )));
     }
+    Ok(watchers)
+}
+
+/// Waits for the watchers: their merged lag, and how many reached the final seq.
+pub(super) async fn join_watchers(
+    watchers: Vec<tokio::task::JoinHandle<(Latency, bool)>>,
+) -> anyhow::Result<(Latency, usize)> {
+    let mut lag = Latency::new();
+    let mut converged = 0;
+    for watcher in watchers {
+        let (watcher_lag, final_seen) = watcher.await?;
+        lag.merge(&watcher_lag);
+        converged += usize::from(final_seen);
+    }
+    Ok((lag, converged))
+}
+
+/// Runs the scenario.
+pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
+    if params.ws {
+        return super::hot_poll_ws::run(target, params).await;
+    }
+    params.layout.validate(target)?;
+    let (list, items) = prepare(target, params.items.max(1), 1, params.layout.owner).await?;
+    let shared = Arc::new(Shared::default());
+    let (final_tx, final_rx) = watch::channel(None::<u64>);
+    let watchers = spawn_watchers(target, params, list, &shared, &final_rx).await?;
     progress(format_args!(
         "hot-poll: {} voters at {:.0} votes/s on {} items, {} watchers",
         params.voters,
@@ -138,13 +188,7 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     let gateways = params.layout.gateway_nodes(target);
     let cpu = meter.finish(votes_acked, |node| cpu::role(node, owner, &gateways));
     let _ = final_tx.send(Some(highest_seq));
-    let mut lag = Latency::new();
-    let mut converged = 0;
-    for watcher in watchers {
-        let (watcher_lag, final_seen) = watcher.await?;
-        lag.merge(&watcher_lag);
-        converged += usize::from(final_seen);
-    }
+    let (lag, converged) = join_watchers(watchers).await?;
     let state = Http::new(target).get_list(&target.token(0), list).await?;
     let (counted, exact) = check_tally(&state, &acked_by_item);
     Ok(Outcome {
@@ -157,12 +201,16 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         counted,
         watchers_converged: converged,
         cpu,
+        ws: None,
         latency,
     })
 }
 
 /// The sum of the stored counts, and whether each item's count equals its acked votes.
-fn check_tally(state: &serde_json::Value, acked_by_item: &HashMap<Uuid, u64>) -> (u64, bool) {
+pub(super) fn check_tally(
+    state: &serde_json::Value,
+    acked_by_item: &HashMap<Uuid, u64>,
+) -> (u64, bool) {
     let mut counted = 0;
     let mut exact = true;
     for item in state["items"].as_array().into_iter().flatten() {
@@ -178,12 +226,16 @@ fn check_tally(state: &serde_json::Value, acked_by_item: &HashMap<Uuid, u64>) ->
     (counted, exact)
 }
 
-async fn prepare(
+/// Creates the public poll (on `node` if given) with `items` items, each user allowed
+/// `max_votes_per_user` votes; returns the list and the item ids.
+pub(super) async fn prepare(
     target: &Target,
     items: usize,
+    max_votes_per_user: usize,
     node: Option<usize>,
 ) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
-    let poll = json!({"max_votes_per_user": 1, "allow_change": false, "open": true});
+    let poll =
+        json!({"max_votes_per_user": max_votes_per_user, "allow_change": false, "open": true});
     let list = create_lists_placed(
         target,
         1,
@@ -248,11 +300,7 @@ async fn vote_all(
                 let outcome = vote(&http, &token, list, item, attempts).await;
                 drop(permit);
                 if let Ok(seq) = &outcome {
-                    shared
-                        .ack_at_by_seq
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(*seq, Instant::now());
+                    shared.acked(*seq, Instant::now());
                 }
                 (at.elapsed(), item, outcome)
             }));
@@ -285,6 +333,11 @@ async fn vote_all(
     )
 }
 
+/// Error codes worth retrying with the same op id.
+pub(super) fn retryable(code: &str) -> bool {
+    matches!(code, "busy" | "unavailable" | "moved" | "rate_limited")
+}
+
 /// One voter's vote, retried with the same op id on retryable failures.
 async fn vote(
     http: &Http,
@@ -301,14 +354,7 @@ async fn vote(
             .await
         {
             Ok(Ok(seq)) => return Ok(seq),
-            Ok(Err(code))
-                if !matches!(
-                    code.as_str(),
-                    "busy" | "unavailable" | "moved" | "rate_limited"
-                ) =>
-            {
-                return Err(code)
-            }
+            Ok(Err(code)) if !retryable(&code) => return Err(code),
             Ok(Err(code)) => last = code,
             Err(error) => last = format!("transport: {error}"),
         }
@@ -340,13 +386,9 @@ async fn watch_tally(
         let Some(Ok(frame)) = frame else {
             return (lag, false);
         };
-        let covered = match frame_type(&frame) {
-            "tally" => number_after(&frame, r#""seq":"#),
-            "delta" => number_after(&frame, r#""to":"#),
-            "snapshot" => number_after(&frame, r#""seq":"#),
-            _ => None,
+        let Some(covered) = wire::covered_seq(&frame) else {
+            continue;
         };
-        let Some(covered) = covered else { continue };
         if let Some(acked_at) = shared
             .ack_at_by_seq
             .lock()

@@ -41,6 +41,7 @@ impl Default for Params {
                 attempts: 5,
                 http2: false,
                 layout: Default::default(),
+                ..Default::default()
             },
         }
     }

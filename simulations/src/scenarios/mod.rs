@@ -6,6 +6,7 @@ pub mod failover;
 pub mod fanout;
 pub mod forwarded;
 pub mod hot_poll;
+pub mod hot_poll_ws;
 pub mod layout;
 pub mod memory;
 pub mod mixed;

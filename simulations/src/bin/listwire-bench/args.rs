@@ -10,8 +10,9 @@ pub enum Scenario {
     Throughput(ThroughputArgs),
     /// One list, S subscribers, one writer: delivery latency, loss, duplicates.
     Fanout(FanoutArgs),
-    /// A public poll, V distinct voters, W watchers: votes/s, latency, tally lag, exact tally,
-    /// and the CPU time of each started node per vote.
+    /// A public poll, V distinct voters (or with --ws, C voters on WebSockets that follow the
+    /// tally), W watchers: votes/s, latency, tally lag, exact tally, and the CPU time of each
+    /// started node per vote.
     HotPoll(HotPollArgs),
     /// On a cluster: ack latency of ops forwarded to the list's owner beside ops sent to the
     /// owner itself, at the same rate, in one run.
@@ -114,6 +115,18 @@ pub struct HotPollArgs {
     /// Vote over HTTP/2 (h2c) instead of HTTP/1.1 keep-alive.
     #[arg(long)]
     http2: bool,
+    /// Vote over WebSockets: --connections voters, each following the poll's tally and voting
+    /// on that socket once per item (C × items votes; the poll allows `items` votes per user;
+    /// --voters is unused). Nodes the bench starts already get its raised per-user op and
+    /// connection limits; keep C under the fd limit (about 15 000 with a hard limit of 20 000).
+    #[arg(long)]
+    ws: bool,
+    /// With --ws: voter connections, one user each, round-robin over the gateway nodes.
+    #[arg(long, default_value_t = 5000)]
+    connections: u64,
+    /// Sends per vote (same op id) on retryable errors (busy, unavailable, moved, rate_limited).
+    #[arg(long, default_value_t = 5)]
+    attempts: u32,
     #[command(flatten)]
     layout: LayoutArgs,
 }
@@ -127,7 +140,9 @@ impl HotPollArgs {
             watchers: self.watchers,
             http2: self.http2,
             layout: self.layout.layout(),
-            ..Default::default()
+            ws: self.ws,
+            connections: self.connections,
+            attempts: self.attempts,
         }
     }
 }

@@ -182,6 +182,15 @@ async fn hot_poll_command(reporter: &Reporter<'_>, params: hot_poll::Params) -> 
         "hot-poll: {:.0} votes/s, ack {}; tally lag {}; exact tally: {}",
         outcome.votes_per_sec, outcome.ack_latency, outcome.tally_lag, outcome.tally_exact
     ));
+    if let Some(ws) = &outcome.ws {
+        progress(format_args!(
+            "  ws: {} connections opened in {:.1} s, {} converged, {} reconnects, {} resent; watchers' lag {}",
+            ws.connections, ws.connect_seconds, ws.connections_converged, ws.reconnects, ws.resent, ws.watcher_lag
+        ));
+    }
+    if !outcome.failed.is_empty() {
+        progress(format_args!("  failed votes: {:?}", outcome.failed));
+    }
     for node in &outcome.cpu {
         progress(format_args!(
             "  node {} ({}): {:.2} CPU s, {:.2} cores, {:.1} µs per vote",
