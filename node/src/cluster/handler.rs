@@ -46,7 +46,8 @@ impl InternodeHandler {
 
     /// Submits a batch's ops, each list's in the order sent and the lists side by side (a
     /// list that is slow to load holds up only its own ops), then collects every outcome.
-    async fn ops(&self, ops: Vec<WireOp>) -> Response {
+    /// Public for the owner's vote-path benchmark (`benches/vote_path.rs`).
+    pub async fn ops(&self, ops: Vec<WireOp>) -> Response {
         let mut answers = Vec::with_capacity(ops.len());
         let mut groups: Vec<Vec<(WireOp, Reply)>> = Vec::new();
         let mut group_of: HashMap<Uuid, usize> = HashMap::new();

@@ -47,6 +47,7 @@ use tokio::time::Instant;
 use crate::host::{Host, HostConfig};
 use crate::router::LocalRouter;
 pub use config::ClusterArgs;
+pub use handler::InternodeHandler;
 use follow::Follows;
 use forward::Forwarder;
 pub use io::ClusterIo;
