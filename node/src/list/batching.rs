@@ -131,7 +131,7 @@ mod tests {
             username: "owner".into(),
         };
         let body = crate::domain::CreateList {
-            title: "t".repeat(500),
+            title: "t".repeat(100),
             visibility: crate::domain::Visibility::Public,
             poll: None,
         };
