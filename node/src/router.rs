@@ -23,7 +23,8 @@ use crate::domain::{parse_create, parse_op, Command, Op, UserRef};
 use crate::host::{Activation, Host};
 use crate::list::node_sink::{NodeSink, NodeSource, SubscriberSink};
 use crate::list::{
-    now_ms, rejection_to_edge, CatchUp, ListMsg, OpKind, OpRequest, SubscribeRequest,
+    now_ms, rejection_to_edge, BatchedOp, CatchUp, ListMsg, OpBatch, OpKind, OpRequest,
+    SubscribeRequest,
 };
 
 /// How long `/readyz` waits for its storage probe.
@@ -59,25 +60,71 @@ impl LocalRouter {
         body: &str,
         reply: Reply,
     ) {
-        let create = match parse_create(body) {
-            Ok(create) => create,
-            Err(rejection) => return reply.send(Err(rejection_to_edge(rejection))),
-        };
-        let kind = OpKind::Create {
-            op_id,
-            by: principal_ref(principal),
-            // Stamped by the list's owner (see `clock`).
-            at_ms: 0,
-            create,
+        let kind = match Self::prepare_create(principal_ref(principal), op_id, body) {
+            Ok(kind) => kind,
+            Err(error) => return reply.send(Err(error)),
         };
         let request = OpRequest {
             kind,
-            reply,
+            reply: reply.into(),
             admitted: None,
             received: Instant::now(),
         };
         self.dispatch(list, ListMsg::Op(Box::new(request)), Activation::Activate)
             .await;
+    }
+
+    /// A client op from its raw JSON: parsed, a shared username resolved, ready for the list
+    /// actor. A failure is the op's own outcome.
+    pub async fn prepare_apply(
+        &self,
+        by: UserRef,
+        op_id: Uuid,
+        raw_json: &str,
+    ) -> Result<OpKind, EdgeError> {
+        let op = parse_op(raw_json).map_err(rejection_to_edge)?;
+        let target = self.resolve_target(&op).await?;
+        Ok(OpKind::Apply(Command {
+            op_id,
+            by,
+            // Stamped by the list's owner (see `clock`).
+            at_ms: 0,
+            elapsed_ms: None,
+            op,
+            target,
+        }))
+    }
+
+    /// A create from its raw body, ready for the list actor.
+    pub fn prepare_create(by: UserRef, op_id: Uuid, body: &str) -> Result<OpKind, EdgeError> {
+        let create = parse_create(body).map_err(rejection_to_edge)?;
+        Ok(OpKind::Create {
+            op_id,
+            by,
+            // Stamped by the list's owner (see `clock`).
+            at_ms: 0,
+            create,
+        })
+    }
+
+    /// Hands prepared ops of `list`, in order, to its actor as one message with one admission
+    /// (a forwarded batch: issue 13). Each op is answered through its own place, and a refusal
+    /// (`moved`, `busy`, `unavailable`) answers each op it covers.
+    pub async fn submit_batch(&self, list: Uuid, ops: Vec<BatchedOp>, received: Instant) {
+        if ops.is_empty() {
+            return;
+        }
+        let batch = OpBatch {
+            ops,
+            admitted: None,
+            received,
+        };
+        self.dispatch(
+            list,
+            ListMsg::OpBatch(Box::new(batch)),
+            Activation::Activate,
+        )
+        .await;
     }
 
     /// Subscribes a gateway node to `list` (live frames, after catching up from `since` if
@@ -219,26 +266,16 @@ impl Router for LocalRouter {
         reply: Reply,
     ) {
         let received = Instant::now();
-        let op = match parse_op(op.get()) {
-            Ok(op) => op,
-            Err(rejection) => return reply.send(Err(rejection_to_edge(rejection))),
-        };
-        let target = match self.resolve_target(&op).await {
-            Ok(target) => target,
+        let kind = match self
+            .prepare_apply(principal_ref(principal), op_id, op.get())
+            .await
+        {
+            Ok(kind) => kind,
             Err(error) => return reply.send(Err(error)),
         };
-        let command = Command {
-            op_id,
-            by: principal_ref(principal),
-            // Stamped by the list's owner (see `clock`).
-            at_ms: 0,
-            elapsed_ms: None,
-            op,
-            target,
-        };
         let request = OpRequest {
-            kind: OpKind::Apply(command),
-            reply,
+            kind,
+            reply: reply.into(),
             admitted: None,
             received,
         };

@@ -12,16 +12,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use listwire_cluster::transport::{Handler, PeerInfo, PushError, StreamSender};
-use listwire_gateway::{EdgeError, ErrorCode, Principal, Reply};
+use listwire_gateway::{EdgeError, ErrorCode, Principal};
 use serde_json::value::RawValue;
-use tokio::sync::oneshot;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::items;
 use super::wire::{
     self, NodeStats, Request, Response, Subscribe, WireCatchUp, WireError, WireOp, WireOpBody,
 };
+use crate::domain::UserRef;
+use crate::list::answers::{BatchAnswers, BatchPlace};
 use crate::list::node_sink::{NodeItem, NodeSource};
+use crate::list::{BatchedOp, OpKind};
 use crate::router::LocalRouter;
 
 /// How long a settle request waits for this node's accepted ops of a list: under the asking
@@ -44,59 +47,67 @@ impl InternodeHandler {
         })
     }
 
-    /// Submits a batch's ops, each list's in the order sent and the lists side by side (a
-    /// list that is slow to load holds up only its own ops), then collects every outcome.
-    async fn ops(&self, ops: Vec<WireOp>) -> Response {
-        let mut answers = Vec::with_capacity(ops.len());
-        let mut groups: Vec<Vec<(WireOp, Reply)>> = Vec::new();
+    /// Submits a batch's ops, each list's in the order sent as one message to its actor and
+    /// the lists side by side (a list that is slow to load holds up only its own ops), then
+    /// collects every outcome, in the order sent. Public for the owner's vote-path benchmark
+    /// (`benches/vote_path.rs`).
+    pub async fn ops(&self, ops: Vec<WireOp>) -> Response {
+        let received = Instant::now();
+        let mut answers = BatchAnswers::new(ops.len());
+        let mut groups: Vec<(Uuid, Vec<(WireOp, BatchPlace)>)> = Vec::new();
         let mut group_of: HashMap<Uuid, usize> = HashMap::new();
         for op in ops {
-            let (answer_tx, answer) = oneshot::channel();
-            let reply = Reply::new(move |outcome| {
-                let _ = answer_tx.send(outcome);
-            });
-            answers.push(answer);
+            let place = answers.next_place();
             let index = *group_of.entry(op.list).or_insert_with(|| {
-                groups.push(Vec::new());
+                groups.push((op.list, Vec::new()));
                 groups.len() - 1
             });
-            groups[index].push((op, reply));
+            groups[index].1.push((op, place));
         }
-        let submissions = groups.into_iter().map(|group| async move {
-            for (op, reply) in group {
-                self.submit(op, reply).await;
-            }
-        });
+        let submissions = groups
+            .into_iter()
+            .map(|(list, group)| self.submit_list(list, group, received));
         futures_util::future::join_all(submissions).await;
-        let mut outcomes = Vec::with_capacity(answers.len());
-        for answer in answers {
-            let outcome = answer.await.unwrap_or_else(|_| {
-                Err(EdgeError::unavailable(
-                    "the op was dropped before completion; retry with the same op_id",
-                ))
-            });
-            outcomes.push(outcome.map_err(|error| WireError::from(&error)));
-        }
+        let outcomes = answers
+            .outcomes()
+            .await
+            .into_iter()
+            .map(|outcome| outcome.map_err(|error| WireError::from(&error)))
+            .collect();
         Response::Ops(outcomes)
     }
 
-    async fn submit(&self, op: WireOp, reply: Reply) {
-        let principal = Principal::from(op.principal);
-        match op.body {
-            WireOpBody::Apply(json) => match RawValue::from_string(json) {
-                Ok(raw) => {
-                    use listwire_gateway::Router;
-                    self.local
-                        .submit(&principal, op.list, op.op_id, raw, reply)
-                        .await
-                }
-                Err(_) => reply.send(Err(EdgeError::invalid("op must be a json object"))),
-            },
-            WireOpBody::Create(body) => {
-                self.local
-                    .create_at(&principal, op.list, op.op_id, &body, reply)
-                    .await
+    /// Prepares one list's ops in order (one that fails to parse is answered at once) and hands
+    /// the rest to the list as one batch.
+    async fn submit_list(&self, list: Uuid, group: Vec<(WireOp, BatchPlace)>, received: Instant) {
+        let mut batch = Vec::with_capacity(group.len());
+        for (op, answer) in group {
+            match self.prepare(op).await {
+                Ok(kind) => batch.push(BatchedOp { kind, answer }),
+                Err(error) => answer.send(Err(error)),
             }
+        }
+        self.local.submit_batch(list, batch, received).await;
+    }
+
+    async fn prepare(&self, op: WireOp) -> Result<OpKind, EdgeError> {
+        // The gateway node's principal is trusted (authenticated internode connection); its
+        // username moves into the op instead of being copied.
+        let by = UserRef {
+            user_id: op.principal.user_id,
+            username: op.principal.username,
+        };
+        match op.body {
+            WireOpBody::Apply(json) => {
+                let prepared = self.local.prepare_apply(by, op.op_id, &json).await;
+                // Only input that does not parse can fail to be JSON; checked only then, so a
+                // well-formed op is parsed once.
+                if prepared.is_err() && serde_json::from_str::<&RawValue>(&json).is_err() {
+                    return Err(EdgeError::invalid("op must be a json object"));
+                }
+                prepared
+            }
+            WireOpBody::Create(body) => LocalRouter::prepare_create(by, op.op_id, &body),
         }
     }
 
@@ -223,3 +234,7 @@ async fn pump(source: NodeSource, stream: StreamSender) {
 #[cfg(test)]
 #[path = "handler_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "handler_batch_tests.rs"]
+mod batch_tests;

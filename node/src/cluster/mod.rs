@@ -49,6 +49,7 @@ use crate::router::LocalRouter;
 pub use config::ClusterArgs;
 use follow::Follows;
 use forward::Forwarder;
+pub use handler::InternodeHandler;
 pub use io::ClusterIo;
 pub use router::ClusterRouter;
 use state::ClusterState;

@@ -240,11 +240,20 @@ impl Host {
                     return Err((refusal, message));
                 }
             }
-            let (slot, admitted) = match self.inner.admit(list, activation, message.is_control()) {
+            let wanted = message.admission_count();
+            let admission = self
+                .inner
+                .admit(list, activation, message.is_control(), wanted);
+            let (slot, admitted) = match admission {
                 Ok(Some(admission)) => admission,
                 Ok(None) => return Ok(()),
                 Err(error) => return Err((error, message)),
             };
+            if admitted.count() < wanted {
+                // A batch larger than the room left: the ops beyond it are refused, as each
+                // would have been alone.
+                message.refuse_beyond(admitted.count(), overloaded());
+            }
             message.set_admitted(admitted);
             let actor = match self.actor_of(list, &slot).await {
                 Ok(actor) => actor,
@@ -326,6 +335,11 @@ impl Host {
     }
 }
 
+/// The refusal of an op beyond a list's in-flight limit.
+fn overloaded() -> EdgeError {
+    EdgeError::new(ErrorCode::Busy, "list is overloaded; retry")
+}
+
 impl HostInner {
     fn slots_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Slot>>> {
         // A panic while holding this lock cannot leave the map inconsistent (single inserts and
@@ -335,14 +349,18 @@ impl HostInner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Admits one message for `list`. A control message (see [`ListMsg::is_control`]) is never
-    /// refused for load; it is still counted, so the list cannot passivate under it.
+    /// Admits one message for `list`, holding `wanted` places (one per op of a batch, one for
+    /// any other message): as many as the in-flight limit leaves room for, at least one, or
+    /// `busy`. A control message (see [`ListMsg::is_control`]) is never refused for load; it
+    /// is still counted, so the list cannot passivate under it.
     fn admit(
         &self,
         list: Uuid,
         activation: Activation,
         control: bool,
+        wanted: usize,
     ) -> Result<Option<(Arc<Slot>, Admitted)>, EdgeError> {
+        debug_assert!(wanted > 0, "a message holds at least one place");
         let config = &self.context.config;
         let mut slots = self.slots_lock();
         let slot = match slots.get(&list) {
@@ -365,16 +383,28 @@ impl HostInner {
                 slot
             }
         };
-        if !control && slot.inflight.load(Ordering::Acquire) >= config.list_inflight_max {
-            m::admission_rejections().increment(1);
-            slot.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(EdgeError::new(ErrorCode::Busy, "list is overloaded; retry"));
-        }
-        if !control {
-            slot.admitted.fetch_add(1, Ordering::Relaxed);
-        }
-        slot.inflight.fetch_add(1, Ordering::AcqRel);
-        let admitted = Admitted { slot: slot.clone() };
+        let count = if control {
+            wanted
+        } else {
+            let inflight = slot.inflight.load(Ordering::Acquire);
+            let room = config.list_inflight_max.saturating_sub(inflight);
+            let count = wanted.min(room);
+            let refused = wanted - count;
+            if refused > 0 {
+                m::admission_rejections().increment(refused as u64);
+                slot.refused.fetch_add(refused as u64, Ordering::Relaxed);
+            }
+            if count == 0 {
+                return Err(overloaded());
+            }
+            slot.admitted.fetch_add(count as u64, Ordering::Relaxed);
+            count
+        };
+        slot.inflight.fetch_add(count, Ordering::AcqRel);
+        let admitted = Admitted {
+            slot: slot.clone(),
+            count,
+        };
         Ok(Some((slot, admitted)))
     }
 

@@ -106,15 +106,38 @@ impl Slot {
     }
 }
 
-/// Proof that a message was admitted; dropping it (when the message is answered) frees the place.
+/// Proof that a message was admitted; dropping it (when the message is answered) frees its
+/// places: one for most messages, one per op for a batch of ops.
 pub struct Admitted {
     pub(super) slot: Arc<Slot>,
+    pub(super) count: usize,
+}
+
+impl Admitted {
+    /// How many places this admission holds.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Takes one op's place out of a batch's admission, so that op frees it when answered;
+    /// `None` once every place is taken.
+    pub fn take_one(&mut self) -> Option<Admitted> {
+        if self.count == 0 {
+            return None;
+        }
+        self.count -= 1;
+        Some(Admitted {
+            slot: Arc::clone(&self.slot),
+            count: 1,
+        })
+    }
 }
 
 impl std::fmt::Debug for Admitted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let inflight = self.slot.inflight.load(Ordering::Relaxed);
         f.debug_struct("Admitted")
+            .field("count", &self.count)
             .field("inflight", &inflight)
             .finish()
     }
@@ -122,6 +145,8 @@ impl std::fmt::Debug for Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.slot.inflight.fetch_sub(1, Ordering::AcqRel);
+        if self.count > 0 {
+            self.slot.inflight.fetch_sub(self.count, Ordering::AcqRel);
+        }
     }
 }

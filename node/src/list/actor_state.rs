@@ -12,14 +12,14 @@ use ractor::ActorRef;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::batching::{acked_early_if_mutant, digest_of, encode_batch_body, Batching, Waiter};
+use super::batching::{encode_batch_body, Batching, EventEncoder, Waiter};
 use super::fanout::{Fanout, VotePlan};
 use super::index::IndexSync;
 use super::lifecycle::{SnapshotBackoff, Stopping};
 use super::load::Loaded;
 use super::node_sink::Access;
-use super::{rejection_to_edge, ListArgs, ListMsg, OpKind, OpRequest};
-use crate::domain::{apply, create, evolve, is_retry, Change, Event, ListState};
+use super::{ListArgs, ListMsg};
+use crate::domain::{evolve, Change, ListState};
 use crate::host::{ListContext, Slot};
 use crate::metrics as m;
 
@@ -33,10 +33,11 @@ pub struct ListActorState {
     pub(super) durable: ListState,
     /// `durable` plus everything applied since (in flight and pending).
     pub(super) head: ListState,
-    pending: Batching,
+    pub(super) pending: Batching,
+    pub(super) encoder: EventEncoder,
     in_flight: Option<(Batching, Instant)>,
     /// Retries of ops that are applied but not yet durable.
-    parked: Vec<Waiter>,
+    pub(super) parked: Vec<Waiter>,
     pub(super) fanout: Fanout,
     pub(super) index: IndexSync,
     pub(super) snapshot_seq: u64,
@@ -45,7 +46,7 @@ pub struct ListActorState {
     pub(super) snapshot_writing: bool,
     /// When this actor applied its last event (the op-id window's clock advances by at most
     /// the real time between events); `None` before its first.
-    last_event_at: Option<tokio::time::Instant>,
+    pub(super) last_event_at: Option<tokio::time::Instant>,
     /// Waits between attempts after failed snapshots.
     pub(super) snapshot_backoff: SnapshotBackoff,
     pub(super) snapshot_cache: Option<(u64, Bytes)>,
@@ -87,6 +88,7 @@ impl ListActorState {
             head: loaded.state.clone(),
             durable: loaded.state,
             pending: Batching::default(),
+            encoder: EventEncoder::default(),
             in_flight: None,
             parked: Vec::new(),
             fanout,
@@ -122,6 +124,11 @@ impl ListActorState {
             ListMsg::Op(request) => {
                 self.last_activity = Instant::now();
                 self.on_op(*request);
+                self.flush();
+            }
+            ListMsg::OpBatch(batch) => {
+                self.last_activity = Instant::now();
+                self.on_batch(*batch);
                 self.flush();
             }
             ListMsg::Subscribe(request) => {
@@ -193,111 +200,6 @@ impl ListActorState {
             // A request for a list that does not exist: do not keep an actor for it.
             self.passivate(myself).await;
         }
-    }
-
-    fn on_op(&mut self, request: OpRequest) {
-        let OpRequest {
-            mut kind,
-            reply,
-            admitted,
-            received,
-        } = request;
-        if let Some(stopping) = &self.stopping {
-            let refusal = if stopping.handoff {
-                EdgeError::new(ErrorCode::Moved, "list moved to another node; retry")
-            } else {
-                EdgeError::unavailable("list is shutting down; retry")
-            };
-            reply.send(Err(refusal));
-            return;
-        }
-        // The owner stamps the time (never the gateway, whose clock may be another node's);
-        // the domain keeps it from going below the list's previous event.
-        let now_ms = self.context.config.clock.now_ms();
-        let now = tokio::time::Instant::now();
-        let op_id = match &mut kind {
-            OpKind::Apply(command) => {
-                command.at_ms = now_ms;
-                // Real time since this actor's previous event; unknown for its first.
-                command.elapsed_ms = self.last_event_at.map(|at| {
-                    u64::try_from(now.duration_since(at).as_millis()).unwrap_or(u64::MAX)
-                });
-                command.op_id
-            }
-            OpKind::Create { op_id, at_ms, .. } => {
-                *at_ms = now_ms;
-                *op_id
-            }
-        };
-        if let Some(applied) = self.head.applied_op(op_id) {
-            if !is_retry(applied.digest, digest_of(&kind)) {
-                m::ops_rejected("conflict").increment(1);
-                reply.send(Err(EdgeError::new(
-                    ErrorCode::Conflict,
-                    format!("op_id {op_id} was already used for a different op; use a new op_id"),
-                )));
-                return;
-            }
-            let seq = applied.seq;
-            self.context.metrics.duplicate_ops.increment(1);
-            let waiter = Waiter {
-                seq,
-                reply,
-                _admitted: admitted,
-                received,
-            };
-            if seq <= self.durable.seq() {
-                waiter.reply.send(Ok(seq));
-            } else {
-                self.parked.push(waiter);
-            }
-            return;
-        }
-        let limits = &self.context.config.limits;
-        let outcome = match &kind {
-            OpKind::Apply(command) => apply(&mut self.head, command, limits),
-            OpKind::Create {
-                op_id,
-                by,
-                at_ms,
-                create: body,
-            } => create(&mut self.head, *op_id, by, *at_ms, body, limits),
-        };
-        match outcome {
-            Ok(event) => {
-                self.last_event_at = Some(now);
-                let waiter = Waiter {
-                    seq: 0,
-                    reply: acked_early_if_mutant(reply, event.seq),
-                    _admitted: admitted,
-                    received,
-                };
-                self.push_pending(event, waiter);
-            }
-            Err(rejection) => {
-                m::ops_rejected(rejection.code.as_str()).increment(1);
-                reply.send(Err(rejection_to_edge(rejection)));
-            }
-        }
-    }
-
-    fn push_pending(&mut self, event: Event, mut waiter: Waiter) {
-        let encoded = match serde_json::to_vec(&event) {
-            Ok(encoded) => Bytes::from(encoded),
-            Err(error) => {
-                // Events are plain data; failing to encode one is a bug. `head` already holds the
-                // event, so this actor cannot go on: stop it (not the node); the next request
-                // reloads the list from storage.
-                tracing::error!(list_id = %self.list, %error, "event failed to encode; stopping the list");
-                waiter.reply.send(Err(EdgeError::internal()));
-                self.abort(EdgeError::unavailable("list restarted; retry"));
-                return;
-            }
-        };
-        waiter.seq = event.seq;
-        self.pending.events.push(event);
-        self.pending.encoded.push(encoded);
-        self.pending.waiters.push(waiter);
     }
 
     /// Hands the pending batch to storage if no append is in flight: as many pending events as

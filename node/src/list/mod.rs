@@ -7,6 +7,7 @@
 //! one frame per batch to subscribers. Reads (snapshots, subscriptions) see only `durable`.
 
 mod actor_state;
+pub mod answers;
 mod batching;
 mod fanout;
 pub mod frames;
@@ -14,12 +15,13 @@ mod index;
 mod lifecycle;
 mod load;
 pub mod node_sink;
+mod ops;
 mod reads;
 
 use tokio::time::Instant;
 
 use bytes::Bytes;
-use listwire_gateway::{EdgeError, ErrorCode, Reply};
+use listwire_gateway::{EdgeError, ErrorCode};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -28,6 +30,7 @@ use uuid::Uuid;
 use crate::domain::{Command, CreateList, RejectCode, Rejection, UserRef};
 use crate::host::{Admitted, ListContext, Slot};
 use actor_state::ListActorState;
+use answers::{Answer, BatchPlace};
 
 pub use fanout::CatchUp;
 pub use load::LoadError;
@@ -57,11 +60,32 @@ pub struct OpRequest {
     /// What to do.
     pub kind: OpKind,
     /// Where the outcome goes.
-    pub reply: Reply,
+    pub reply: Answer,
     /// Admission (freed when answered).
     pub admitted: Option<Admitted>,
     /// When the node received it (for ack latency).
     pub received: Instant,
+}
+
+/// The ops of one list from one forwarded request, in the order sent: one actor message and one
+/// admission for all of them (issue 13), each still answered on its own.
+#[derive(Debug)]
+pub struct OpBatch {
+    /// The ops, in order.
+    pub ops: Vec<BatchedOp>,
+    /// Admission, one place per op (each op takes its own when applied).
+    pub admitted: Option<Admitted>,
+    /// When the node received the batch (for ack latency).
+    pub received: Instant,
+}
+
+/// One op of an [`OpBatch`].
+#[derive(Debug)]
+pub struct BatchedOp {
+    /// What to do.
+    pub kind: OpKind,
+    /// Where its outcome goes.
+    pub answer: BatchPlace,
 }
 
 /// A subscription request.
@@ -82,6 +106,8 @@ pub struct SubscribeRequest {
 pub enum ListMsg {
     /// Apply an op.
     Op(Box<OpRequest>),
+    /// Apply a forwarded batch of ops, in order.
+    OpBatch(Box<OpBatch>),
     /// Subscribe a connection.
     Subscribe(Box<SubscribeRequest>),
     /// Unsubscribe a connection.
@@ -157,11 +183,31 @@ impl ListMsg {
     pub fn set_admitted(&mut self, admission: Admitted) {
         match self {
             ListMsg::Op(request) => request.admitted = Some(admission),
+            ListMsg::OpBatch(batch) => batch.admitted = Some(admission),
             ListMsg::Subscribe(request) => request.admitted = Some(admission),
             ListMsg::Unsubscribe { admitted, .. }
             | ListMsg::Snapshot { admitted, .. }
             | ListMsg::CatchUp { admitted, .. } => *admitted = Some(admission),
             _ => drop(admission),
+        }
+    }
+
+    /// How many places the message takes in the list's in-flight limit: one per op of a batch,
+    /// one for any other message.
+    pub fn admission_count(&self) -> usize {
+        match self {
+            ListMsg::OpBatch(batch) => batch.ops.len().max(1),
+            _ => 1,
+        }
+    }
+
+    /// Answers the ops of a batch beyond the first `keep` with `error` and drops them (the
+    /// host admitted only `keep`); other messages are left as they are.
+    pub fn refuse_beyond(&mut self, keep: usize, error: EdgeError) {
+        if let ListMsg::OpBatch(batch) = self {
+            for op in batch.ops.drain(keep.min(batch.ops.len())..) {
+                op.answer.send(Err(error.clone()));
+            }
         }
     }
 
@@ -179,6 +225,11 @@ impl ListMsg {
     pub fn refuse(self, error: EdgeError) {
         match self {
             ListMsg::Op(request) => request.reply.send(Err(error)),
+            ListMsg::OpBatch(batch) => {
+                for op in batch.ops {
+                    op.answer.send(Err(error.clone()));
+                }
+            }
             ListMsg::Subscribe(request) => {
                 let _ = request.reply.send(Err(error));
             }
