@@ -148,10 +148,13 @@ where
     E: std::error::Error + 'static,
 {
     let idle_timeout = shared.inner.config.idle_timeout;
+    // Made once, not per message (each registers with the token when first polled).
+    let cancelled = shared.cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let next = tokio::select! {
             biased;
-            _ = shared.cancel.cancelled() => return ReadEnd::Cancelled,
+            _ = &mut cancelled => return ReadEnd::Cancelled,
             next = tokio::time::timeout(idle_timeout, reader.next()) => next,
         };
         let message = match next {
@@ -166,7 +169,7 @@ where
         };
         tokio::select! {
             biased;
-            _ = shared.cancel.cancelled() => return ReadEnd::Cancelled,
+            _ = &mut cancelled => return ReadEnd::Cancelled,
             () = handle_message(shared, message) => {}
         }
     }

@@ -119,7 +119,10 @@ impl OpKind {
     /// A body that starts with its kind, as clients write it, is read without a parse.
     fn of(op: &RawValue) -> Self {
         let text = op.get();
-        if text.starts_with(r#"{"kind":"vote""#) || text.starts_with(r#"{"kind":"unvote""#) {
+        let vote_first =
+            text.starts_with(r#"{"kind":"vote""#) || text.starts_with(r#"{"kind":"unvote""#);
+        // A second `kind` would win in the parser (the op is not a vote): parse those.
+        if vote_first && text.matches(r#""kind""#).count() == 1 {
             return OpKind::Vote;
         }
         #[derive(serde::Deserialize)]

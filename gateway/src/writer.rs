@@ -54,6 +54,7 @@ struct WriterMetrics {
     delivery: Histogram,
     late: Counter,
     queue_depth: Histogram,
+    sent: Counter,
 }
 
 impl WriterMetrics {
@@ -87,7 +88,12 @@ where
         delivery: metrics::histogram!(names::DELIVERY_SECONDS),
         late: metrics::counter!(names::FRAMES_LATE_TOTAL),
         queue_depth: metrics::histogram!(names::OUTBOUND_QUEUE_FRAMES),
+        sent: metrics::counter!(names::FRAMES_SENT_TOTAL),
     };
+    // Made once: a cancellation future registers with its token when first polled, and one
+    // made per loop would register and unregister (a lock each) for every burst.
+    let cancelled = shared.cancel.cancelled();
+    tokio::pin!(cancelled);
     let mut ping =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     let queue = outbound.queued().clone();
@@ -96,7 +102,7 @@ where
         let next_deadline = shared.deadlines.next();
         let burst = tokio::select! {
             biased;
-            _ = shared.cancel.cancelled() => break,
+            _ = &mut cancelled => break,
             _ = ping.tick() => Burst::control(Message::Ping(bytes::Bytes::new())),
             () = tokio::time::sleep_until(next_deadline.unwrap_or_else(Instant::now)),
                 if next_deadline.is_some() => Burst::texts(expired_ops(&shared)),
@@ -127,7 +133,7 @@ where
         metrics.delivered(&queued_at);
         match result {
             Ok(Ok(())) => {
-                metrics::counter!(names::FRAMES_SENT_TOTAL).increment(frame_count as u64);
+                metrics.sent.increment(frame_count as u64);
             }
             Ok(Err(error)) => {
                 tracing::debug!(connection_id = shared.connection_id, %error, "websocket write failed");

@@ -70,7 +70,15 @@ fn code(outcome: &Result<u64, WireError>) -> &str {
 /// one-vote poll of items A and B at seq 3.
 async fn node_with_poll(config: HostConfig) -> (Arc<InternodeHandler>, LocalRouter) {
     let store = Arc::new(MemoryStore::new());
-    let host = Host::with_ownership(store.clone(), store, config, Arc::new(AllBut(MOVED)));
+    node_with_poll_over(store.clone(), store, config).await
+}
+
+async fn node_with_poll_over(
+    events: Arc<dyn listwire_storage::EventStore>,
+    accounts: Arc<MemoryStore>,
+    config: HostConfig,
+) -> (Arc<InternodeHandler>, LocalRouter) {
+    let host = Host::with_ownership(events, accounts, config, Arc::new(AllBut(MOVED)));
     let local = LocalRouter::new(host);
     let handler = InternodeHandler::new(local.clone(), 64);
     let owner = WirePrincipal::from(&principal(1, "owner"));
@@ -226,4 +234,91 @@ async fn concurrent_batches_with_the_same_op_ids_apply_once() {
     assert!(first.iter().all(Result::is_ok), "{first:?}");
     assert_eq!(first, second);
     assert_eq!(tallies(&local).await, (10, 10));
+}
+
+/// A memory store that counts the appends it is asked for.
+struct CountingAppends {
+    inner: Arc<MemoryStore>,
+    appends: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl listwire_storage::EventStore for CountingAppends {
+    async fn append(
+        &self,
+        list: Uuid,
+        batch: listwire_storage::Batch,
+    ) -> Result<(), listwire_storage::Error> {
+        self.appends
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.append(list, batch).await
+    }
+    async fn head(&self, list: Uuid) -> Result<u64, listwire_storage::Error> {
+        self.inner.head(list).await
+    }
+    async fn read_batches(
+        &self,
+        list: Uuid,
+        after_seq: u64,
+        max_batches: usize,
+    ) -> Result<Vec<listwire_storage::Batch>, listwire_storage::Error> {
+        self.inner.read_batches(list, after_seq, max_batches).await
+    }
+    async fn write_snapshot(
+        &self,
+        list: Uuid,
+        snapshot: listwire_storage::Snapshot,
+    ) -> Result<(), listwire_storage::Error> {
+        self.inner.write_snapshot(list, snapshot).await
+    }
+    async fn latest_snapshot(
+        &self,
+        list: Uuid,
+    ) -> Result<Option<listwire_storage::Snapshot>, listwire_storage::Error> {
+        self.inner.latest_snapshot(list).await
+    }
+    async fn prune(&self, list: Uuid, up_to_seq: u64) -> Result<(), listwire_storage::Error> {
+        self.inner.prune(list, up_to_seq).await
+    }
+    async fn close(&self) -> Result<(), listwire_storage::Error> {
+        self.inner.close().await
+    }
+}
+
+/// Goal (review finding): when an op of a batch stops its list (its event cannot be
+/// encoded, so `head` holds an event that will never be stored), the rest of the batch is
+/// refused and no append starts from that `head`: a stale append would store events computed
+/// on a state the store never had. The next request reloads the list and continues from the
+/// stored head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_after_an_abort_in_a_batch_are_refused_and_never_stored() {
+    let memory = Arc::new(MemoryStore::new());
+    let counting = Arc::new(CountingAppends {
+        inner: memory.clone(),
+        appends: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let (handler, _local) =
+        node_with_poll_over(counting.clone(), memory, HostConfig::default()).await;
+    let failing = Uuid::new_v4();
+    crate::list::fail_encoding_of(failing);
+    let before = counting.appends.load(std::sync::atomic::Ordering::SeqCst);
+    let batch = vec![
+        vote(voter(1), failing, ITEM_A),
+        vote(voter(2), Uuid::new_v4(), ITEM_A),
+        vote(voter(3), Uuid::new_v4(), ITEM_B),
+    ];
+    let answered = outcomes(&handler, batch).await;
+    let codes: Vec<&str> = answered.iter().map(code).collect();
+    assert_eq!(codes, ["internal", "unavailable", "unavailable"]);
+    let later = outcomes(&handler, vec![vote(voter(2), Uuid::new_v4(), ITEM_B)]).await;
+    assert_eq!(
+        later,
+        vec![Ok(4)],
+        "the reloaded list continues from the stored head"
+    );
+    let appends = counting.appends.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(
+        appends, 1,
+        "only the reloaded list's append reached the store"
+    );
 }

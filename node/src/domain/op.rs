@@ -151,10 +151,13 @@ fn parse_any_op(raw_json: &str) -> Result<Op, Rejection> {
 /// hot path of a poll: issue 13); `None` for anything else, which the general parser then
 /// reads, so every error message and every other op is exactly as before. Accepts only what
 /// the general parser accepts with the same result: a JSON object (a struct would also take an
-/// array), whose `kind` is `vote` or `unvote` and whose `item` is a uuid; other fields are
-/// ignored by both, and a duplicate field (which the general parser resolves) falls through.
+/// array) with exactly the fields `kind` (`vote` or `unvote`) and `item` (a uuid). Any other
+/// field falls through: skipping it checks less than the general parser's `Value` does (a lone
+/// surrogate escape, a number out of range), and a duplicate field, which the general parser
+/// resolves, falls through too.
 fn parse_vote(raw_json: &str) -> Option<Op> {
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct VoteShape<'a> {
         #[serde(borrow)]
         kind: std::borrow::Cow<'a, str>,
@@ -254,6 +257,14 @@ mod tests {
             r#"{"kind":7,"item":"x"}"#.to_owned(),
             r#"{"kind":"vote","#.to_owned(),
             String::new(),
+            // What skipping a field checks less than building a `Value` does.
+            format!(r#"{{"kind":"vote","item":"{item}","note":"\ud800"}}"#),
+            format!(r#"{{"kind":"vote","item":"{item}","note":"\udc00"}}"#),
+            format!(r#"{{"kind":"vote","item":"{item}","n":1e400}}"#),
+            format!(
+                r#"{{"kind":"vote","item":"{item}","n":{}}}"#,
+                "9".repeat(400)
+            ),
         ];
         for input in &inputs {
             assert_eq!(parse_op(input), parse_any_op(input), "input {input:?}");

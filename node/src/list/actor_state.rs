@@ -53,6 +53,9 @@ pub struct ListActorState {
     pub(super) last_activity: Instant,
     /// Set once the list is shutting down or being handed off.
     pub(super) stopping: Option<Stopping>,
+    /// Set by [`Self::abort`]: `head` holds an event that will never be stored, so nothing
+    /// more may be applied or appended (the rest of a batch is refused, `flush` starts nothing).
+    pub(super) aborted: bool,
     pub(super) shutdown_index_attempts: u32,
     /// The housekeeping tick.
     pub(super) tick: JoinHandle<()>,
@@ -101,6 +104,7 @@ impl ListActorState {
             snapshot_cache: None,
             last_activity: Instant::now(),
             stopping: None,
+            aborted: false,
             shutdown_index_attempts: 0,
             tick,
             tally_timer: None,
@@ -205,7 +209,7 @@ impl ListActorState {
     /// Hands the pending batch to storage if no append is in flight: as many pending events as
     /// fit in `batch_bytes_max` (at least one); the rest wait for the next batch.
     fn flush(&mut self) {
-        if self.in_flight.is_some() || self.pending.events.is_empty() {
+        if self.aborted || self.in_flight.is_some() || self.pending.events.is_empty() {
             return;
         }
         let batching = self.pending.take_front(self.context.config.batch_bytes_max);
@@ -362,6 +366,7 @@ impl ListActorState {
     /// Answers every op that is not durable with `error` and stops the actor; replies of an
     /// append still in flight answer `unavailable` when they are dropped.
     pub(super) fn abort(&mut self, error: EdgeError) {
+        self.aborted = true;
         let pending = std::mem::take(&mut self.pending);
         for waiter in pending
             .waiters

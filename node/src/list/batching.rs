@@ -57,8 +57,9 @@ impl Batching {
 }
 
 /// Bytes reserved at a time for encoded events: the events of many ops share one allocation
-/// (each event's `Bytes` is a slice of it), instead of a `Vec` and a copy per event.
-const ENCODER_CHUNK_BYTES: usize = 64 * 1024;
+/// (each event's `Bytes` is a slice of it), instead of a `Vec` and a copy per event. Small, as
+/// every written list keeps the rest of its chunk (and its resume ring the chunks it uses).
+pub(super) const ENCODER_CHUNK_BYTES: usize = 4 * 1024;
 
 /// Encodes events into slices of a shared buffer.
 #[derive(Default)]
@@ -72,6 +73,13 @@ impl EventEncoder {
         // An event is bounded by the domain limits; a larger one grows the buffer as needed.
         if self.buffer.capacity() - self.buffer.len() < ENCODER_CHUNK_BYTES / 16 {
             self.buffer.reserve(ENCODER_CHUNK_BYTES);
+        }
+        #[cfg(test)]
+        if tests::fails_to_encode(event) {
+            self.buffer.clear();
+            return Err(<serde_json::Error as serde::ser::Error>::custom(
+                "test: encode fails",
+            ));
         }
         if let Err(error) = serde_json::to_writer((&mut self.buffer).writer(), event) {
             self.buffer.clear();
@@ -117,8 +125,44 @@ pub(super) fn acked_early_if_mutant(reply: Answer, seq: u64) -> Answer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The op id whose event fails to encode (a test's way into the abort path), or nil.
+    static FAILING_OP: std::sync::Mutex<uuid::Uuid> = std::sync::Mutex::new(uuid::Uuid::nil());
+
+    /// Makes the event of `op_id` fail to encode, in every list of this test process.
+    pub(crate) fn fail_encoding_of(op_id: uuid::Uuid) {
+        *FAILING_OP.lock().unwrap_or_else(|p| p.into_inner()) = op_id;
+    }
+
+    pub(super) fn fails_to_encode(event: &Event) -> bool {
+        let failing = *FAILING_OP.lock().unwrap_or_else(|p| p.into_inner());
+        !failing.is_nil() && event.op_id == failing
+    }
+
+    /// Goal: a list that wrote one small event keeps at most one small chunk of encoder
+    /// buffer, not tens of KiB (every active list has an encoder).
+    #[test]
+    fn an_encoder_keeps_little_after_a_small_event() {
+        let mut encoder = EventEncoder::default();
+        let mut state = crate::domain::ListState::new(uuid::Uuid::from_u128(7));
+        let by = crate::domain::UserRef {
+            user_id: uuid::Uuid::from_u128(1),
+            username: "owner".into(),
+        };
+        let body = crate::domain::CreateList {
+            title: "t".into(),
+            visibility: crate::domain::Visibility::Public,
+            poll: None,
+        };
+        let limits = crate::domain::Limits::default();
+        let event =
+            crate::domain::create(&mut state, uuid::Uuid::from_u128(2), &by, 1, &body, &limits)
+                .unwrap();
+        let encoded = encoder.encode(&event).unwrap();
+        assert!(encoder.buffer.capacity() + encoded.len() <= 4 * 1024);
+    }
 
     /// Goal: events encoded into the shared buffer are the same bytes as `serde_json::to_vec`,
     /// each its own slice, across the buffer's chunk boundary.

@@ -9,6 +9,8 @@
 mod actor_state;
 pub mod answers;
 mod batching;
+#[cfg(test)]
+pub(crate) use batching::tests::fail_encoding_of;
 mod fanout;
 pub mod frames;
 mod index;

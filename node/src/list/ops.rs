@@ -39,6 +39,11 @@ impl ListActorState {
             admitted,
             received,
         } = request;
+        if self.aborted {
+            // The rest of a batch whose earlier op stopped the list: `head` is not to be trusted.
+            reply.send(Err(EdgeError::unavailable("list restarted; retry")));
+            return;
+        }
         if let Some(stopping) = &self.stopping {
             let refusal = if stopping.handoff {
                 EdgeError::new(ErrorCode::Moved, "list moved to another node; retry")
