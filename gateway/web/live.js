@@ -44,7 +44,7 @@ export class Live {
     /** list id → {seq, state}; state null until the first snapshot. */
     this.lists = new Map();
     this.subscribed = new Set();
-    this.resubscribes = new Map(); // list → retryable list errors since its last snapshot or delta
+    this.resubscribes = new Map(); // list → retryable list errors since its last snapshot, delta or tally
     this.socket = null;
     this.open = false;
     this.stopped = false;
@@ -235,6 +235,7 @@ export class Live {
         break;
       case 'tally':
         if (!entry?.state || frame.seq < entry.seq) return;
+        this.resubscribes.delete(frame.list); // A tally is progress too (a hot poll sends mostly tallies).
         applyTally(entry.state, frame.counts);
         entry.seq = frame.seq;
         entry.state.seq = frame.seq;

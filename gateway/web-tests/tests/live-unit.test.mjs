@@ -95,3 +95,15 @@ test('a revoked subscription ends; a restarted list is resubscribed', () => {
   assert.deepEqual(seen.listErrors, [[list, 'forbidden']]);
   assert.equal(live.lists.has(list), false);
 });
+
+test('a tally resets the resubscribe backoff, as a delta does (a hot poll sends mostly tallies)', () => {
+  const { live, socket } = start();
+  live.subscribe(list);
+  socket().accept();
+  socket().deliver({ type: 'snapshot', list, seq: 2, state: snapshotState(2) });
+  socket().deliver({ type: 'error', list, code: 'unavailable', message: 'list restarted; resubscribe with since' });
+  assert.equal(live.resubscribes.get(list), 1);
+  mock.timers.tick(5000);
+  socket().deliver({ type: 'tally', list, seq: 3, counts: {} });
+  assert.equal(live.resubscribes.has(list), false, 'the next incident starts from the first backoff');
+});
