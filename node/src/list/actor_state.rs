@@ -61,6 +61,8 @@ pub struct ListActorState {
     pub(super) tick: JoinHandle<()>,
     /// The timer of the pending tally, if one is armed.
     pub(super) tally_timer: Option<JoinHandle<()>>,
+    /// The generation of the armed tally timer; a `TallyDue` of another is stale.
+    pub(super) tally_generation: u64,
     /// The timer of the head rechecks after loading; `None` once this actor has written
     /// (a successful conditional append proves its copy was current).
     pub(super) head_rechecks: Option<JoinHandle<()>>,
@@ -108,6 +110,7 @@ impl ListActorState {
             shutdown_index_attempts: 0,
             tick,
             tally_timer: None,
+            tally_generation: 0,
             head_rechecks: None,
             handoff_requested: None,
             settling: Vec::new(),
@@ -167,10 +170,14 @@ impl ListActorState {
                 self.finish_shutdown_if_flushed().await;
             }
             ListMsg::Tick => self.on_tick().await,
-            ListMsg::TallyDue => {
-                self.tally_timer = None;
-                if self.fanout.tally_pending() {
-                    self.publish_pending_tally(Instant::now());
+            ListMsg::TallyDue(generation) => {
+                // A timer that fired while its tally went out another way (a delta, a burst
+                // tally) must not take the handle of the timer armed after it.
+                if generation == self.tally_generation {
+                    self.tally_timer = None;
+                    if self.fanout.tally_pending() {
+                        self.publish_pending_tally(Instant::now());
+                    }
                 }
             }
             ListMsg::Shutdown { done } => self.begin_stopping(false, Some(done)).await,
@@ -318,9 +325,11 @@ impl ListActorState {
             VotePlan::Coalesce => {
                 if let Some(delay) = self.fanout.coalesced(now) {
                     let myself = self.myself.clone();
+                    self.tally_generation += 1;
+                    let generation = self.tally_generation;
                     self.tally_timer = Some(tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        let _ = myself.send_message(ListMsg::TallyDue);
+                        let _ = myself.send_message(ListMsg::TallyDue(generation));
                     }));
                 }
             }

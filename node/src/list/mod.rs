@@ -153,8 +153,9 @@ pub enum ListMsg {
     IndexSynced(index::IndexOutcome),
     /// Periodic housekeeping: drop closed subscribers, passivate when idle.
     Tick,
-    /// The coalesced tally is due.
-    TallyDue,
+    /// The coalesced tally armed as `generation` is due (an older generation's timer, which
+    /// fired after its tally went out another way, is ignored).
+    TallyDue(u64),
     /// Flush, snapshot and stop.
     Shutdown {
         /// Signalled when the list is flushed.

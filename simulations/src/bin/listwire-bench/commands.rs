@@ -184,8 +184,8 @@ async fn hot_poll_command(reporter: &Reporter<'_>, params: hot_poll::Params) -> 
     ));
     if let Some(ws) = &outcome.ws {
         progress(format_args!(
-            "  ws: {} connections opened in {:.1} s, {} converged, {} reconnects, {} resent; watchers' lag {}",
-            ws.connections, ws.connect_seconds, ws.connections_converged, ws.reconnects, ws.resent, ws.watcher_lag
+            "  ws: {} connections opened in {:.1} s, {} converged, {} reconnects, {} resent, {} with unknown outcome (tally within bounds: {}); watchers' lag {}",
+            ws.connections, ws.connect_seconds, ws.connections_converged, ws.reconnects, ws.resent, ws.unknown, ws.tally_consistent, ws.watcher_lag
         ));
     }
     if !outcome.failed.is_empty() {

@@ -18,6 +18,8 @@ use crate::wire::{self, covered_seq, frame_type, number_after, string_after, Ws}
 
 /// Reconnection attempts after a socket closes.
 const RECONNECTS_MAX: u32 = 10;
+/// Longest a frame may take to send, and a reconnection to connect and subscribe.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The "item" of a pending resubscription in a connection's retries.
 const RESUBSCRIBE: usize = usize::MAX;
 
@@ -58,6 +60,8 @@ pub(super) struct Conn {
 pub(super) struct ConnResult {
     acked: Vec<Uuid>,
     failed: Vec<String>,
+    /// Items of votes whose outcome is unknown (they may or may not count).
+    unknown: Vec<Uuid>,
     ack: Vec<Duration>,
     lag: Vec<Duration>,
     converged: bool,
@@ -165,9 +169,7 @@ impl Conn {
 
     /// Sends item `item`'s vote; false if the socket failed.
     async fn send(&mut self, ws: &mut Ws, item: usize) -> bool {
-        ws.send(Message::text(self.frames[item].clone()))
-            .await
-            .is_ok()
+        send_within(ws, Message::text(self.frames[item].clone())).await
     }
 
     async fn resend_due(&mut self, ws: &mut Ws) -> bool {
@@ -176,14 +178,13 @@ impl Conn {
             self.retries.drain(..).partition(|(at, _)| *at <= now);
         self.retries = waiting;
         for (_, item) in due {
-            let sent = if item == RESUBSCRIBE {
-                ws.send(wire::subscribe_frame(self.list, Some(self.seen)))
-                    .await
+            let frame = if item == RESUBSCRIBE {
+                wire::subscribe_frame(self.list, Some(self.seen))
             } else {
                 self.resent += 1;
-                ws.send(Message::text(self.frames[item].clone())).await
+                Message::text(self.frames[item].clone())
             };
-            if sent.is_err() {
+            if !send_within(ws, frame).await {
                 return false;
             }
         }
@@ -288,9 +289,8 @@ impl Conn {
     async fn reconnect(&mut self) -> Option<Ws> {
         for attempt in 0..RECONNECTS_MAX {
             tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
-            let Ok((mut ws, _)) =
-                subscribe(&self.url, &self.token, self.list, Some(self.seen)).await
-            else {
+            let subscribing = subscribe(&self.url, &self.token, self.list, Some(self.seen));
+            let Ok(Ok((mut ws, _))) = tokio::time::timeout(IO_TIMEOUT, subscribing).await else {
                 continue;
             };
             self.reconnects += 1;
@@ -313,17 +313,29 @@ impl Conn {
     fn finish(self, converged: bool) -> ConnResult {
         let mut acked = Vec::new();
         let mut failed = Vec::new();
+        let mut unknown = Vec::new();
         for (item, slot) in self.slots.into_iter().enumerate() {
             match slot {
                 Slot::Acked(_) => acked.push(self.item_ids[item]),
-                Slot::Failed(code) => failed.push(code),
-                Slot::Sent { .. } => failed.push("unanswered".into()),
-                Slot::NotDue => {}
+                Slot::Failed(code) => {
+                    // `unavailable` ("outcome unknown") and `internal` may have been applied.
+                    if matches!(code.as_str(), "unavailable" | "internal") {
+                        unknown.push(self.item_ids[item]);
+                    }
+                    failed.push(code);
+                }
+                Slot::Sent { .. } => {
+                    unknown.push(self.item_ids[item]);
+                    failed.push("unanswered".into());
+                }
+                // Its connection gave up before the vote was due.
+                Slot::NotDue => failed.push("not_sent".into()),
             }
         }
         ConnResult {
             acked,
             failed,
+            unknown,
             ack: self.ack,
             lag: self.lag,
             converged,
@@ -339,6 +351,7 @@ pub(super) struct Totals {
     pub(super) votes_acked: u64,
     pub(super) acked_by_item: HashMap<Uuid, u64>,
     pub(super) failed: HashMap<String, u64>,
+    pub(super) unknown_by_item: HashMap<Uuid, u64>,
     pub(super) ack: Latency,
     pub(super) lag: Latency,
     pub(super) converged: u64,
@@ -355,6 +368,9 @@ impl Totals {
         for code in result.failed {
             *self.failed.entry(code).or_default() += 1;
         }
+        for item in result.unknown {
+            *self.unknown_by_item.entry(item).or_default() += 1;
+        }
         result
             .ack
             .iter()
@@ -367,4 +383,12 @@ impl Totals {
         self.reconnects += result.reconnects;
         self.resent += result.resent;
     }
+}
+
+/// Sends `frame`, at most [`IO_TIMEOUT`]; false if the socket failed or stalled.
+async fn send_within(ws: &mut Ws, frame: Message) -> bool {
+    matches!(
+        tokio::time::timeout(IO_TIMEOUT, ws.send(frame)).await,
+        Ok(Ok(()))
+    )
 }
