@@ -146,22 +146,26 @@ pub(crate) mod tests {
     #[test]
     fn an_encoder_keeps_little_after_a_small_event() {
         let mut encoder = EventEncoder::default();
+        let event = create_event("t");
+        let encoded = encoder.encode(&event).unwrap();
+        assert!(encoder.buffer.capacity() + encoded.len() <= ENCODER_CHUNK_BYTES);
+        const { assert!(ENCODER_CHUNK_BYTES <= 4 * 1024) };
+    }
+
+    /// The create event of a list titled `title`.
+    fn create_event(title: &str) -> Event {
         let mut state = crate::domain::ListState::new(uuid::Uuid::from_u128(7));
         let by = crate::domain::UserRef {
             user_id: uuid::Uuid::from_u128(1),
             username: "owner".into(),
         };
         let body = crate::domain::CreateList {
-            title: "t".into(),
+            title: title.into(),
             visibility: crate::domain::Visibility::Public,
             poll: None,
         };
         let limits = crate::domain::Limits::default();
-        let event =
-            crate::domain::create(&mut state, uuid::Uuid::from_u128(2), &by, 1, &body, &limits)
-                .unwrap();
-        let encoded = encoder.encode(&event).unwrap();
-        assert!(encoder.buffer.capacity() + encoded.len() <= 4 * 1024);
+        crate::domain::create(&mut state, uuid::Uuid::from_u128(2), &by, 1, &body, &limits).unwrap()
     }
 
     /// Goal: events encoded into the shared buffer are the same bytes as `serde_json::to_vec`,
@@ -169,20 +173,7 @@ pub(crate) mod tests {
     #[test]
     fn encoder_slices_match_serde_json() {
         let mut encoder = EventEncoder::default();
-        let mut state = crate::domain::ListState::new(uuid::Uuid::from_u128(7));
-        let by = crate::domain::UserRef {
-            user_id: uuid::Uuid::from_u128(1),
-            username: "owner".into(),
-        };
-        let body = crate::domain::CreateList {
-            title: "t".repeat(100),
-            visibility: crate::domain::Visibility::Public,
-            poll: None,
-        };
-        let limits = crate::domain::Limits::default();
-        let event =
-            crate::domain::create(&mut state, uuid::Uuid::from_u128(2), &by, 1, &body, &limits)
-                .unwrap();
+        let event = create_event(&"t".repeat(100));
         let expected = serde_json::to_vec(&event).unwrap();
         let slices: Vec<Bytes> = (0..(2 * ENCODER_CHUNK_BYTES / expected.len() + 2))
             .map(|_| encoder.encode(&event).unwrap())

@@ -213,17 +213,23 @@ pub(super) fn check_tally(
 ) -> (u64, bool) {
     let mut counted = 0;
     let mut exact = true;
-    for item in state["items"].as_array().into_iter().flatten() {
-        let votes = item["votes"].as_u64().unwrap_or(0);
-        let id: Uuid = item["id"]
-            .as_str()
-            .unwrap_or_default()
-            .parse()
-            .unwrap_or_default();
+    for (id, votes) in stored_counts(state) {
         counted += votes;
         exact &= acked_by_item.get(&id).copied().unwrap_or(0) == votes;
     }
     (counted, exact)
+}
+
+/// Each item's id and stored vote count, from a list read over HTTP.
+pub(super) fn stored_counts(state: &serde_json::Value) -> impl Iterator<Item = (Uuid, u64)> + '_ {
+    state["items"].as_array().into_iter().flatten().map(|item| {
+        let id = item["id"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_default();
+        (id, item["votes"].as_u64().unwrap_or(0))
+    })
 }
 
 /// Creates the public poll (on `node` if given) with `items` items, each user allowed

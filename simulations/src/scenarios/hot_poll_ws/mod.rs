@@ -79,13 +79,7 @@ pub struct WsFigures {
 
 /// Whether each item's stored count is at least its acked votes and at most acked + unknown.
 fn within_unknown(state: &serde_json::Value, totals: &Totals) -> bool {
-    state["items"].as_array().into_iter().flatten().all(|item| {
-        let votes = item["votes"].as_u64().unwrap_or(0);
-        let id: Uuid = item["id"]
-            .as_str()
-            .unwrap_or_default()
-            .parse()
-            .unwrap_or_default();
+    hot_poll::stored_counts(state).all(|(id, votes)| {
         let acked = totals.acked_by_item.get(&id).copied().unwrap_or(0);
         let unknown = totals.unknown_by_item.get(&id).copied().unwrap_or(0);
         acked <= votes && votes <= acked + unknown
