@@ -322,3 +322,67 @@ async fn ops_after_an_abort_in_a_batch_are_refused_and_never_stored() {
         "only the reloaded list's append reached the store"
     );
 }
+
+/// The next frame of a node subscription (skipping its start), within `wait`.
+async fn next_frame(
+    source: &crate::list::node_sink::NodeSource,
+    wait: std::time::Duration,
+) -> Option<(bool, u64)> {
+    use crate::list::node_sink::NodeItem;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let item = tokio::time::timeout_at(deadline, source.next())
+            .await
+            .ok()??;
+        if let NodeItem::Frame { from, seq, .. } = item {
+            return Some((from.is_none(), seq));
+        }
+    }
+}
+
+/// Goal (review finding): a tally timer that fired after its tally went out another way is
+/// stale: its `TallyDue` neither publishes the next window's tally early nor takes the handle
+/// of the timer armed after it; the current timer's `TallyDue` publishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_tally_timer_publishes_nothing() {
+    use crate::host::Activation;
+    use crate::list::ListMsg;
+    let config = HostConfig {
+        // Long enough that only the messages this test sends can publish the tally.
+        tally_interval: std::time::Duration::from_secs(600),
+        ..HostConfig::default()
+    };
+    let (handler, local) = node_with_poll(config).await;
+    let source = local.subscribe_node(POLL, None, 64).await.unwrap();
+    let wait = std::time::Duration::from_secs(5);
+    // The first vote after a quiet moment is a delta; the second is coalesced (timer 1).
+    assert_eq!(
+        outcomes(&handler, vec![vote(voter(1), Uuid::new_v4(), ITEM_A)]).await,
+        vec![Ok(4)]
+    );
+    assert_eq!(next_frame(&source, wait).await, Some((false, 4)), "a delta");
+    assert_eq!(
+        outcomes(&handler, vec![vote(voter(2), Uuid::new_v4(), ITEM_B)]).await,
+        vec![Ok(5)]
+    );
+    let host = local.host();
+    let tally_due = |generation| async move {
+        let dispatched = host
+            .dispatch(POLL, ListMsg::TallyDue(generation), Activation::IfActive)
+            .await;
+        assert!(dispatched.is_ok());
+    };
+    tally_due(0).await;
+    let quiet = std::time::Duration::from_millis(300);
+    assert_eq!(
+        next_frame(&source, quiet).await,
+        None,
+        "a stale timer publishes nothing"
+    );
+    tally_due(1).await;
+    assert_eq!(
+        next_frame(&source, wait).await,
+        Some((true, 5)),
+        "the current one does"
+    );
+}
