@@ -91,8 +91,14 @@ pub struct Outcome {
     pub ack_latency: LatencySummary,
     /// Lag from a vote's ack to a watcher's view covering it.
     pub tally_lag: LatencySummary,
-    /// Whether the stored tally equals the acknowledged votes, item by item.
+    /// Whether the stored tally equals the acknowledged votes, item by item, with no vote of
+    /// unknown outcome left.
     pub tally_exact: bool,
+    /// Votes whose outcome stayed unknown (`unavailable`, `internal`, a transport error, no
+    /// answer): each may or may not count.
+    pub unknown: u64,
+    /// Whether each item's stored count lies between its acked votes and acked + unknown.
+    pub tally_consistent: bool,
     /// Sum of the stored counts.
     pub counted: u64,
     /// Watchers whose last frame covered the final seq.
@@ -181,43 +187,67 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
         .map(|voter| target.token(VOTER_BASE + voter))
         .collect();
     let meter = CpuMeter::start(target);
-    let (latency, acked_by_item, failed, highest_seq, voting_seconds) =
-        vote_all(target, list, &items, params, &shared, tokens).await;
-    let votes_acked: u64 = acked_by_item.values().sum();
+    let votes = vote_all(target, list, &items, params, &shared, tokens).await;
+    let votes_acked: u64 = votes.acked_by_item.values().sum();
     let owner = params.layout.owner.unwrap_or_else(|| target.owner_of(list));
     let gateways = params.layout.gateway_nodes(target);
     let cpu = meter.finish(votes_acked, |node| cpu::role(node, owner, &gateways));
-    let _ = final_tx.send(Some(highest_seq));
+    let _ = final_tx.send(Some(votes.highest));
     let (lag, converged) = join_watchers(watchers).await?;
     let state = Http::new(target).get_list(&target.token(0), list).await?;
-    let (counted, exact) = check_tally(&state, &acked_by_item);
+    let check = check_tally(&state, &votes.acked_by_item, &votes.unknown_by_item);
     Ok(Outcome {
         votes_acked,
-        votes_per_sec: votes_acked as f64 / voting_seconds,
-        failed,
-        ack_latency: latency.summary(),
+        votes_per_sec: votes_acked as f64 / votes.seconds,
+        failed: votes.failed,
+        ack_latency: votes.latency.summary(),
         tally_lag: lag.summary(),
-        tally_exact: exact && counted == votes_acked,
-        counted,
+        tally_exact: check.exact,
+        unknown: check.unknown,
+        tally_consistent: check.consistent,
+        counted: check.counted,
         watchers_converged: converged,
         cpu,
         ws: None,
-        latency,
+        latency: votes.latency,
     })
 }
 
-/// The sum of the stored counts, and whether each item's count equals its acked votes.
+/// How the stored tally compares with what voters were told.
+pub(super) struct TallyCheck {
+    /// The sum of the stored counts.
+    pub(super) counted: u64,
+    /// Votes whose outcome is unknown.
+    pub(super) unknown: u64,
+    /// Every item's count equals its acked votes, and no vote's outcome is unknown.
+    pub(super) exact: bool,
+    /// Every item's count lies between its acked votes and acked + unknown.
+    pub(super) consistent: bool,
+}
+
+/// Checks the stored counts item by item against the acked votes and those of unknown outcome
+/// (an unknown vote on one item never hides a lost acked vote on another).
 pub(super) fn check_tally(
     state: &serde_json::Value,
     acked_by_item: &HashMap<Uuid, u64>,
-) -> (u64, bool) {
-    let mut counted = 0;
-    let mut exact = true;
+    unknown_by_item: &HashMap<Uuid, u64>,
+) -> TallyCheck {
+    let acked_total: u64 = acked_by_item.values().sum();
+    let unknown: u64 = unknown_by_item.values().sum();
+    let (mut counted, mut equal, mut consistent) = (0, true, true);
     for (id, votes) in stored_counts(state) {
+        let acked = acked_by_item.get(&id).copied().unwrap_or(0);
+        let maybe = unknown_by_item.get(&id).copied().unwrap_or(0);
         counted += votes;
-        exact &= acked_by_item.get(&id).copied().unwrap_or(0) == votes;
+        equal &= acked == votes;
+        consistent &= acked <= votes && votes <= acked + maybe;
     }
-    (counted, exact)
+    TallyCheck {
+        counted,
+        unknown,
+        exact: unknown == 0 && equal && counted == acked_total,
+        consistent,
+    }
 }
 
 /// Each item's id and stored vote count, from a list read over HTTP.
@@ -263,7 +293,16 @@ pub(super) async fn prepare(
     Ok((list, ids))
 }
 
-type VoteTotals = (Latency, HashMap<Uuid, u64>, HashMap<String, u64>, u64, f64);
+/// What the HTTP voters were told.
+struct VoteTotals {
+    latency: Latency,
+    acked_by_item: HashMap<Uuid, u64>,
+    /// Votes whose last answer left their outcome unknown, by item.
+    unknown_by_item: HashMap<Uuid, u64>,
+    failed: HashMap<String, u64>,
+    highest: u64,
+    seconds: f64,
+}
 
 async fn vote_all(
     target: &Target,
@@ -313,30 +352,40 @@ async fn vote_all(
             voter += 1;
         }
     }
-    let mut latency = Latency::new();
-    let mut acked_by_item: HashMap<Uuid, u64> = HashMap::new();
-    let mut failed: HashMap<String, u64> = HashMap::new();
-    let mut highest = 0;
+    let mut totals = VoteTotals {
+        latency: Latency::new(),
+        acked_by_item: HashMap::new(),
+        unknown_by_item: HashMap::new(),
+        failed: HashMap::new(),
+        highest: 0,
+        seconds: 0.0,
+    };
     for task in tasks {
         let Ok((elapsed, item, outcome)) = task.await else {
             continue;
         };
         match outcome {
             Ok(seq) => {
-                latency.record(elapsed);
-                *acked_by_item.entry(item).or_default() += 1;
-                highest = highest.max(seq);
+                totals.latency.record(elapsed);
+                *totals.acked_by_item.entry(item).or_default() += 1;
+                totals.highest = totals.highest.max(seq);
             }
-            Err(code) => *failed.entry(code).or_default() += 1,
+            Err(code) => {
+                if outcome_unknown(&code) {
+                    *totals.unknown_by_item.entry(item).or_default() += 1;
+                }
+                *totals.failed.entry(code).or_default() += 1;
+            }
         }
     }
-    (
-        latency,
-        acked_by_item,
-        failed,
-        highest,
-        started.elapsed().as_secs_f64(),
-    )
+    totals.seconds = started.elapsed().as_secs_f64();
+    totals
+}
+
+/// Whether a vote's last answer leaves it possibly applied: `unavailable` ("outcome unknown"),
+/// `internal`, a transport error or no answer at all.
+pub(super) fn outcome_unknown(code: &str) -> bool {
+    matches!(code, "unavailable" | "internal" | "unanswered") || code.starts_with("transport")
 }
 
 /// Error codes worth retrying with the same op id.

@@ -182,10 +182,16 @@ async fn hot_poll_command(reporter: &Reporter<'_>, params: hot_poll::Params) -> 
         "hot-poll: {:.0} votes/s, ack {}; tally lag {}; exact tally: {}",
         outcome.votes_per_sec, outcome.ack_latency, outcome.tally_lag, outcome.tally_exact
     ));
+    if outcome.unknown > 0 {
+        progress(format_args!(
+            "  {} votes of unknown outcome; every item's count between acked and acked + unknown: {}",
+            outcome.unknown, outcome.tally_consistent
+        ));
+    }
     if let Some(ws) = &outcome.ws {
         progress(format_args!(
-            "  ws: {} connections opened in {:.1} s, {} converged, {} reconnects, {} resent, {} with unknown outcome (tally within bounds: {}); watchers' lag {}",
-            ws.connections, ws.connect_seconds, ws.connections_converged, ws.reconnects, ws.resent, ws.unknown, ws.tally_consistent, ws.watcher_lag
+            "  ws: {} connections opened in {:.1} s, {} converged, {} reconnects, {} resent; watchers' lag {}",
+            ws.connections, ws.connect_seconds, ws.connections_converged, ws.reconnects, ws.resent, ws.watcher_lag
         ));
     }
     if !outcome.failed.is_empty() {

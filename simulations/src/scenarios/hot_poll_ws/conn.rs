@@ -319,7 +319,7 @@ impl Conn {
                 Slot::Acked(_) => acked.push(self.item_ids[item]),
                 Slot::Failed(code) => {
                     // `unavailable` ("outcome unknown") and `internal` may have been applied.
-                    if matches!(code.as_str(), "unavailable" | "internal") {
+                    if hot_poll::outcome_unknown(&code) {
                         unknown.push(self.item_ids[item]);
                     }
                     failed.push(code);

@@ -70,20 +70,6 @@ pub struct WsFigures {
     pub resent: u64,
     /// Lag from a vote's ack to the pure watchers' view covering it.
     pub watcher_lag: LatencySummary,
-    /// Votes whose outcome stayed unknown (`unavailable`, `internal`, unanswered): each may or
-    /// may not count, so the tally cannot be called exact while any remain.
-    pub unknown: u64,
-    /// Whether each item's stored count lies between its acked votes and acked + unknown.
-    pub tally_consistent: bool,
-}
-
-/// Whether each item's stored count is at least its acked votes and at most acked + unknown.
-fn within_unknown(state: &serde_json::Value, totals: &Totals) -> bool {
-    hot_poll::stored_counts(state).all(|(id, votes)| {
-        let acked = totals.acked_by_item.get(&id).copied().unwrap_or(0);
-        let unknown = totals.unknown_by_item.get(&id).copied().unwrap_or(0);
-        acked <= votes && votes <= acked + unknown
-    })
 }
 
 /// Runs the scenario.
@@ -157,19 +143,17 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
     let cpu = meter.finish(totals.votes_acked, |node| cpu::role(node, owner, &gateways));
     let (watcher_lag, watchers_converged) = hot_poll::join_watchers(watchers).await?;
     let state = Http::new(target).get_list(&target.token(0), list).await?;
-    let (counted, exact) = hot_poll::check_tally(&state, &totals.acked_by_item);
-    let unknown: u64 = totals.unknown_by_item.values().sum();
-    let consistent = within_unknown(&state, &totals);
+    let check = hot_poll::check_tally(&state, &totals.acked_by_item, &totals.unknown_by_item);
     Ok(Outcome {
         votes_acked: totals.votes_acked,
         votes_per_sec: totals.votes_acked as f64 / voting_seconds,
         failed: totals.failed,
         ack_latency: totals.ack.summary(),
         tally_lag: totals.lag.summary(),
-        // Exact only when every vote's outcome is known; otherwise `tally_consistent` says
-        // whether each item's count lies between its acked votes and acked + unknown.
-        tally_exact: unknown == 0 && exact && counted == totals.votes_acked,
-        counted,
+        tally_exact: check.exact,
+        unknown: check.unknown,
+        tally_consistent: check.consistent,
+        counted: check.counted,
         watchers_converged,
         cpu,
         ws: Some(WsFigures {
@@ -178,8 +162,6 @@ pub async fn run(target: &Target, params: &Params) -> anyhow::Result<Outcome> {
             connections_converged: totals.converged,
             reconnects: totals.reconnects,
             resent: totals.resent,
-            unknown,
-            tally_consistent: consistent,
             watcher_lag: watcher_lag.summary(),
         }),
         latency: totals.ack,
@@ -280,34 +262,29 @@ async fn dispatch(senders: &[mpsc::UnboundedSender<(usize, Instant)>], votes: u6
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     // Goal: with votes of unknown outcome, a count is accepted only between the acked votes and
     // acked + unknown, item by item (a lost acked vote is never hidden by an unknown one on
-    // another item).
+    // another item), and the tally is never called exact while any outcome is unknown.
     #[test]
     fn counts_must_lie_between_acked_and_acked_plus_unknown() {
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let mut totals = Totals::default();
-        totals.acked_by_item.insert(a, 2);
-        totals.acked_by_item.insert(b, 1);
-        totals.unknown_by_item.insert(a, 1);
-        let state = |count_a: u64, count_b: u64| serde_json::json!({"items": [{"id": a, "votes": count_a}, {"id": b, "votes": count_b}]});
-        assert!(
-            within_unknown(&state(2, 1), &totals),
-            "the unknown vote did not count"
-        );
-        assert!(
-            within_unknown(&state(3, 1), &totals),
-            "the unknown vote counted"
-        );
-        assert!(
-            !within_unknown(&state(4, 1), &totals),
-            "more than acked + unknown"
-        );
-        assert!(
-            !within_unknown(&state(3, 0), &totals),
-            "an acked vote of b is missing"
-        );
+        let acked = HashMap::from([(a, 2), (b, 1)]);
+        let unknown = HashMap::from([(a, 1)]);
+        let check = |count_a: u64, count_b: u64| {
+            let state = serde_json::json!({"items": [{"id": a, "votes": count_a}, {"id": b, "votes": count_b}]});
+            let check = hot_poll::check_tally(&state, &acked, &unknown);
+            assert!(!check.exact, "an unknown outcome is never exact");
+            check.consistent
+        };
+        assert!(check(2, 1), "the unknown vote did not count");
+        assert!(check(3, 1), "the unknown vote counted");
+        assert!(!check(4, 1), "more than acked + unknown");
+        assert!(!check(3, 0), "an acked vote of b is missing");
+        let state = serde_json::json!({"items": [{"id": a, "votes": 2}, {"id": b, "votes": 1}]});
+        assert!(hot_poll::check_tally(&state, &acked, &HashMap::new()).exact);
     }
 }
