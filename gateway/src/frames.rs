@@ -144,12 +144,8 @@ fn required_uuid(
 pub(crate) fn read_ids(text: &str) -> (Option<Uuid>, Option<Uuid>) {
     match serde_json::from_str::<LooseFrame<'_>>(text) {
         Ok(loose) => (
-            loose
-                .op_id
-                .and_then(|raw| serde_json::from_str(raw.get()).ok()),
-            loose
-                .list
-                .and_then(|raw| serde_json::from_str(raw.get()).ok()),
+            loose.op_id.and_then(parse_uuid),
+            loose.list.and_then(parse_uuid),
         ),
         Err(_) => (None, None),
     }
